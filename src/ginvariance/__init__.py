@@ -1,0 +1,18 @@
+"""ginvariance: tell genuine invariance from learned invariance in any PyTorch classifier."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from ginvariance.errors import GinvarianceError
+from ginvariance.groups import get_group
+
+__all__ = ["GinvarianceError", "__version__", "get_group", "measure"]
+
+
+def __getattr__(name: str):  # lazy: keep `import ginvariance` light
+    if name == "measure":
+        from ginvariance.metrics import measure
+
+        return measure
+    raise AttributeError(name)

@@ -1,0 +1,459 @@
+"""Finite groups acting on batches of inputs.
+
+A group ``G = [e = g_0, g_1, ..., g_{n-1}]`` acts on a batch ``x`` of shape ``(B, *S)``.
+Built-in groups act on the trailing axes of ``S`` (the spatial axes), so the same group
+serves ``(B, H, W)`` and ``(B, C, H, W)`` inputs alike. Every group knows the inverse of
+each action and builds the whole orbit of a batch as one tensor of shape ``(n·B, *S)``,
+group-major: ``orbit[i·B:(i+1)·B] = act(x, i)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from ginvariance.errors import GroupActionError, GroupError
+
+Action = Callable[[torch.Tensor], torch.Tensor]
+
+
+class Group:
+    """A finite group of transformations with exact (or stated-tolerance) inverses.
+
+    Subclasses implement :meth:`_act`, :meth:`_act_inverse` and may override
+    :meth:`check_shape` and :meth:`resolve`.
+
+    Attributes
+    ----------
+    name:
+        The name under which :func:`ginvariance.groups.get_group` finds the group.
+    elements:
+        One readable name per group element; ``elements[0]`` is the identity.
+    exact:
+        True when every action is an exact permutation of the input's entries, so that a
+        genuinely invariant model scores invariance error 0 up to rounding.
+    tolerance:
+        For groups that are not exact, the invariance error (``pdi``, nats) measured on a
+        model that is invariant by construction; ``0.0`` for exact groups.
+    """
+
+    name: str = "group"
+    exact: bool = True
+    tolerance: float = 0.0
+
+    def __init__(self, elements: Sequence[str]) -> None:
+        if len(elements) == 0:
+            raise GroupError(f"group {self.name!r} has no elements; give it at least the identity")
+        self.elements: list[str] = list(elements)
+
+    # -- the interface -------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.elements)
+
+    @property
+    def order(self) -> int:
+        """Number of group elements ``n``."""
+        return len(self.elements)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, order={self.order})"
+
+    def check_shape(self, sample_shape: Sequence[int]) -> None:
+        """Raise :class:`GroupActionError` if the group cannot act on one sample of this shape."""
+
+    def resolve(self, sample_shape: Sequence[int]) -> Group:
+        """Return the group bound to inputs of ``sample_shape`` (after checking the shape).
+
+        Most groups do not depend on the input size and return themselves; groups such as
+        "all cyclic translations" need the size to list their elements.
+        """
+        self.check_shape(tuple(sample_shape))
+        return self
+
+    def act(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        """Apply group element ``i`` to every sample of the batch ``x`` ``(B, *S)``."""
+        self._check_index(i)
+        self.check_shape(tuple(x.shape[1:]))
+        return self._act(x, i)
+
+    def act_inverse(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        """Apply the inverse of group element ``i`` to every sample of ``x``."""
+        self._check_index(i)
+        self.check_shape(tuple(x.shape[1:]))
+        return self._act_inverse(x, i)
+
+    def orbit(self, x: torch.Tensor) -> torch.Tensor:
+        """The whole orbit of a batch: ``(B, *S)`` → ``(n·B, *S)``, group-major."""
+        self.check_shape(tuple(x.shape[1:]))
+        return torch.cat([self._act(x, i) for i in range(self.order)], dim=0)
+
+    def inverse_orbit(self, y: torch.Tensor) -> torch.Tensor:
+        """Map each block of a group-major orbit tensor back by its inverse action.
+
+        ``y`` has shape ``(n·B, *S)`` (for example saliency maps of an orbit); block ``i``
+        is mapped by ``g_i⁻¹``. The result has the same shape.
+        """
+        n = self.order
+        if y.shape[0] % n != 0:
+            raise GroupActionError(
+                f"an orbit tensor must have n·B rows with n={n}, got {y.shape[0]}; "
+                "pass the output of group.orbit()"
+            )
+        self.check_shape(tuple(y.shape[1:]))
+        blocks = y.reshape(n, y.shape[0] // n, *y.shape[1:])
+        return torch.cat([self._act_inverse(blocks[i], i) for i in range(n)], dim=0)
+
+    def act_per_sample(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Apply element ``index[b]`` to sample ``b`` (data augmentation).
+
+        Loops over the ``n`` group elements, never over samples.
+        """
+        self.check_shape(tuple(x.shape[1:]))
+        if index.shape != (x.shape[0],):
+            raise GroupActionError(
+                f"index must have shape ({x.shape[0]},), got {tuple(index.shape)}"
+            )
+        out = torch.empty_like(x)
+        for i in range(self.order):
+            mask = index == i
+            if bool(mask.any()):
+                out[mask] = self._act(x[mask], i)
+        return out
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw one group element per sample, uniformly: a LongTensor ``(batch_size,)``."""
+        return torch.randint(0, self.order, (batch_size,), generator=generator)
+
+    # -- self-checks ---------------------------------------------------------------------
+    def check(self, x: torch.Tensor, atol: float | None = None) -> dict[str, float]:
+        """Check that this is a group on the sample ``x`` and report the largest errors.
+
+        Checks ``g⁻¹·(g·x) = x`` for every element, that ``g_0`` is the identity, and — for
+        exact groups — closure: ``g_j·(g_i·x)`` equals ``g_k·x`` for some ``k``.
+        Raises :class:`GroupError` when an error exceeds ``atol`` (default for exact groups:
+        ten times the rounding of ``x``'s dtype) and returns the measured errors otherwise.
+        Interpolated groups lose what leaves the image, so their errors are only reported,
+        unless ``atol`` is given.
+        """
+        if atol is None:
+            atol = 10 * torch.finfo(x.dtype).eps if self.exact else float("inf")
+        scale = float(x.abs().max().clamp_min(1.0))
+        identity_error = float((self.act(x, 0) - x).abs().max()) / scale
+        inverse_error = 0.0
+        for i in range(self.order):
+            back = self.act_inverse(self.act(x, i), i)
+            inverse_error = max(inverse_error, float((back - x).abs().max()) / scale)
+        closure_error = 0.0
+        if self.exact:
+            images = torch.stack([self.act(x, i) for i in range(self.order)])
+            for i in range(self.order):
+                gi = images[i]
+                for j in range(self.order):
+                    gjgi = self.act(gi, j)
+                    dist = (images - gjgi).flatten(1).abs().amax(dim=1)
+                    closure_error = max(closure_error, float(dist.min()) / scale)
+        errors = {"identity": identity_error, "inverse": inverse_error, "closure": closure_error}
+        for what, err in errors.items():
+            if err > atol:
+                raise GroupError(
+                    f"group {self.name!r} fails its {what} check (error {err:.3g} > {atol:.3g}); "
+                    "check that the first element is the identity and each inverse undoes its action"
+                )
+        return errors
+
+    # -- for subclasses ------------------------------------------------------------------
+    def _act(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _act_inverse(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _check_index(self, i: int) -> None:
+        if not 0 <= i < self.order:
+            raise GroupError(
+                f"group {self.name!r} has elements 0..{self.order - 1}, got index {i}"
+            )
+
+
+def _require_spatial(group: Group, sample_shape: Sequence[int], ndim: int) -> None:
+    if len(sample_shape) < ndim:
+        raise GroupActionError(
+            f"group {group.name!r} acts on the last {ndim} axes of each sample, but samples "
+            f"have shape {tuple(sample_shape)}; give inputs of shape (N, ..., "
+            + ("H, W)" if ndim == 2 else "L)")
+        )
+
+
+def _require_square(group: Group, sample_shape: Sequence[int]) -> None:
+    _require_spatial(group, sample_shape, 2)
+    h, w = sample_shape[-2], sample_shape[-1]
+    if h != w:
+        raise GroupActionError(
+            f"group {group.name!r} rotates images and needs square ones, got {h}×{w}; "
+            "pad or crop the images to a square, or use a group such as 'flip' or 'shift'"
+        )
+
+
+class C4(Group):
+    """Rotations by multiples of 90° (``torch.rot90`` on the last two axes): exact."""
+
+    name = "c4"
+
+    def __init__(self) -> None:
+        super().__init__(["e", "r90", "r180", "r270"])
+
+    def check_shape(self, sample_shape: Sequence[int]) -> None:
+        _require_square(self, sample_shape)
+
+    def _act(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        return torch.rot90(x, i, dims=(-2, -1))
+
+    def _act_inverse(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        return torch.rot90(x, -i, dims=(-2, -1))
+
+
+class D4(Group):
+    """The dihedral group of the square: rotations by 90° and reflections; exact.
+
+    Element ``i`` is ``r^(i mod 4)`` for ``i < 4`` and ``r^(i mod 4) ∘ m`` for ``i ≥ 4``,
+    where ``m`` mirrors the last axis (left–right) and ``r`` rotates by 90°.
+    """
+
+    name = "d4"
+
+    def __init__(self) -> None:
+        super().__init__(["e", "r90", "r180", "r270", "m", "r90m", "r180m", "r270m"])
+
+    def check_shape(self, sample_shape: Sequence[int]) -> None:
+        _require_square(self, sample_shape)
+
+    def _act(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        if i >= 4:
+            x = torch.flip(x, dims=(-1,))
+        return torch.rot90(x, i % 4, dims=(-2, -1))
+
+    def _act_inverse(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        x = torch.rot90(x, -(i % 4), dims=(-2, -1))
+        if i >= 4:
+            x = torch.flip(x, dims=(-1,))
+        return x
+
+
+class Flip(Group):
+    """Left–right mirroring of the last axis: the group of order 2; exact."""
+
+    name = "flip"
+
+    def __init__(self) -> None:
+        super().__init__(["e", "m"])
+
+    def check_shape(self, sample_shape: Sequence[int]) -> None:
+        _require_spatial(self, sample_shape, 1)
+
+    def _act(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        return torch.flip(x, dims=(-1,)) if i == 1 else x
+
+    def _act_inverse(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        return self._act(x, i)
+
+
+class Shift2d(Group):
+    """Cyclic 2-D translations (``torch.roll`` on the last two axes); exact.
+
+    Parameters
+    ----------
+    shifts:
+        The translations ``(dy, dx)``, the first one ``(0, 0)``. ``None`` (the default)
+        means all ``H·W`` translations of the input; the group is then bound to a size by
+        :meth:`resolve`. A subset that is not closed under composition is allowed for
+        measuring, but :meth:`check` reports it as failing closure.
+    step:
+        With ``shifts=None``: translations by multiples of ``step`` only (the subgroup
+        ``Z_(H/step) × Z_(W/step)``); ``H`` and ``W`` must be divisible by ``step``.
+    """
+
+    name = "shift"
+
+    def __init__(
+        self, shifts: Sequence[tuple[int, int]] | None = None, step: int = 1
+    ) -> None:
+        if step < 1:
+            raise GroupError(f"shift step must be a positive integer, got {step}")
+        self.step = step
+        self.shifts: list[tuple[int, int]] | None = None
+        if shifts is None:
+            super().__init__(["e"])  # placeholder until bound to a size
+            self._size: tuple[int, int] | None = None
+        else:
+            shifts = [(int(a), int(b)) for a, b in shifts]
+            if not shifts or shifts[0] != (0, 0):
+                raise GroupError("the first shift must be the identity (0, 0)")
+            self.shifts = shifts
+            self._size = None
+            super().__init__([f"t{a},{b}" for a, b in shifts])
+
+    def check_shape(self, sample_shape: Sequence[int]) -> None:
+        _require_spatial(self, sample_shape, 2)
+        h, w = sample_shape[-2], sample_shape[-1]
+        if self.shifts is None and (h % self.step or w % self.step):
+            raise GroupActionError(
+                f"group {self.name!r} translates by multiples of {self.step}, which must divide "
+                f"the image size {h}×{w}; choose a step that divides both sides"
+            )
+        if self._size is not None and (h, w) != self._size:
+            raise GroupActionError(
+                f"group {self.name!r} was bound to {self._size[0]}×{self._size[1]} images, got "
+                f"{h}×{w}; resolve the group again for this size"
+            )
+
+    def resolve(self, sample_shape: Sequence[int]) -> Group:
+        self.check_shape(tuple(sample_shape))
+        if self.shifts is not None:
+            return self
+        h, w = sample_shape[-2], sample_shape[-1]
+        bound = Shift2d(
+            [(a, b) for a in range(0, h, self.step) for b in range(0, w, self.step)]
+        )
+        bound.name = self.name
+        bound._size = (h, w)
+        return bound
+
+    def _unbound(self) -> None:
+        if self.shifts is None:
+            raise GroupActionError(
+                f"group {self.name!r} lists all translations of its input and must be bound to "
+                "an input size first: call group.resolve(x.shape[1:])"
+            )
+
+    def orbit(self, x: torch.Tensor) -> torch.Tensor:
+        self._unbound()
+        return super().orbit(x)
+
+    def _act(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        self._unbound()
+        assert self.shifts is not None
+        a, b = self.shifts[i]
+        return torch.roll(x, shifts=(a, b), dims=(-2, -1))
+
+    def _act_inverse(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        self._unbound()
+        assert self.shifts is not None
+        a, b = self.shifts[i]
+        return torch.roll(x, shifts=(-a, -b), dims=(-2, -1))
+
+
+class Cyclic1d(Group):
+    """Cyclic shifts of 1-D signals (``torch.roll`` on the last axis); exact.
+
+    ``step`` chooses the subgroup of shifts by multiples of ``step``; the signal length
+    must be divisible by it. The group lists its elements once bound to a length by
+    :meth:`resolve`.
+    """
+
+    name = "cyclic1d"
+
+    def __init__(self, shifts: Sequence[int] | None = None, step: int = 1) -> None:
+        if step < 1:
+            raise GroupError(f"cyclic1d step must be a positive integer, got {step}")
+        self.step = step
+        self.shifts: list[int] | None = None if shifts is None else [int(s) for s in shifts]
+        self._length: int | None = None
+        if self.shifts is None:
+            super().__init__(["e"])
+        else:
+            if not self.shifts or self.shifts[0] != 0:
+                raise GroupError("the first cyclic shift must be the identity 0")
+            super().__init__([f"t{s}" for s in self.shifts])
+
+    def check_shape(self, sample_shape: Sequence[int]) -> None:
+        _require_spatial(self, sample_shape, 1)
+        length = sample_shape[-1]
+        if self.shifts is None and length % self.step:
+            raise GroupActionError(
+                f"group {self.name!r} shifts by multiples of {self.step}, which must divide the "
+                f"signal length {length}; choose a step that divides it"
+            )
+        if self._length is not None and length != self._length:
+            raise GroupActionError(
+                f"group {self.name!r} was bound to signals of length {self._length}, got "
+                f"{length}; resolve the group again for this length"
+            )
+
+    def resolve(self, sample_shape: Sequence[int]) -> Group:
+        self.check_shape(tuple(sample_shape))
+        if self.shifts is not None:
+            return self
+        bound = Cyclic1d(list(range(0, sample_shape[-1], self.step)))
+        bound.name = self.name
+        bound._length = sample_shape[-1]
+        return bound
+
+    def _unbound(self) -> None:
+        if self.shifts is None:
+            raise GroupActionError(
+                f"group {self.name!r} lists all shifts of its input and must be bound to a "
+                "signal length first: call group.resolve(x.shape[1:])"
+            )
+
+    def orbit(self, x: torch.Tensor) -> torch.Tensor:
+        self._unbound()
+        return super().orbit(x)
+
+    def _act(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        self._unbound()
+        assert self.shifts is not None
+        return torch.roll(x, shifts=self.shifts[i], dims=-1)
+
+    def _act_inverse(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        self._unbound()
+        assert self.shifts is not None
+        return torch.roll(x, shifts=-self.shifts[i], dims=-1)
+
+
+class CustomGroup(Group):
+    """A user-defined group from pairs of (action, inverse action).
+
+    The first pair must be the identity. Each action maps a batch ``(B, *S)`` to a batch
+    of the same shape. Call :meth:`check` on a sample input to verify the group laws.
+
+    Examples
+    --------
+    >>> import torch
+    >>> g = CustomGroup("negate", [(lambda x: x, lambda x: x), (lambda x: -x, lambda x: -x)])
+    >>> g.orbit(torch.ones(2, 3)).shape
+    torch.Size([4, 3])
+    """
+
+    def __init__(
+        self,
+        name: str,
+        actions: Sequence[tuple[Action, Action]],
+        element_names: Sequence[str] | None = None,
+        exact: bool = True,
+        tolerance: float = 0.0,
+    ) -> None:
+        if len(actions) == 0:
+            raise GroupError("a custom group needs at least one (action, inverse) pair")
+        for k, pair in enumerate(actions):
+            if len(pair) != 2 or not all(callable(f) for f in pair):
+                raise GroupError(
+                    f"element {k} of a custom group must be a pair of callables "
+                    "(action, inverse action)"
+                )
+        self.name = name
+        self.exact = exact
+        self.tolerance = tolerance
+        self._actions = list(actions)
+        names = list(element_names) if element_names is not None else [
+            "e", *[f"g{k}" for k in range(1, len(actions))]
+        ]
+        if len(names) != len(actions):
+            raise GroupError("give one element name per (action, inverse) pair")
+        super().__init__(names)
+
+    def _act(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        return self._actions[i][0](x)
+
+    def _act_inverse(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        return self._actions[i][1](x)

@@ -1,0 +1,57 @@
+"""Rotations by arbitrary angles, interpolated with ``grid_sample``: not exact."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ginvariance.errors import GroupError
+from ginvariance.groups.base import Group, _require_square
+
+
+class RotationN(Group):
+    """``n`` rotations by multiples of ``360°/n``, bilinear interpolation, zero padding.
+
+    This is **not** an exact group action: interpolation blurs, corners leave the image,
+    and two rotations do not compose exactly into a third, so even a model that is
+    invariant by construction scores a small, non-zero invariance error. Its tolerance
+    (:attr:`tolerance`, in nats of ``pdi``) is the error measured on such a model: the
+    logits of a CNN averaged over this very orbit, on the digits test split (8×8),
+    untrained and seeded, with ``n = 8``: ``pdi`` ≈ 6e-4 nats (float64), against ≤ 1e-12
+    for the exact groups. Use it to probe continuous rotations; use ``c4`` or ``d4`` to
+    separate genuine from learned invariance exactly.
+    """
+
+    exact = False
+    tolerance = 5e-3
+
+    def __init__(self, n: int) -> None:
+        if n < 1:
+            raise GroupError(f"rotation-n needs n ≥ 1, got {n}; use for example rotation-8")
+        self.n = n
+        self.name = f"rotation-{n}"
+        super().__init__([f"rot{360 * k / n:g}" for k in range(n)])
+
+    def check_shape(self, sample_shape: Sequence[int]) -> None:
+        _require_square(self, sample_shape)
+
+    def _rotate(self, x: torch.Tensor, angle: float) -> torch.Tensor:
+        if angle == 0.0:
+            return x
+        shape = x.shape
+        flat = x.reshape(-1, 1, shape[-2], shape[-1]) if x.dim() != 4 else x
+        c, s = math.cos(angle), math.sin(angle)
+        theta = torch.tensor([[c, -s, 0.0], [s, c, 0.0]], dtype=x.dtype, device=x.device)
+        theta = theta.expand(flat.shape[0], 2, 3)
+        grid = F.affine_grid(theta, list(flat.shape), align_corners=False)
+        out = F.grid_sample(flat, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return out.reshape(shape)
+
+    def _act(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        return self._rotate(x, 2 * math.pi * i / self.n)
+
+    def _act_inverse(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        return self._rotate(x, -2 * math.pi * i / self.n)
