@@ -1,0 +1,3 @@
+"""`ginv bench`."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""`ginv measure`."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""`ginv run`."""
+
+from __future__ import annotations

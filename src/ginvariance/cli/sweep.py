@@ -1,0 +1,3 @@
+"""`ginv sweep`."""
+
+from __future__ import annotations

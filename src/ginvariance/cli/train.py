@@ -1,0 +1,3 @@
+"""`ginv train`."""
+
+from __future__ import annotations
