@@ -12,16 +12,15 @@ import sys
 import typer
 from typer._click import exceptions as click_exceptions
 
-from ginvariance.cli.common import app, console_err, fail
+from ginvariance.cli import bench as _bench  # noqa: F401
 
 # Commands register themselves on `app` when imported.
-from ginvariance.cli import measure as _measure  # noqa: E402,F401
-from ginvariance.cli import train as _train  # noqa: E402,F401
-from ginvariance.cli import run as _run  # noqa: E402,F401
-from ginvariance.cli import bench as _bench  # noqa: E402,F401
-from ginvariance.cli import sweep as _sweep  # noqa: E402,F401
-
-from ginvariance.errors import GinvarianceError  # noqa: E402
+from ginvariance.cli import measure as _measure  # noqa: F401
+from ginvariance.cli import run as _run  # noqa: F401
+from ginvariance.cli import sweep as _sweep  # noqa: F401
+from ginvariance.cli import train as _train  # noqa: F401
+from ginvariance.cli.common import app, console_err, fail
+from ginvariance.errors import GinvarianceError
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,7 +28,7 @@ GROUP_NAMES = ("c4", "d4", "flip", "shift", "shift-S", "cyclic1d", "cyclic1d-S",
 
 
 def _suffix(name: str, prefix: str) -> int:
-    text = name[len(prefix):]
+    text = name[len(prefix) :]
     if not text.isdigit() or int(text) < 1:
         raise GroupError(
             f"unknown group {name!r}: {prefix}N needs a positive integer N, e.g. {prefix}2"
@@ -69,9 +69,7 @@ def get_group(name: str | Group, sample_shape: Sequence[int] | None = None) -> G
         elif key.startswith("rotation-"):
             group_ = RotationN(_suffix(key, "rotation-"))
         else:
-            raise GroupError(
-                f"unknown group {name!r}; choose one of: {', '.join(GROUP_NAMES)}"
-            )
+            raise GroupError(f"unknown group {name!r}; choose one of: {', '.join(GROUP_NAMES)}")
         group = group_
     if sample_shape is not None:
         group = group.resolve(tuple(sample_shape))

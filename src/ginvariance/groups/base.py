@@ -158,7 +158,8 @@ class Group:
             if err > atol:
                 raise GroupError(
                     f"group {self.name!r} fails its {what} check (error {err:.3g} > {atol:.3g}); "
-                    "check that the first element is the identity and each inverse undoes its action"
+                    "check that the first element is the identity and that each inverse "
+                    "undoes its action"
                 )
         return errors
 
@@ -171,9 +172,7 @@ class Group:
 
     def _check_index(self, i: int) -> None:
         if not 0 <= i < self.order:
-            raise GroupError(
-                f"group {self.name!r} has elements 0..{self.order - 1}, got index {i}"
-            )
+            raise GroupError(f"group {self.name!r} has elements 0..{self.order - 1}, got index {i}")
 
 
 def _require_spatial(group: Group, sample_shape: Sequence[int], ndim: int) -> None:
@@ -275,9 +274,7 @@ class Shift2d(Group):
 
     name = "shift"
 
-    def __init__(
-        self, shifts: Sequence[tuple[int, int]] | None = None, step: int = 1
-    ) -> None:
+    def __init__(self, shifts: Sequence[tuple[int, int]] | None = None, step: int = 1) -> None:
         if step < 1:
             raise GroupError(f"shift step must be a positive integer, got {step}")
         self.step = step
@@ -312,9 +309,7 @@ class Shift2d(Group):
         if self.shifts is not None:
             return self
         h, w = sample_shape[-2], sample_shape[-1]
-        bound = Shift2d(
-            [(a, b) for a in range(0, h, self.step) for b in range(0, w, self.step)]
-        )
+        bound = Shift2d([(a, b) for a in range(0, h, self.step) for b in range(0, w, self.step)])
         bound.name = self.name
         bound._size = (h, w)
         return bound
@@ -445,9 +440,11 @@ class CustomGroup(Group):
         self.exact = exact
         self.tolerance = tolerance
         self._actions = list(actions)
-        names = list(element_names) if element_names is not None else [
-            "e", *[f"g{k}" for k in range(1, len(actions))]
-        ]
+        names = (
+            list(element_names)
+            if element_names is not None
+            else ["e", *[f"g{k}" for k in range(1, len(actions))]]
+        )
         if len(names) != len(actions):
             raise GroupError("give one element name per (action, inverse) pair")
         super().__init__(names)

@@ -1,0 +1,284 @@
+"""The invariance measures of DESIGN.md as functions.
+
+Two layers:
+
+* pure tensor maths on what one orbit pass returns — :func:`pdi_per_sample`,
+  :func:`sis_per_sample`, :func:`orbit_statistics` and :func:`finalize`;
+* one function per key, ``(model, x, group, ...) → tensor``, batched over the whole orbit
+  and chunked by a memory budget: :func:`pdi`, :func:`li`, :func:`sis`, :func:`accuracy`,
+  :func:`orbit_accuracy`, :func:`orbit_consistency`, and :func:`invariance_suite`, which
+  computes all of them from a single forward (and backward) pass.
+
+For one input ``x`` and a group ``G = [e = g_0, …, g_{n-1}]``: ``z_g = f(g·x)``,
+``p_g = softmax(z_g)``.
+
+* ``pdi`` = ``H(p̄) − (1/n) Σ_g H(p_g)``, ``p̄ = (1/n) Σ_g p_g`` (nats; mean over samples);
+* ``li`` = ``Σ_x Σ_g ‖z_g(x) − z̄(x)‖² / Σ_x Σ_g ‖z_g(x) − μ‖²`` pooled over the data set;
+* ``sis`` = mean over samples of ``(1/(n−1)) Σ_{g≠e} cos(g⁻¹·s_g, s_e)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ginvariance.errors import DataError, LabelError
+from ginvariance.groups import Group, get_group
+from ginvariance.metrics.orbit import (
+    DEFAULT_MEMORY_BUDGET,
+    OrbitOutputs,
+    check_inputs,
+    eval_mode,
+    iter_orbit_passes,
+)
+
+#: The keys a full suite reports.
+KEYS = ("accuracy", "orbit_accuracy", "orbit_consistency", "pdi", "li", "sis")
+
+Stats = dict[str, torch.Tensor]
+
+
+# -- pure tensor maths ---------------------------------------------------------------------
+def pdi_per_sample(logits: torch.Tensor) -> torch.Tensor:
+    """Generalized Jensen–Shannon divergence over the orbit, per sample.
+
+    ``logits`` ``(n, B, K)`` → ``(B,)`` in nats, computed from log-softmax so that it is
+    stable for confident predictions. Bounded by ``log n``.
+    """
+    n = logits.shape[0]
+    logp = torch.log_softmax(logits, dim=-1)  # (n, B, K)
+    p = logp.exp()
+    mean_entropy = -(p * logp).sum(-1).mean(0)  # (1/n) Σ_g H(p_g)
+    log_pbar = torch.logsumexp(logp, dim=0) - math.log(n)  # log p̄
+    entropy_pbar = -(log_pbar.exp() * log_pbar).sum(-1)
+    return entropy_pbar - mean_entropy
+
+
+def sis_per_sample(saliency: torch.Tensor) -> torch.Tensor:
+    """Saliency invariance similarity per sample.
+
+    ``saliency`` ``(n, B, *S)`` holds the maps already mapped back by the inverse actions
+    (as :func:`~ginvariance.metrics.orbit.orbit_pass` returns them). The cosine of two
+    zero maps is 1, of one zero map and a non-zero one 0. For ``n = 1`` the value is 1.
+    """
+    n, b = saliency.shape[0], saliency.shape[1]
+    if n == 1:
+        return torch.ones(b, dtype=saliency.dtype, device=saliency.device)
+    flat = saliency.reshape(n, b, -1)
+    ref, others = flat[0], flat[1:]  # (B, D), (n-1, B, D)
+    dot = (others * ref).sum(-1)
+    norm_ref = ref.norm(dim=-1)
+    norm_others = others.norm(dim=-1)
+    denom = norm_others * norm_ref
+    zero_ref = norm_ref == 0
+    zero_other = norm_others == 0
+    cos = torch.where(denom > 0, dot / torch.where(denom > 0, denom, 1), 0.0)
+    cos = torch.where(zero_ref & zero_other, 1.0, cos)
+    return cos.mean(0)
+
+
+def predictions(logits: torch.Tensor) -> torch.Tensor:
+    """Predicted class per orbit element and sample: ``(n, B, K)`` → ``(n, B)``."""
+    return logits.argmax(dim=-1)
+
+
+def orbit_statistics(out: OrbitOutputs, y: torch.Tensor | None = None) -> Stats:
+    """Sufficient statistics of one chunk, summed over its samples (float64).
+
+    Summing these over chunks and calling :func:`finalize` gives the measures of the
+    concatenated data; the streaming classes keep exactly these sums as their state.
+    """
+    logits = out.logits
+    n, b = logits.shape[0], logits.shape[1]
+    f64 = torch.float64
+    z = logits.to(f64)
+    pred = predictions(logits)
+    stats: Stats = {
+        "count": torch.tensor(float(b), dtype=f64),
+        "order": torch.tensor(float(n), dtype=f64),
+        "pdi_sum": pdi_per_sample(logits).to(f64).sum(),
+        "li_within": ((logits - logits.mean(0, keepdim=True)) ** 2).to(f64).sum(),
+        "li_sum_z": z.sum(dim=(0, 1)),
+        "li_sum_sq": (z**2).sum(),
+        "consistent": (pred == pred[0:1]).all(0).to(f64).sum(),
+    }
+    if out.saliency is not None:
+        stats["sis_sum"] = sis_per_sample(out.saliency).to(f64).sum()
+        stats["sis_count"] = torch.tensor(float(b), dtype=f64)
+    if y is not None:
+        y = y.to(pred.device)
+        stats["correct"] = (pred[0] == y).to(f64).sum()
+        stats["orbit_correct"] = (pred == y.unsqueeze(0)).to(f64).mean(0).sum()
+        stats["labelled"] = torch.tensor(float(b), dtype=f64)
+    return stats
+
+
+def merge_statistics(total: Stats | None, part: Stats) -> Stats:
+    """Add the statistics of one chunk to a running total."""
+    if total is None:
+        return {k: v.clone() for k, v in part.items()}
+    for k, v in part.items():
+        if k == "order":
+            total[k] = v
+        elif k in total:
+            total[k] = total[k] + v
+        else:
+            total[k] = v.clone()
+    return total
+
+
+def finalize(stats: Stats) -> dict[str, float]:
+    """Turn summed statistics into the measures (only those the statistics support)."""
+    count = float(stats["count"])
+    if count == 0:
+        raise DataError("no samples were measured; pass at least one sample")
+    n = float(stats["order"])
+    result: dict[str, float] = {
+        "pdi": float(stats["pdi_sum"]) / count,
+        "orbit_consistency": float(stats["consistent"]) / count,
+    }
+    pooled = n * count
+    sum_z = stats["li_sum_z"]
+    total = float(stats["li_sum_sq"] - (sum_z * sum_z).sum() / pooled)
+    within = float(stats["li_within"])
+    result["li"] = within / total if total > 0 else 0.0
+    if "sis_sum" in stats and float(stats["sis_count"]) > 0:
+        result["sis"] = float(stats["sis_sum"]) / float(stats["sis_count"])
+    if "correct" in stats and float(stats["labelled"]) > 0:
+        result["accuracy"] = float(stats["correct"]) / float(stats["labelled"])
+        result["orbit_accuracy"] = float(stats["orbit_correct"]) / float(stats["labelled"])
+    return result
+
+
+# -- one function per key -----------------------------------------------------------------
+def check_labels(y: torch.Tensor, num_classes: int) -> None:
+    """Raise :class:`LabelError` for labels outside ``[0, num_classes)``."""
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise LabelError(
+            f"labels must lie in [0, {num_classes - 1}] for a model with {num_classes} "
+            f"classes, found {int(y.min())}..{int(y.max())}; fix the labels or the model"
+        )
+
+
+def statistics(
+    model: nn.Module,
+    x: torch.Tensor,
+    group: Group | str,
+    y: torch.Tensor | None = None,
+    *,
+    saliency: bool = True,
+    chunk_size: int | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+) -> Stats:
+    """Summed statistics of the whole of ``x``, chunk by chunk, in eval mode."""
+    check_inputs(x, y)
+    group = get_group(group, tuple(x.shape[1:]))
+    total: Stats | None = None
+    with eval_mode(model):
+        for rows, out in iter_orbit_passes(
+            model, x, group, saliency=saliency, chunk_size=chunk_size, memory_budget=memory_budget
+        ):
+            part_y = None
+            if y is not None:
+                part_y = y[rows]
+                check_labels(part_y, out.logits.shape[-1])
+            total = merge_statistics(total, orbit_statistics(out, part_y))
+    assert total is not None
+    return total
+
+
+def invariance_suite(
+    model: nn.Module,
+    x: torch.Tensor,
+    group: Group | str,
+    y: torch.Tensor | None = None,
+    *,
+    saliency: bool = True,
+    chunk_size: int | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+) -> dict[str, float]:
+    """All measures from one forward (and one backward, for ``sis``) over the orbit.
+
+    Returns ``pdi``, ``li``, ``orbit_consistency``; ``sis`` when ``saliency``; and
+    ``accuracy`` and ``orbit_accuracy`` when labels ``y`` are given.
+    """
+    return finalize(
+        statistics(
+            model,
+            x,
+            group,
+            y,
+            saliency=saliency,
+            chunk_size=chunk_size,
+            memory_budget=memory_budget,
+        )
+    )
+
+
+def _scalar(value: float, x: torch.Tensor) -> torch.Tensor:
+    return torch.tensor(value, dtype=torch.float64 if x.dtype == torch.float64 else torch.float32)
+
+
+def pdi(model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: int) -> torch.Tensor:
+    """Predictive-distribution invariance error (nats), mean over samples; 0 if invariant."""
+    stats = statistics(model, x, group, saliency=False, **kwargs)
+    return _scalar(finalize(stats)["pdi"], x)
+
+
+def li(model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: int) -> torch.Tensor:
+    """Logit invariance error: the pooled within-orbit / total variance ratio, in [0, 1]."""
+    stats = statistics(model, x, group, saliency=False, **kwargs)
+    return _scalar(finalize(stats)["li"], x)
+
+
+def sis(model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: int) -> torch.Tensor:
+    """Saliency invariance similarity, mean over samples; 1 if invariant."""
+    stats = statistics(model, x, group, saliency=True, **kwargs)
+    return _scalar(finalize(stats)["sis"], x)
+
+
+def orbit_consistency(
+    model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: int
+) -> torch.Tensor:
+    """Fraction of samples whose predicted class is the same for every group element."""
+    stats = statistics(model, x, group, saliency=False, **kwargs)
+    return _scalar(finalize(stats)["orbit_consistency"], x)
+
+
+def accuracy(
+    model: nn.Module, x: torch.Tensor, group: Group | str | None, y: torch.Tensor, **kwargs: int
+) -> torch.Tensor:
+    """Accuracy on the untransformed inputs (``group`` is not used; ``None`` is fine)."""
+    from ginvariance.groups import CustomGroup
+
+    trivial = CustomGroup("trivial", [(lambda t: t, lambda t: t)])
+    stats = statistics(model, x, trivial, y, saliency=False, **kwargs)
+    return _scalar(finalize(stats)["accuracy"], x)
+
+
+def orbit_accuracy(
+    model: nn.Module, x: torch.Tensor, group: Group | str, y: torch.Tensor, **kwargs: int
+) -> torch.Tensor:
+    """Mean over samples and group elements of ``[argmax f(g·x) = y]``."""
+    stats = statistics(model, x, group, y, saliency=False, **kwargs)
+    return _scalar(finalize(stats)["orbit_accuracy"], x)
+
+
+__all__ = [
+    "KEYS",
+    "accuracy",
+    "finalize",
+    "invariance_suite",
+    "li",
+    "merge_statistics",
+    "orbit_accuracy",
+    "orbit_consistency",
+    "orbit_statistics",
+    "pdi",
+    "pdi_per_sample",
+    "sis",
+    "sis_per_sample",
+    "statistics",
+]

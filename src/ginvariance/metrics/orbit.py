@@ -1,0 +1,183 @@
+"""One pass of a model over the orbit of a batch: the data every measure is made from.
+
+The orbit of a batch ``x`` ``(B, *S)`` under a group of order ``n`` is built once as one
+tensor ``(n·B, *S)``; the model runs once forward over it and, when a saliency is asked
+for, once backward. Every measure in :mod:`ginvariance.metrics.functional` is a pure
+function of the :class:`OrbitOutputs` this pass returns.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ginvariance.errors import ConfigError, DataError, ModelError
+from ginvariance.groups import Group, get_group
+
+#: Default memory budget of one chunk of work, in bytes.
+DEFAULT_MEMORY_BUDGET = 256 * 2**20
+
+#: Bytes of activations (and their gradients) assumed per byte of orbit input when the
+#: chunk size is derived from a memory budget. A small CNN on 8×8 inputs keeps about 100
+#: floats of activations per input float; this is a conservative round figure.
+ACTIVATION_FACTOR = 128
+
+
+@dataclass
+class OrbitOutputs:
+    """What one pass over an orbit returns.
+
+    Attributes
+    ----------
+    logits:
+        ``(n, B, K)``: ``logits[i, b] = f(g_i · x_b)``.
+    saliency:
+        ``(n, B, *S)`` or ``None``: ``saliency[i, b] = g_i⁻¹ · ∇_u f(u)[c_b]`` at
+        ``u = g_i · x_b``, with ``c_b = argmax f(x_b)`` — the saliency map of the
+        transformed input, mapped back by the inverse action so that a genuinely
+        invariant model gives identical maps.
+    """
+
+    logits: torch.Tensor
+    saliency: torch.Tensor | None = None
+
+    @property
+    def order(self) -> int:
+        return self.logits.shape[0]
+
+    @property
+    def batch_size(self) -> int:
+        return self.logits.shape[1]
+
+
+def check_inputs(x: torch.Tensor, y: torch.Tensor | None = None) -> None:
+    """Raise :class:`DataError` for inputs that no measure can use."""
+    if not isinstance(x, torch.Tensor):
+        raise DataError(f"inputs must be a torch.Tensor of shape (N, *S), got {type(x).__name__}")
+    if x.dim() < 2:
+        raise DataError(
+            f"inputs must have shape (N, *S) with at least one axis per sample, got shape "
+            f"{tuple(x.shape)}; add a batch axis"
+        )
+    if x.shape[0] == 0:
+        raise DataError("inputs are empty (N = 0); pass at least one sample")
+    if not torch.is_floating_point(x):
+        raise DataError(f"inputs must be floating point, got {x.dtype}; convert with x.float()")
+    if not bool(torch.isfinite(x).all()):
+        raise DataError("inputs contain NaN or infinite values; clean or drop those samples")
+    if y is not None:
+        if not isinstance(y, torch.Tensor) or y.dim() != 1:
+            shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+            raise DataError(f"labels must be a 1-D tensor (N,), got {shape}")
+        if y.shape[0] != x.shape[0]:
+            raise DataError(
+                f"{y.shape[0]} labels for {x.shape[0]} inputs; give one label per input"
+            )
+        if torch.is_floating_point(y) or y.dtype == torch.bool:
+            raise DataError(f"labels must be integers, got {y.dtype}; convert with y.long()")
+
+
+def chunk_size_for(
+    group: Group,
+    sample_shape: tuple[int, ...],
+    dtype: torch.dtype,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+) -> int:
+    """Number of samples per chunk so that one orbit chunk stays within ``memory_budget``.
+
+    The estimate is ``n · prod(S) · itemsize · ACTIVATION_FACTOR`` bytes per sample.
+    """
+    if memory_budget <= 0:
+        raise ConfigError(f"memory budget must be positive, got {memory_budget} bytes")
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    per_sample = group.order * math.prod(sample_shape) * itemsize * ACTIVATION_FACTOR
+    return max(1, memory_budget // per_sample)
+
+
+def _check_logits(z: torch.Tensor, rows: int) -> None:
+    if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[0] != rows:
+        shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+        raise ModelError(
+            f"the model must return (B, K) logits, got {shape} for a batch of {rows}; "
+            "make its forward return one row of class scores per input"
+        )
+    if z.shape[1] < 1:
+        raise ModelError("the model returns zero classes (K = 0); it must return (B, K) logits")
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put ``model`` in eval mode for the block and restore its previous mode after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def orbit_pass(
+    model: nn.Module,
+    x: torch.Tensor,
+    group: Group | str,
+    *,
+    saliency: bool = False,
+) -> OrbitOutputs:
+    """Run ``model`` once over the orbit of ``x`` (and once backward for the saliency).
+
+    Parameters
+    ----------
+    model:
+        Maps ``(B, *S)`` to logits ``(B, K)``. Run as it is: put it in eval mode first
+        (``measure`` does) if it has dropout or batch norm.
+    x:
+        A batch ``(B, *S)``; not chunked here (see :func:`iter_orbit_passes`).
+    group:
+        The group; resolved to ``x``'s sample shape.
+    saliency:
+        Also compute the vanilla-gradient saliency of the class predicted on the
+        untransformed input, mapped back by each inverse action.
+    """
+    group = get_group(group, tuple(x.shape[1:]))
+    n, b = group.order, x.shape[0]
+    orbit = group.orbit(x)
+    if not saliency:
+        with torch.no_grad():
+            z = model(orbit)
+        _check_logits(z, n * b)
+        return OrbitOutputs(z.detach().reshape(n, b, -1))
+    orbit = orbit.detach().requires_grad_(True)
+    with torch.enable_grad():
+        z = model(orbit)
+        _check_logits(z, n * b)
+        logits = z.reshape(n, b, -1)
+        target = logits[0].detach().argmax(dim=1)  # c = argmax z_e(x)
+        chosen = logits.gather(2, target.view(1, b, 1).expand(n, b, 1))
+        (grad,) = torch.autograd.grad(chosen.sum(), orbit)
+    maps = group.inverse_orbit(grad).reshape(n, b, *x.shape[1:])
+    return OrbitOutputs(logits.detach(), maps)
+
+
+def iter_orbit_passes(
+    model: nn.Module,
+    x: torch.Tensor,
+    group: Group | str,
+    *,
+    saliency: bool = False,
+    chunk_size: int | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+) -> Iterator[tuple[slice, OrbitOutputs]]:
+    """Yield ``(rows, outputs)`` for consecutive chunks of ``x``, in bounded memory."""
+    group = get_group(group, tuple(x.shape[1:]))
+    if chunk_size is None:
+        chunk_size = chunk_size_for(group, tuple(x.shape[1:]), x.dtype, memory_budget)
+    elif isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ConfigError(f"chunk size must be a positive integer, got {chunk_size!r}")
+    for start in range(0, x.shape[0], chunk_size):
+        rows = slice(start, min(start + chunk_size, x.shape[0]))
+        yield rows, orbit_pass(model, x[rows], group, saliency=saliency)

@@ -1,0 +1,177 @@
+"""Streaming invariance measures: ``torchmetrics.Metric`` subclasses.
+
+Each class keeps the float64 sufficient statistics of
+:func:`ginvariance.metrics.functional.orbit_statistics` as summed metric states, so
+``update`` over any split of the data followed by ``compute`` equals the functional value
+on the concatenated data, and states sync across processes like any torchmetrics metric.
+
+:class:`InvarianceMetrics` computes every measure from one orbit pass per batch; the
+single-measure classes are there for code that wants one number.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchmetrics import Metric
+
+from ginvariance.groups import Group, get_group
+from ginvariance.metrics.functional import finalize, statistics
+from ginvariance.metrics.orbit import DEFAULT_MEMORY_BUDGET
+
+_SUM_STATES = (
+    "count",
+    "pdi_sum",
+    "li_within",
+    "li_sum_z",
+    "li_sum_sq",
+    "consistent",
+    "sis_sum",
+    "sis_count",
+    "correct",
+    "orbit_correct",
+    "labelled",
+)
+
+
+class InvarianceMetrics(Metric):
+    """All invariance measures of a model under a group, accumulated over batches.
+
+    Parameters
+    ----------
+    model:
+        The classifier, ``(B, *S)`` → ``(B, K)`` logits. It is not registered as a
+        submodule (the metric's ``state_dict`` holds statistics only).
+    group:
+        A group or its name.
+    saliency:
+        Compute ``sis`` (one backward pass per batch).
+    chunk_size, memory_budget:
+        Bound the memory of one orbit pass (see :mod:`ginvariance.metrics.orbit`).
+
+    ``update(x, y=None)`` adds a batch; ``compute()`` returns a dict of the measures.
+
+    Examples
+    --------
+    >>> import torch
+    >>> metric = InvarianceMetrics(torch.nn.Flatten(), "c4", saliency=False)
+    >>> metric.update(torch.ones(3, 2, 2))
+    >>> metric.compute()["pdi"]
+    0.0
+    """
+
+    is_differentiable = False
+    higher_is_better: bool | None = None
+    full_state_update = False
+    keys: tuple[str, ...] = ("accuracy", "orbit_accuracy", "orbit_consistency", "pdi", "li", "sis")
+
+    def __init__(
+        self,
+        model: nn.Module,
+        group: Group | str,
+        *,
+        saliency: bool = True,
+        chunk_size: int | None = None,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        object.__setattr__(self, "_model", model)
+        self._group = get_group(group)
+        self.saliency = saliency
+        self.chunk_size = chunk_size
+        self.memory_budget = memory_budget
+        for name in _SUM_STATES:
+            self.add_state(
+                name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum"
+            )
+        self.add_state(
+            "order", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="max"
+        )
+
+    @property
+    def model(self) -> nn.Module:
+        return self._model  # type: ignore[no-any-return]
+
+    def update(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
+        stats = statistics(
+            self.model,
+            x,
+            self._group,
+            y,
+            saliency=self.saliency,
+            chunk_size=self.chunk_size,
+            memory_budget=self.memory_budget,
+        )
+        for name, value in stats.items():
+            if name == "order":
+                self.order = value.to(self.order.device)
+            else:
+                setattr(self, name, getattr(self, name) + value.to(self.count.device))
+
+    def _measures(self) -> dict[str, float]:
+        stats = {name: getattr(self, name) for name in (*_SUM_STATES, "order")}
+        if float(stats["sis_count"]) == 0:
+            stats.pop("sis_sum"), stats.pop("sis_count")
+        if float(stats["labelled"]) == 0:
+            for k in ("correct", "orbit_correct", "labelled"):
+                stats.pop(k)
+        return finalize(stats)
+
+    def compute(self) -> dict[str, float]:  # type: ignore[override]
+        return self._measures()
+
+
+class _OneMeasure(InvarianceMetrics):
+    key = ""
+    needs_saliency = False
+
+    def __init__(self, model: nn.Module, group: Group | str, **kwargs: object) -> None:
+        kwargs.setdefault("saliency", self.needs_saliency)
+        super().__init__(model, group, **kwargs)  # type: ignore[arg-type]
+
+    def compute(self) -> torch.Tensor:  # type: ignore[override]
+        return torch.tensor(self._measures()[self.key], dtype=torch.float64)
+
+
+class PDI(_OneMeasure):
+    """Streaming predictive-distribution invariance error (``pdi``, nats)."""
+
+    key = "pdi"
+    higher_is_better = False
+
+
+class LI(_OneMeasure):
+    """Streaming logit invariance error (``li``, pooled variance ratio)."""
+
+    key = "li"
+    higher_is_better = False
+
+
+class SIS(_OneMeasure):
+    """Streaming saliency invariance similarity (``sis``)."""
+
+    key = "sis"
+    needs_saliency = True
+    higher_is_better = True
+
+
+class Accuracy(_OneMeasure):
+    """Streaming accuracy on untransformed inputs; ``update(x, y)`` needs labels."""
+
+    key = "accuracy"
+    higher_is_better = True
+
+
+class OrbitAccuracy(_OneMeasure):
+    """Streaming orbit accuracy; ``update(x, y)`` needs labels."""
+
+    key = "orbit_accuracy"
+    higher_is_better = True
+
+
+class OrbitConsistency(_OneMeasure):
+    """Streaming orbit consistency: the share of samples predicted alike on the orbit."""
+
+    key = "orbit_consistency"
+    higher_is_better = True
