@@ -12,9 +12,8 @@ import sys
 import typer
 from typer._click import exceptions as click_exceptions
 
-from ginvariance.cli import bench as _bench  # noqa: F401
-
 # Commands register themselves on `app` when imported.
+from ginvariance.cli import bench as _bench  # noqa: F401
 from ginvariance.cli import measure as _measure  # noqa: F401
 from ginvariance.cli import run as _run  # noqa: F401
 from ginvariance.cli import sweep as _sweep  # noqa: F401

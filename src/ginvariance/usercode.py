@@ -1,0 +1,82 @@
+"""Import a model from the user's own code: ``--model MODULE:CALLABLE``.
+
+This is the one place where ginvariance imports a module named by user input, and it
+runs that module's code: pass only modules you trust (your own). Files given as data or
+checkpoints never run code (npz with ``allow_pickle=False``, safetensors, and
+``torch.load(weights_only=True)``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from torch import nn
+
+from ginvariance.errors import ModelError
+
+
+def import_model(
+    spec: str,
+    *,
+    sample_shape: Sequence[int] | None = None,
+    num_classes: int | None = None,
+) -> nn.Module:
+    """Import ``MODULE:CALLABLE`` and call it to build a model.
+
+    The callable is called with the keyword arguments it declares among
+    ``sample_shape`` (one input's shape, no batch axis) and ``num_classes``; others are not
+    passed. The current directory is importable, so ``mymodels:net`` finds ``./mymodels.py``.
+    """
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ModelError(
+            f"--model {spec!r} must have the form MODULE:CALLABLE, e.g. mymodels:build_net"
+        )
+    cwd = str(Path.cwd())
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # the user's module may fail in any way
+        raise ModelError(
+            f"cannot import module {module_name!r} ({type(exc).__name__}: {exc}); check the "
+            "module name and that it is on PYTHONPATH or in the current folder"
+        ) from None
+    try:
+        obj = module
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except AttributeError:
+        raise ModelError(
+            f"module {module_name!r} has no attribute {attr!r}; name a callable that returns "
+            "an nn.Module"
+        ) from None
+    if isinstance(obj, nn.Module):
+        return obj
+    if not callable(obj):
+        raise ModelError(f"{spec!r} is not callable; name a function or class returning an nn.Module")
+    kwargs: dict[str, object] = {}
+    try:
+        params = inspect.signature(obj).parameters
+    except (TypeError, ValueError):
+        params = {}  # type: ignore[assignment]
+    if "sample_shape" in params and sample_shape is not None:
+        kwargs["sample_shape"] = tuple(sample_shape)
+    if "num_classes" in params and num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    try:
+        model = obj(**kwargs)
+    except Exception as exc:
+        raise ModelError(
+            f"calling {spec!r} failed ({type(exc).__name__}: {exc}); it must build a model "
+            "with no arguments, or with sample_shape= and num_classes="
+        ) from None
+    if not isinstance(model, nn.Module):
+        raise ModelError(
+            f"{spec!r} returned {type(model).__name__}, not a torch.nn.Module; return the model"
+        )
+    return model
