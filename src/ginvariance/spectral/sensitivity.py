@@ -1,0 +1,171 @@
+"""Finite-difference sensitivity of the logits to input perturbations.
+
+For a step ``ε > 0`` and unit directions ``u`` (``‖u‖ = 1`` in ``R^D``, ``D = prod(S)``)::
+
+    sensitivity(ε) = E_x E_u ‖f(x + ε u) − f(x)‖ / ε
+
+With ``u`` uniform on the unit sphere this measures how much the model reacts to *any*
+small perturbation (for small ``ε`` it tends to ``E ‖J(x) u‖ ≈ ‖J(x)‖_F / √D``); with
+``u = (g·x − x) / ‖g·x − x‖`` it measures the reaction along the straight line from an input
+towards its transformed copies. A model that is invariant to ``G`` has ``f(g·x) = f(x)``, but
+the straight line between ``x`` and ``g·x`` leaves the orbit, so the group sensitivity of an
+invariant model is in general *not* zero at small ``ε``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from ginvariance.errors import ConfigError
+from ginvariance.groups import Group, get_group
+from ginvariance.spectral._common import (
+    Model,
+    check_chunk_size,
+    check_eps,
+    check_inputs,
+    eval_mode,
+    forward_chunked,
+)
+
+
+def random_directions(
+    n_directions: int,
+    batch: int,
+    sample_shape: Sequence[int],
+    *,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> Tensor:
+    """Directions uniform on the unit sphere of ``R^D``: ``(n_directions·batch, *sample_shape)``.
+
+    Normalised standard Gaussians, drawn in float64 on the CPU from ``seed`` and then cast,
+    so float32 and float64 runs use the same directions. Row ``j·batch + b`` is direction
+    ``j`` of sample ``b`` (direction-major, like ``x.repeat(n_directions, ...)``).
+    """
+    dim = 1
+    for s in sample_shape:
+        dim *= int(s)
+    gen = torch.Generator().manual_seed(int(seed))
+    u = torch.randn(n_directions * batch, dim, generator=gen, dtype=torch.float64)
+    u = u / u.norm(dim=1, keepdim=True)
+    return u.to(device=device, dtype=dtype).reshape(n_directions * batch, *sample_shape)
+
+
+def _mean_sensitivity(
+    model: Model,
+    base: Tensor,
+    directions: Tensor,
+    z_base: Tensor,
+    eps: list[float],
+    chunk_size: int | None,
+) -> Tensor:
+    """``[mean_rows ‖f(base + ε·directions) − z_base‖ / ε for ε in eps]``, one forward per ε."""
+    out = []
+    for e in eps:
+        z = forward_chunked(model, base + e * directions, chunk_size)
+        out.append(((z - z_base).norm(dim=1) / e).mean())
+    return torch.stack(out)
+
+
+def sensitivity(
+    model: Model,
+    x: Tensor,
+    eps: Sequence[float],
+    *,
+    n_directions: int = 8,
+    seed: int = 0,
+    chunk_size: int | None = None,
+) -> Tensor:
+    """Sensitivity of the logits to random perturbations of size ``ε``.
+
+    ``s(ε) = (1 / (n·B)) Σ_b Σ_j ‖f(x_b + ε u_{jb}) − f(x_b)‖₂ / ε`` with ``n = n_directions``
+    independent directions ``u_{jb}`` uniform on the unit sphere of ``R^D`` per sample
+    (:func:`random_directions`; the same directions for every ``ε``).
+
+    Parameters
+    ----------
+    model:
+        Callable ``(B, *S) → (B, K)``; runs in eval mode (previous modes restored).
+    x:
+        Inputs ``(B, *S)``, float32 or float64.
+    eps:
+        Step sizes ``ε > 0``.
+    n_directions:
+        Directions per sample.
+    seed:
+        Seed of the directions.
+    chunk_size:
+        Perturbed inputs per forward (default: all ``n·B`` of one ``ε`` at once).
+
+    Returns
+    -------
+    Tensor
+        ``(len(eps),)`` in ``x``'s dtype.
+    """
+    x = check_inputs(x)
+    eps_list = check_eps(eps)
+    check_chunk_size(chunk_size)
+    if not isinstance(n_directions, int) or n_directions < 1:
+        raise ConfigError(f"n_directions must be a positive integer, got {n_directions!r}")
+    b = x.shape[0]
+    x = x.detach()
+    u = random_directions(n_directions, b, x.shape[1:], seed=seed, dtype=x.dtype, device=x.device)
+    with eval_mode(model):
+        z0 = forward_chunked(model, x, chunk_size)
+        base = x.repeat(n_directions, *([1] * (x.ndim - 1)))
+        return _mean_sensitivity(model, base, u, z0.repeat(n_directions, 1), eps_list, chunk_size)
+
+
+def group_sensitivity(
+    model: Model,
+    x: Tensor,
+    group: str | Group,
+    eps: Sequence[float],
+    *,
+    chunk_size: int | None = None,
+) -> Tensor:
+    """Sensitivity of the logits along the directions towards transformed inputs.
+
+    For every sample ``x`` and every ``g ≠ e``: ``u = (g·x − x) / ‖g·x − x‖``, and
+    ``s(ε) = mean over the pairs (x, g) of ‖f(x + ε u) − f(x)‖₂ / ε``. Pairs with
+    ``‖g·x − x‖ ≤ eps_mach · ‖x‖`` (``g`` fixes ``x``, e.g. a constant image) are skipped.
+
+    Parameters
+    ----------
+    group:
+        A group or its name (bound to ``x``'s sample shape by ``get_group``).
+
+    Returns
+    -------
+    Tensor
+        ``(len(eps),)`` in ``x``'s dtype; NaN when no pair is left (the group fixes every
+        sample, or has only the identity).
+    """
+    x = check_inputs(x)
+    eps_list = check_eps(eps)
+    check_chunk_size(chunk_size)
+    group = get_group(group, x.shape[1:])
+    b, n = x.shape[0], group.order
+    if n < 2:
+        return torch.full((len(eps_list),), float("nan"), dtype=x.dtype, device=x.device)
+    x = x.detach()
+    ones = [1] * (x.ndim - 1)
+    with torch.no_grad():
+        moved = group.orbit(x)[b:]  # (n−1)·B, group-major
+        base = x.repeat(n - 1, *ones)
+        diff = (moved - base).reshape((n - 1) * b, -1)
+        norm = diff.norm(dim=1)
+        x_norm = x.reshape(b, -1).norm(dim=1).repeat(n - 1)
+        keep = norm > torch.finfo(x.dtype).eps * x_norm
+    if not bool(keep.any()):
+        return torch.full((len(eps_list),), float("nan"), dtype=x.dtype, device=x.device)
+    u = (diff[keep] / norm[keep, None]).reshape(-1, *x.shape[1:])
+    with eval_mode(model):
+        z0 = forward_chunked(model, x, chunk_size)
+        return _mean_sensitivity(
+            model, base[keep], u, z0.repeat(n - 1, 1)[keep], eps_list, chunk_size
+        )
