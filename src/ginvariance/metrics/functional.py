@@ -20,6 +20,7 @@ For one input ``x`` and a group ``G = [e = g_0, …, g_{n-1}]``: ``z_g = f(g·x)
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -221,26 +222,26 @@ def _scalar(value: float, x: torch.Tensor) -> torch.Tensor:
     return torch.tensor(value, dtype=torch.float64 if x.dtype == torch.float64 else torch.float32)
 
 
-def pdi(model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: int) -> torch.Tensor:
+def pdi(model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
     """Predictive-distribution invariance error (nats), mean over samples; 0 if invariant."""
     stats = statistics(model, x, group, saliency=False, **kwargs)
     return _scalar(finalize(stats)["pdi"], x)
 
 
-def li(model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: int) -> torch.Tensor:
+def li(model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
     """Logit invariance error: the pooled within-orbit / total variance ratio, in [0, 1]."""
     stats = statistics(model, x, group, saliency=False, **kwargs)
     return _scalar(finalize(stats)["li"], x)
 
 
-def sis(model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: int) -> torch.Tensor:
+def sis(model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
     """Saliency invariance similarity, mean over samples; 1 if invariant."""
     stats = statistics(model, x, group, saliency=True, **kwargs)
     return _scalar(finalize(stats)["sis"], x)
 
 
 def orbit_consistency(
-    model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: int
+    model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: Any
 ) -> torch.Tensor:
     """Fraction of samples whose predicted class is the same for every group element."""
     stats = statistics(model, x, group, saliency=False, **kwargs)
@@ -248,7 +249,7 @@ def orbit_consistency(
 
 
 def accuracy(
-    model: nn.Module, x: torch.Tensor, group: Group | str | None, y: torch.Tensor, **kwargs: int
+    model: nn.Module, x: torch.Tensor, group: Group | str | None, y: torch.Tensor, **kwargs: Any
 ) -> torch.Tensor:
     """Accuracy on the untransformed inputs (``group`` is not used; ``None`` is fine)."""
     from ginvariance.groups import CustomGroup
@@ -259,7 +260,7 @@ def accuracy(
 
 
 def orbit_accuracy(
-    model: nn.Module, x: torch.Tensor, group: Group | str, y: torch.Tensor, **kwargs: int
+    model: nn.Module, x: torch.Tensor, group: Group | str, y: torch.Tensor, **kwargs: Any
 ) -> torch.Tensor:
     """Mean over samples and group elements of ``[argmax f(g·x) = y]``."""
     stats = statistics(model, x, group, y, saliency=False, **kwargs)

@@ -11,6 +11,8 @@ single-measure classes are there for code that wants one number.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torchmetrics import Metric
@@ -73,9 +75,9 @@ class InvarianceMetrics(Metric):
         saliency: bool = True,
         chunk_size: int | None = None,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+        super().__init__(**kwargs)
         object.__setattr__(self, "_model", model)
         self._group = get_group(group)
         self.saliency = saliency
@@ -91,7 +93,8 @@ class InvarianceMetrics(Metric):
 
     @property
     def model(self) -> nn.Module:
-        return self._model  # type: ignore[no-any-return]
+        model: nn.Module = self.__dict__["_model"]
+        return model
 
     def update(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         stats = statistics(
@@ -104,10 +107,11 @@ class InvarianceMetrics(Metric):
             memory_budget=self.memory_budget,
         )
         for name, value in stats.items():
+            device = self.device
             if name == "order":
-                self.order = value.to(self.order.device)
+                setattr(self, name, value.to(device))
             else:
-                setattr(self, name, getattr(self, name) + value.to(self.count.device))
+                setattr(self, name, getattr(self, name) + value.to(device))
 
     def _measures(self) -> dict[str, float]:
         stats = {name: getattr(self, name) for name in (*_SUM_STATES, "order")}
@@ -118,7 +122,7 @@ class InvarianceMetrics(Metric):
                 stats.pop(k)
         return finalize(stats)
 
-    def compute(self) -> dict[str, float]:  # type: ignore[override]
+    def compute(self) -> dict[str, float]:
         return self._measures()
 
 
@@ -126,9 +130,9 @@ class _OneMeasure(InvarianceMetrics):
     key = ""
     needs_saliency = False
 
-    def __init__(self, model: nn.Module, group: Group | str, **kwargs: object) -> None:
+    def __init__(self, model: nn.Module, group: Group | str, **kwargs: Any) -> None:
         kwargs.setdefault("saliency", self.needs_saliency)
-        super().__init__(model, group, **kwargs)  # type: ignore[arg-type]
+        super().__init__(model, group, **kwargs)
 
     def compute(self) -> torch.Tensor:  # type: ignore[override]
         return torch.tensor(self._measures()[self.key], dtype=torch.float64)
