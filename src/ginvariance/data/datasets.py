@@ -1,0 +1,432 @@
+"""Data sets as tensors: the built-in ones, MNIST-format IDX folders and ``.npz`` files.
+
+Every loader returns an :class:`ArrayDataset`: inputs ``x`` of shape ``(N, *S)`` (float32)
+and labels ``y`` of shape ``(N,)`` (int64). Splits are fixed, so the test set of a data set
+is the same for every model, seed and user.
+
+=================  ==============  =======  ==========================================
+name               sample shape    classes  splits (train / val / test)
+=================  ==============  =======  ==========================================
+``digits``         ``(1, 8, 8)``   10       1085 / 357 / 355 (scikit-learn, offline)
+``mnist1d``        ``(1, 40)``     10       3600 / 400 / 1000 (generated, offline)
+``mnist``          ``(1, 28, 28)`` 10       54000 / 6000 / 10000 (IDX files in ``root``)
+``fashion-mnist``  ``(1, 28, 28)`` 10       54000 / 6000 / 10000 (IDX files in ``root``)
+``kmnist``         ``(1, 28, 28)`` 10       54000 / 6000 / 10000 (IDX files in ``root``)
+=================  ==============  =======  ==========================================
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ginvariance.data.idx import read_idx
+from ginvariance.errors import ConfigError, DataError, LabelError
+
+DATASET_NAMES: tuple[str, ...] = ("digits", "mnist1d", "mnist", "fashion-mnist", "kmnist")
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+IDX_DATASETS: tuple[str, ...] = ("mnist", "fashion-mnist", "kmnist")
+
+#: The four standard file names of an MNIST-format folder (each may end in ``.gz``).
+IDX_FILES: dict[str, tuple[str, str]] = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+class ArrayDataset(Dataset):
+    """A labelled data set held in two tensors.
+
+    Parameters
+    ----------
+    x:
+        Inputs, shape ``(N, *S)``, floating point (the loaders give float32).
+    y:
+        Labels, shape ``(N,)``, int64, each in ``[0, num_classes)``.
+    num_classes:
+        Number of classes ``K``.
+    name:
+        A readable name, e.g. ``"digits/test"``.
+
+    ``dataset[i]`` is the pair ``(x[i], y[i])``; ``sample_shape`` is ``S``.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, num_classes: int, name: str = "data"):
+        if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+            raise DataError(
+                f"ArrayDataset takes tensors, got {type(x).__name__} and {type(y).__name__}; "
+                "convert with torch.as_tensor"
+            )
+        if not x.is_floating_point():
+            raise DataError(f"x has dtype {x.dtype}; convert the inputs to float32")
+        if x.ndim < 2:
+            raise DataError(f"x has shape {tuple(x.shape)}; inputs need a batch axis: (N, *S)")
+        if y.ndim != 1 or y.dtype != torch.int64:
+            raise LabelError(
+                f"y has shape {tuple(y.shape)} and dtype {y.dtype}; labels must be int64 (N,)"
+            )
+        if len(x) != len(y):
+            raise LabelError(f"x holds {len(x)} samples but y {len(y)} labels; pass one per sample")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise LabelError(f"num_classes={num_classes!r}; pass a positive integer")
+        self.x = x
+        self.y = y
+        self.num_classes = num_classes
+        self.name = name
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[i], self.y[i]
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """Shape ``S`` of one sample."""
+        return tuple(self.x.shape[1:])
+
+    def __repr__(self) -> str:
+        return (
+            f"ArrayDataset(name={self.name!r}, n={len(self)}, sample_shape={self.sample_shape}, "
+            f"num_classes={self.num_classes})"
+        )
+
+
+# -- validation ---------------------------------------------------------------------------
+
+
+def validate_arrays(x: Any, y: Any, num_classes: int | None = None, *, min_rank: int = 2) -> None:
+    """Check that ``x`` ``(N, *S)`` and ``y`` ``(N,)`` form a usable labelled data set.
+
+    Parameters
+    ----------
+    x:
+        Inputs (numpy array or tensor): real numbers, rank at least ``min_rank``, all finite.
+    y:
+        Labels (numpy array or tensor): 1-D, integer-valued (integer dtype, or floats that
+        are whole numbers), non-negative, ``< num_classes`` when that is given.
+    num_classes:
+        Number of classes; ``None`` skips the upper bound.
+    min_rank:
+        Least number of axes of ``x`` (2: a batch of 1-D signals ``(N, L)``).
+
+    Raises
+    ------
+    DataError
+        ``x`` is empty, of the wrong rank or dtype, or has NaN / inf values.
+    LabelError
+        ``y`` is not 1-D, not integer-valued, out of range, or of another length than ``x``.
+    """
+    xa = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    ya = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+    if xa.dtype.kind not in "biuf":
+        raise DataError(f"x has dtype {xa.dtype}; inputs must be real numbers (float32)")
+    if xa.ndim < min_rank:
+        raise DataError(
+            f"x has shape {xa.shape} (rank {xa.ndim}); inputs need rank >= {min_rank}: "
+            "(N, L) signals, (N, H, W) or (N, C, H, W) images"
+        )
+    if ya.ndim != 1:
+        raise LabelError(f"y has shape {ya.shape}; labels must be a 1-D array (N,) of class ids")
+    if xa.shape[0] != ya.shape[0]:
+        raise LabelError(
+            f"x holds {xa.shape[0]} samples but y {ya.shape[0]} labels; pass one label per sample"
+        )
+    if xa.shape[0] == 0 or xa.size == 0:
+        raise DataError(f"x has shape {xa.shape} and holds no data; pass at least one sample")
+    if xa.dtype.kind == "f" and not np.isfinite(xa).all():
+        bad = int((~np.isfinite(xa)).sum())
+        raise DataError(f"x has {bad} NaN or infinite values; remove or replace them")
+    if ya.dtype.kind == "f":
+        if not np.isfinite(ya).all() or not np.array_equal(ya, np.round(ya)):
+            raise LabelError(
+                f"y has dtype {ya.dtype} with non-integer values; labels must be class ids "
+                "0..K-1 (int64)"
+            )
+    elif ya.dtype.kind not in "iu":
+        raise LabelError(f"y has dtype {ya.dtype}; labels must be integer class ids (int64)")
+    if ya.min() < 0:
+        raise LabelError(f"y has a negative label ({ya.min():g}); labels must be 0..K-1")
+    if num_classes is not None:
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise LabelError(f"num_classes={num_classes!r}; pass a positive integer")
+        if ya.max() >= num_classes:
+            raise LabelError(
+                f"y has label {ya.max():g} but num_classes={num_classes}; labels must be "
+                f"0..{num_classes - 1} (or pass a larger num_classes)"
+            )
+
+
+def _to_dataset(x: np.ndarray, y: np.ndarray, num_classes: int, name: str) -> ArrayDataset:
+    return ArrayDataset(
+        torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+        torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)),
+        num_classes,
+        name,
+    )
+
+
+# -- .npz files ---------------------------------------------------------------------------
+
+
+def load_npz(path: str | Path, num_classes: int | None = None) -> ArrayDataset:
+    """Load a labelled data set from a ``.npz`` file holding arrays ``x`` and ``y``.
+
+    ``x`` ``(N, *S)`` is converted to float32 and kept in its shape (a 2-D ``x`` is a batch
+    of 1-D signals, a 3-D one a batch of single-channel images: no channel axis is added);
+    ``y`` ``(N,)`` to int64. ``num_classes`` defaults to ``max(y) + 1``. Pickled objects are
+    never loaded.
+
+    Raises
+    ------
+    DataError
+        Missing or unreadable file, not an ``.npz`` archive, ``x`` missing, empty, of rank
+        < 2, not numeric or not finite (after conversion to float32).
+    LabelError
+        ``y`` missing, not 1-D, not integer-valued, negative, ``>= num_classes`` or of another
+        length than ``x``.
+    """
+    path = Path(path)
+    fix = "save one with numpy.savez(path, x=inputs, y=labels)"
+    if not path.exists():
+        raise DataError(f"file {path} does not exist; pass an .npz file ({fix})")
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; pass an .npz file ({fix})")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"file {path} is not a readable .npz archive ({exc}); {fix}") from exc
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"file {path} holds a single .npy array, not an .npz archive; {fix}")
+    with archive:
+        keys = set(archive.files)
+        arrays = {}
+        for key, error in (("x", DataError), ("y", LabelError)):
+            if key not in keys:
+                raise error(f"file {path} has no array {key!r} (it has {sorted(keys)}); {fix}")
+            try:
+                arrays[key] = archive[key]
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+                raise error(
+                    f"array {key!r} in {path} cannot be read without pickle ({exc}); "
+                    "store plain numeric arrays"
+                ) from exc
+    x, y = arrays["x"], arrays["y"]
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"array 'x' in {path} has dtype {x.dtype}; store real numbers (float32)")
+    with np.errstate(over="ignore", invalid="ignore"):
+        x = x.astype(np.float32)  # overflow to inf is caught by the finiteness check
+    validate_arrays(x, y, num_classes)
+    k = int(np.max(y)) + 1 if num_classes is None else num_classes
+    return _to_dataset(x, np.asarray(y).astype(np.int64), k, path.stem)
+
+
+# -- built-in data sets -------------------------------------------------------------------
+
+
+def _split_name(split: str) -> str:
+    if not isinstance(split, str) or split.strip().lower() not in SPLITS:
+        raise DataError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
+    return split.strip().lower()
+
+
+def _dataset_name(name: str) -> str:
+    key = name.strip().lower().replace("_", "-") if isinstance(name, str) else ""
+    if key == "fashionmnist":
+        key = "fashion-mnist"
+    if key not in DATASET_NAMES:
+        raise DataError(
+            f"unknown data set {name!r}; valid names: {', '.join(DATASET_NAMES)} "
+            "(or pass your own arrays as an .npz file)"
+        )
+    return key
+
+
+@functools.lru_cache(maxsize=1)
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = (bunch.images.astype(np.float32) / 16.0)[:, None, :, :]
+    y = bunch.target.astype(np.int64)
+    # Fixed stratified split without a random generator: within each class, the k-th sample
+    # (in file order) goes to train if k % 5 in {0, 1, 2}, to val if 3, to test if 4.
+    rank = np.empty(len(y), dtype=np.int64)
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        rank[members] = np.arange(len(members)) % 5
+    index = {
+        "train": np.flatnonzero(rank < 3),
+        "val": np.flatnonzero(rank == 3),
+        "test": np.flatnonzero(rank == 4),
+    }
+    return x, y, index
+
+
+def _load_digits(split: str) -> ArrayDataset:
+    x, y, index = _digits_arrays()
+    i = index[split]
+    return _to_dataset(x[i], y[i], 10, f"digits/{split}")
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist1d_arrays() -> dict[str, np.ndarray]:
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()  # the published defaults: 5000 samples, seed 42, length 40
+    # make_dataset seeds Python's and numpy's global generators; put them back afterwards
+    py_state, np_state = random.getstate(), np.random.get_state()  # noqa: NPY002
+    try:
+        data = make_dataset(args)  # generates offline (get_dataset would try a download)
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)  # noqa: NPY002
+    return {k: np.asarray(data[k]) for k in ("x", "y", "x_test", "y_test")}
+
+
+def _load_mnist1d(split: str) -> ArrayDataset:
+    data = _mnist1d_arrays()
+    if split == "test":
+        x, y = data["x_test"], data["y_test"]
+    else:
+        n_val = len(data["y"]) // 10
+        cut = len(data["y"]) - n_val
+        part = slice(0, cut) if split == "train" else slice(cut, None)
+        x, y = data["x"][part], data["y"][part]
+    return _to_dataset(x[:, None, :], y, 10, f"mnist1d/{split}")
+
+
+def _find_idx_file(folders: Sequence[Path], stem: str) -> Path | None:
+    for folder in folders:
+        for name in (stem, stem + ".gz"):
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def _load_idx_dataset(name: str, split: str, root: str | Path | None) -> ArrayDataset:
+    wanted = ", ".join(f"{s}[.gz]" for pair in IDX_FILES.values() for s in pair)
+    if root is None:
+        raise DataError(
+            f"data set {name!r} is read from local MNIST-format files; pass root=FOLDER "
+            f"holding {wanted}"
+        )
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(
+            f"folder {root} for data set {name!r} does not exist; create it with {wanted}"
+        )
+    folders = [root / name, root] if (root / name).is_dir() else [root]
+    images_stem, labels_stem = IDX_FILES["test" if split == "test" else "train"]
+    found = {stem: _find_idx_file(folders, stem) for stem in (images_stem, labels_stem)}
+    missing = [stem + "[.gz]" for stem, path in found.items() if path is None]
+    if missing:
+        raise DataError(
+            f"folder {root} lacks {' and '.join(missing)} for data set {name!r}; "
+            f"put the MNIST-format files there: {wanted}"
+        )
+    images_path, labels_path = found[images_stem], found[labels_stem]
+    assert images_path is not None and labels_path is not None
+    images = read_idx(images_path, ndim=3)
+    labels = read_idx(labels_path, ndim=1)
+    if len(images) != len(labels):
+        raise LabelError(
+            f"{images_path.name} holds {len(images)} images but {labels_path.name} "
+            f"{len(labels)} labels; use image and label files of the same set"
+        )
+    if len(labels) == 0:
+        raise DataError(f"{images_path} holds no images; pass a non-empty MNIST-format file")
+    if labels.max() >= 10:
+        raise LabelError(
+            f"{labels_path} has label {labels.max()}; MNIST-format labels must be 0..9"
+        )
+    if split != "test":
+        # fixed split of the official training set: the last 10% is the validation set
+        n = len(labels)
+        n_val = max(1, n // 10) if n >= 2 else 0
+        part = slice(0, n - n_val) if split == "train" else slice(n - n_val, None)
+        images, labels = images[part], labels[part]
+        if len(labels) == 0:
+            raise DataError(
+                f"{images_path} holds {n} image(s), too few for a {split} split; "
+                "pass the full training files"
+            )
+    x = (images.astype(np.float32) / 255.0)[:, None, :, :]
+    return _to_dataset(x, labels, 10, f"{name}/{split}")
+
+
+def load_dataset(
+    name: str, split: str = "test", *, root: str | Path | None = None, seed: int = 0
+) -> ArrayDataset:
+    """Load one split of a named data set.
+
+    Parameters
+    ----------
+    name:
+        One of :data:`DATASET_NAMES`:
+
+        - ``digits``: scikit-learn's 8×8 handwritten digits (1797 samples, shipped offline),
+          ``x`` ``(N, 1, 8, 8)`` in ``[0, 1]`` (grey levels 0..16 divided by 16). Fixed
+          stratified 60/20/20 split, independent of ``seed``: within each class the k-th
+          sample in file order goes to ``train`` if ``k mod 5 ∈ {0, 1, 2}``, to ``val`` if
+          ``k mod 5 = 3`` and to ``test`` if ``k mod 5 = 4``, which gives
+          **train 1085, val 357, test 355** samples.
+        - ``mnist1d``: MNIST-1D (Greydanus 2020) generated offline with the package's
+          published defaults (5000 samples, generator seed 42, length 40). ``x``
+          ``(N, 1, 40)``, standardized as the package does: the whole generated set has mean 0
+          and standard deviation 1. The package's 4000 / 1000 split gives ``test`` (1000);
+          its first 3600 training samples are ``train`` and the last 400 ``val``.
+          Generated once per process (about a second).
+        - ``mnist``, ``fashion-mnist``, ``kmnist``: read from the local folder ``root`` (or
+          ``root/NAME``) holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+          ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte`` (each may end in ``.gz``);
+          nothing is downloaded. ``x`` ``(N, 1, 28, 28)`` in ``[0, 1]``; ``test`` is the
+          t10k set, the official training set's first 90% is ``train`` and its last 10%
+          ``val`` (54000 / 6000 for the full files).
+    split:
+        ``"train"``, ``"val"`` or ``"test"``.
+    root:
+        Folder of the IDX files (required for the MNIST-format sets, ignored otherwise).
+    seed:
+        Accepted for data sets whose generation is random; every built-in split is fixed
+        and does not depend on it, so that all models share one test set.
+
+    Returns
+    -------
+    ArrayDataset
+        ``x`` float32 ``(N, *S)``, ``y`` int64 ``(N,)``, ``num_classes = 10``.
+
+    Raises
+    ------
+    DataError
+        Unknown name or split, missing folder or files, damaged IDX files.
+    """
+    key = _dataset_name(name)
+    split = _split_name(split)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"seed={seed!r}; pass an integer")
+    if key == "digits":
+        return _load_digits(split)
+    if key == "mnist1d":
+        return _load_mnist1d(split)
+    return _load_idx_dataset(key, split, root)
+
+
+__all__ = [
+    "DATASET_NAMES",
+    "IDX_DATASETS",
+    "IDX_FILES",
+    "SPLITS",
+    "ArrayDataset",
+    "load_dataset",
+    "load_npz",
+    "validate_arrays",
+]
