@@ -1,0 +1,244 @@
+"""Layer-wise invariance and equivariance: where genuine invariance is born or lost.
+
+Forward hooks on the model's layers capture each layer's output ``φ`` over the orbit of a
+batch, from ONE forward pass over ``(n·B, *S)`` per chunk. For every layer, with
+``φ_g(x) = φ(g·x)`` flattened to a vector:
+
+``li`` (the logit invariance error of DESIGN.md applied to the layer's output)
+    ``Σ_x Σ_g ‖φ_g(x) − φ̄(x)‖² / Σ_x Σ_g ‖φ_g(x) − μ‖²``, ``φ̄(x) = (1/n) Σ_g φ_g(x)``,
+    ``μ`` the mean over all ``x`` and ``g``; 0 when the denominator is 0; in [0, 1].
+    On the model's output (the logits) it is exactly ``li``.
+``equivariance_error``
+    ``Σ_x Σ_g ‖g⁻¹·φ(g·x) − φ(x)‖² / Σ_x Σ_g ‖φ(g·x) − μ‖²``: the squared equivariance
+    defect normalized by the same total variance as ``li`` (so that layers of different
+    scale compare); 0 for an equivariant layer, 0 when the denominator is 0. Defined only
+    where the group acts on the layer's output: the output keeps the input's spatial
+    structure (at least ``max(2, rank of a sample)`` axes, e.g. a ``(C, H, W)`` feature map
+    for ``(1, H, W)`` inputs) and the group accepts its trailing axes (square maps for
+    ``c4``/``d4``, the input's size for ``shift``); ``None`` elsewhere (flattened or
+    linear outputs). It is not bounded by 1: the numerator is a difference of two orbit
+    members, so when ``g⁻¹·φ(g·x)`` is unrelated to ``φ(x)`` (a random conv) its expected
+    value is ``2(n−1)/n`` (1.5 for ``c4``), where ``li`` of unrelated orbit outputs is
+    ``(n−1)/n`` (0.75 for ``c4``).
+
+An invariant layer has ``li = 0``; an equivariant one ``equivariance_error = 0``. Statistics
+are summed in float64 chunk by chunk, so the result does not depend on the chunk size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ginvariance.errors import ConfigError, GinvarianceError
+from ginvariance.groups import Group, get_group
+from ginvariance.metrics.orbit import (
+    DEFAULT_MEMORY_BUDGET,
+    _check_logits,
+    check_inputs,
+    chunk_size_for,
+    eval_mode,
+)
+
+#: Name of the entry for the model's own output when no hooked layer returned it.
+OUTPUT = "output"
+
+
+@dataclass
+class _LayerStats:
+    """Float64 sufficient statistics of one layer's output over the orbits seen so far."""
+
+    name: str
+    kind: str
+    shape: list[int]
+    equivariant_shape: bool
+    count: int = 0  # samples x
+    within: float = 0.0  # Σ ‖φ_g − φ̄‖²
+    sum_sq: float = 0.0  # Σ ‖φ_g‖²
+    sum_z: torch.Tensor | None = None  # Σ φ_g  (D,)
+    defect: float = 0.0  # Σ ‖g⁻¹·φ(g·x) − φ(x)‖²
+    order: int = 1
+    usable: bool = True
+
+    def result(self) -> dict[str, Any]:
+        li: float | None = None
+        equivariance: float | None = None
+        if self.usable and self.count > 0 and self.sum_z is not None:
+            pooled = self.order * self.count
+            total = self.sum_sq - float((self.sum_z * self.sum_z).sum()) / pooled
+            li = self.within / total if total > 0 else 0.0
+            if self.equivariant_shape:
+                equivariance = self.defect / total if total > 0 else 0.0
+        return {
+            "layer": self.name,
+            "type": self.kind,
+            "shape": self.shape,
+            "li": li,
+            "equivariance_error": equivariance,
+        }
+
+
+def _group_acts_on(group: Group, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> bool:
+    """Whether the group can act on one layer output of ``out_shape`` (see module docstring)."""
+    if len(out_shape) < max(2, len(in_shape)):
+        return False
+    try:
+        group.check_shape(out_shape)
+        probe = torch.zeros(1, *out_shape)
+        for i in range(group.order):
+            if group.act_inverse(group.act(probe, i), i).shape != probe.shape:
+                return False
+    except (GinvarianceError, RuntimeError, IndexError, ValueError):
+        return False
+    return True
+
+
+def _update(stats: _LayerStats, out: torch.Tensor, group: Group, n: int, b: int) -> None:
+    """Add one orbit chunk's output ``(n·b, *shape)`` of a layer to its statistics."""
+    if not stats.usable:
+        return
+    if tuple(out.shape) != (n * b, *stats.shape):
+        stats.usable = False  # the layer does not keep one row per orbit input
+        return
+    phi = out.detach().to(torch.float64).reshape(n, b, -1)  # (n, b, D)
+    mean = phi.mean(0, keepdim=True)
+    stats.within += float(((phi - mean) ** 2).sum())
+    stats.sum_sq += float((phi**2).sum())
+    sum_z = phi.sum(dim=(0, 1))
+    stats.sum_z = sum_z if stats.sum_z is None else stats.sum_z + sum_z
+    stats.count += b
+    stats.order = n
+    if stats.equivariant_shape:
+        back = group.inverse_orbit(out.detach()).to(torch.float64).reshape(n, b, -1)
+        stats.defect += float(((back - phi[0:1]) ** 2).sum())
+
+
+def _select_layers(model: nn.Module, layers: Sequence[str] | None) -> list[tuple[str, nn.Module]]:
+    named = dict(model.named_modules())
+    if layers is None:
+        leaves = [(name, m) for name, m in named.items() if name and not any(m.children())]
+        return leaves or [(type(model).__name__, model)]
+    if isinstance(layers, str):
+        layers = [layers]
+    missing = [name for name in layers if name not in named]
+    if missing:
+        some = ", ".join(list(named)[1:8])
+        raise ConfigError(
+            f"the model has no layer named {', '.join(map(repr, missing))}; give names from "
+            f"model.named_modules() (e.g. {some})"
+        )
+    return [(name or type(model).__name__, named[name]) for name in layers]
+
+
+def layerwise_invariance(
+    model: nn.Module,
+    x: torch.Tensor,
+    group: Group | str,
+    layers: Sequence[str] | None = None,
+    *,
+    chunk_size: int | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+) -> list[dict[str, Any]]:
+    """``li`` and the equivariance error of every layer's output over the orbit of ``x``.
+
+    Parameters
+    ----------
+    model:
+        ``(B, *S)`` → ``(B, K)`` logits; run in eval mode without gradients (its mode is
+        restored after).
+    x:
+        ``(N, *S)`` inputs.
+    group:
+        The group (or its name), resolved to ``x``'s sample shape.
+    layers:
+        Names from ``model.named_modules()`` to hook; default: every leaf module (a module
+        without children), in the order they run.
+    chunk_size, memory_budget:
+        Samples per orbit chunk (default: from the memory budget).
+
+    Returns
+    -------
+    list of dict
+        One entry per layer output, in the order the layers ran in the forward pass:
+        ``{"layer": name, "type": class name, "shape": per-sample output shape,
+        "li": float | None, "equivariance_error": float | None}``. A layer called more
+        than once gets one entry per call (``name#2``, ...). ``li`` is ``None`` for a layer
+        whose output does not have one row per orbit input (or is not a tensor).
+        When no hooked layer returned the model's output, a last entry ``"output"`` holds
+        the logits, whose ``li`` equals :func:`~ginvariance.metrics.invariance_suite`'s.
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.Flatten())
+    >>> rows = layerwise_invariance(model, torch.rand(3, 1, 4, 4), "c4")
+    >>> [(r["layer"], r["shape"]) for r in rows]
+    [('0', [2, 4, 4]), ('1', [32])]
+    """
+    check_inputs(x)
+    group = get_group(group, tuple(x.shape[1:]))
+    in_shape = tuple(x.shape[1:])
+    n = group.order
+    if chunk_size is None:
+        chunk_size = chunk_size_for(group, in_shape, x.dtype, memory_budget)
+    elif isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ConfigError(f"chunk size must be a positive integer, got {chunk_size!r}")
+    selected = _select_layers(model, layers)
+
+    order: list[_LayerStats] = []  # in the order of the first forward pass
+    by_key: dict[str, _LayerStats] = {}
+    state: dict[str, Any] = {"b": 0, "calls": {}, "last": None}
+
+    def make_hook(name: str) -> Any:
+        def hook(module: nn.Module, inputs: Any, out: Any) -> None:
+            calls = state["calls"]
+            calls[name] = calls.get(name, 0) + 1
+            key = name if calls[name] == 1 else f"{name}#{calls[name]}"
+            state["last"] = out
+            if key not in by_key:
+                shape = list(out.shape[1:]) if isinstance(out, torch.Tensor) else []
+                acts = isinstance(out, torch.Tensor) and _group_acts_on(
+                    group, in_shape, tuple(shape)
+                )
+                stats = _LayerStats(key, type(module).__name__, shape, acts)
+                stats.usable = isinstance(out, torch.Tensor)
+                by_key[key] = stats
+                order.append(stats)
+            if isinstance(out, torch.Tensor):
+                _update(by_key[key], out, group, n, state["b"])
+            else:
+                by_key[key].usable = False
+
+        return hook
+
+    handles = [module.register_forward_hook(make_hook(name)) for name, module in selected]
+    output_stats: _LayerStats | None = None
+    needs_output = False
+    try:
+        with eval_mode(model), torch.no_grad():
+            for start in range(0, x.shape[0], chunk_size):
+                xb = x[start : start + chunk_size]
+                b = xb.shape[0]
+                state["b"], state["calls"], state["last"] = b, {}, None
+                z = model(group.orbit(xb))
+                _check_logits(z, n * b)
+                if start == 0:
+                    needs_output = state["last"] is not z
+                    if needs_output:
+                        output_stats = _LayerStats(OUTPUT, "logits", list(z.shape[1:]), False)
+                if output_stats is not None:
+                    _update(output_stats, z, group, n, b)
+    finally:
+        for handle in handles:
+            handle.remove()
+    rows = [stats.result() for stats in order]
+    if output_stats is not None:
+        rows.append(output_stats.result())
+    return rows
+
+
+__all__ = ["OUTPUT", "layerwise_invariance"]
