@@ -1,0 +1,203 @@
+"""A Lightning callback that logs genuine-vs-learned invariance at each validation epoch.
+
+Importing this module imports ``lightning`` (``pip install lightning``); nothing else in
+:mod:`ginvariance` does.
+
+Example
+-------
+::
+
+    from lightning.pytorch import Trainer
+    from ginvariance.integrations.lightning import InvarianceMonitor
+
+    trainer = Trainer(callbacks=[InvarianceMonitor("c4", shifts=("uniform", "noise-0.5"))])
+    trainer.fit(module, train_loader, val_loader)
+    # logged: ginv/pdi, ginv/li, ginv/sis, ginv/accuracy, ..., ginv/uniform/pdi, ...
+
+Together with :class:`ginvariance.training.InvarianceRegularizer` (an ``nn.Module`` loss)
+in ``training_step`` this trains towards genuine invariance and watches it happen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from ginvariance.errors import ConfigError, DataError
+from ginvariance.groups import Group, get_group
+from ginvariance.metrics.measure import measure
+from ginvariance.metrics.orbit import DEFAULT_MEMORY_BUDGET
+
+try:
+    from lightning.pytorch import Callback, LightningModule, Trainer
+except ImportError as err:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "ginvariance.integrations.lightning needs Lightning; install it with: pip install lightning"
+    ) from err
+
+#: Result keys that are counts, not measures: kept in ``history`` but not logged.
+_NOT_LOGGED = frozenset({"n_samples"})
+
+
+def _split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``x`` and (if present) ``y`` of a validation batch: a tensor, ``(x, y, ...)`` or a dict."""
+    if isinstance(batch, torch.Tensor):
+        return batch, None
+    if isinstance(batch, Sequence) and batch and isinstance(batch[0], torch.Tensor):
+        y = batch[1] if len(batch) > 1 and isinstance(batch[1], torch.Tensor) else None
+        return batch[0], y
+    if isinstance(batch, Mapping) and isinstance(batch.get("x"), torch.Tensor):
+        y = batch.get("y")
+        return batch["x"], y if isinstance(y, torch.Tensor) else None
+    raise DataError(
+        f"InvarianceMonitor cannot read a validation batch of type {type(batch).__name__}; "
+        "make the val dataloader yield x, (x, y) or {'x': x, 'y': y}"
+    )
+
+
+class InvarianceMonitor(Callback):
+    """Log ``pdi``, ``li``, ``sis`` (and accuracies) of the module at each validation epoch.
+
+    The callback keeps the first ``max_samples`` inputs (and labels) of the first
+    validation dataloader as they pass through ``on_validation_batch_end``; at the
+    epoch's end it measures ``pl_module`` on them with :func:`ginvariance.measure` — in
+    distribution and under each shift — and logs every measure with ``pl_module.log``:
+
+    * ``{prefix}{key}`` in distribution, e.g. ``ginv/pdi``, ``ginv/li``, ``ginv/sis``,
+      ``ginv/accuracy``, ``ginv/orbit_accuracy``, ``ginv/orbit_consistency``;
+    * ``{prefix}{shift}/{key}`` under each shift, e.g. ``ginv/uniform/pdi`` (label-free
+      shifts such as ``uniform`` carry no accuracies).
+
+    ``pl_module(x)`` must return ``(B, K)`` logits. The sanity-check validation run is
+    skipped. Lightning logs the values as float32 tensors; the full-precision results are
+    kept in :attr:`history` (one dict per measured epoch) and :attr:`last`. Under
+    distributed training every process measures the samples it saw.
+
+    Parameters
+    ----------
+    group:
+        The group (or its name, e.g. ``"c4"``).
+    shifts:
+        Names of distribution shifts (:mod:`ginvariance.data.shifts`), applied with ``seed``.
+    saliency:
+        Also measure ``sis`` (one backward pass over the orbit).
+    max_samples:
+        How many validation samples to measure on (the first ones seen each epoch).
+    prefix:
+        Prepended to every logged key.
+    seed:
+        Seed of the shifts.
+    chunk_size, memory_budget:
+        Bound the memory of one orbit pass (see :func:`ginvariance.measure`).
+    """
+
+    def __init__(
+        self,
+        group: Group | str,
+        shifts: Sequence[str] = ("uniform",),
+        *,
+        saliency: bool = True,
+        max_samples: int = 512,
+        prefix: str = "ginv/",
+        seed: int = 0,
+        chunk_size: int | None = None,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    ) -> None:
+        super().__init__()
+        if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1:
+            raise ConfigError(f"max_samples must be a positive integer, got {max_samples!r}")
+        if isinstance(shifts, str):
+            shifts = (shifts,)
+        from ginvariance.data.shifts import get_shift
+
+        for name in shifts:
+            get_shift(name)  # fail now, not after an epoch of training
+        self.group = get_group(group)
+        self.shifts = tuple(shifts)
+        self.saliency = saliency
+        self.max_samples = max_samples
+        self.prefix = prefix
+        self.seed = seed
+        self.chunk_size = chunk_size
+        self.memory_budget = memory_budget
+        self.history: list[dict[str, Any]] = []
+        self._x: list[torch.Tensor] = []
+        self._y: list[torch.Tensor] = []
+        self._seen = 0
+        self._labelled = True
+
+    @property
+    def last(self) -> dict[str, Any] | None:
+        """The most recent results: ``{"epoch", "step", "id": {...}, "shift": {...}}``."""
+        return self.history[-1] if self.history else None
+
+    def _reset(self) -> None:
+        self._x, self._y, self._seen, self._labelled = [], [], 0, True
+
+    def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._reset()
+
+    def on_validation_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if trainer.sanity_checking or dataloader_idx != 0 or self._seen >= self.max_samples:
+            return
+        x, y = _split_batch(batch)
+        take = min(self.max_samples - self._seen, x.shape[0])
+        self._x.append(x[:take].detach())
+        if y is None:
+            self._labelled = False
+        else:
+            self._y.append(y[:take].detach())
+        self._seen += take
+
+    def measure_collected(self, pl_module: torch.nn.Module) -> dict[str, Any]:
+        """Measure ``pl_module`` on the samples collected this epoch: ``{"id", "shift"}``."""
+        if not self._x:
+            raise DataError("no validation samples were collected; run a validation epoch first")
+        # Lightning validates under inference mode; measuring needs autograd (for sis) and
+        # ordinary tensors, so leave inference mode and copy the collected batches.
+        with torch.inference_mode(False), torch.enable_grad():
+            x = torch.cat(self._x).clone()
+            y = torch.cat(self._y).clone() if self._labelled and self._y else None
+            report = measure(
+                pl_module,
+                (x, y) if y is not None else x,
+                self.group,
+                self.shifts,
+                saliency=self.saliency,
+                chunk_size=self.chunk_size,
+                memory_budget=self.memory_budget,
+                seed=self.seed,
+            )
+        return report.to_dict()
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking or not self._x:
+            return
+        results = self.measure_collected(pl_module)
+        self.history.append(
+            {"epoch": trainer.current_epoch, "step": trainer.global_step, **results}
+        )
+        logged: dict[str, float] = {}
+        for key, value in results["id"].items():
+            if key not in _NOT_LOGGED:
+                logged[f"{self.prefix}{key}"] = float(value)
+        for shift, values in results["shift"].items():
+            for key, value in values.items():
+                if key not in _NOT_LOGGED:
+                    logged[f"{self.prefix}{shift}/{key}"] = float(value)
+        for key, value in logged.items():
+            pl_module.log(key, value, on_step=False, on_epoch=True)
+        self._reset()
+
+
+__all__ = ["InvarianceMonitor"]
