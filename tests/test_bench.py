@@ -1,0 +1,141 @@
+"""Smoke tests of the benchmark: its naive loop and checks agree, a tiny run emits valid JSON.
+
+No timing is asserted: the benchmark reports times, the tests check the numbers it
+compares and the shape of what it emits.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from ginvariance.bench import (
+    BenchCheckError,
+    BenchConfig,
+    build_cnn,
+    compare_measures,
+    naive_suite,
+    normalized_variance,
+    run_bench,
+    sequential_spec,
+    synthetic_data,
+)
+from ginvariance.errors import ConfigError
+from ginvariance.groups import get_group
+from ginvariance.io import to_json
+from ginvariance.metrics import invariance_suite, orbit_pass
+
+TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_naive_suite_equals_batched_suite(dtype: torch.dtype) -> None:
+    model = build_cnn(8, seed=1).to(dtype)
+    x, y = synthetic_data(7, 8, seed=3)
+    x = x.to(dtype)
+    ours = invariance_suite(model, x, "c4", y, saliency=True, chunk_size=3)
+    naive = naive_suite(model, x, y, "c4")
+    assert set(naive) == set(ours)
+    for key in ours:
+        assert naive[key] == pytest.approx(ours[key], abs=TOL[dtype]), key
+    assert 0 < naive["pdi"] and 0 < naive["li"] < 1 and naive["sis"] < 1
+
+
+def test_naive_suite_without_labels() -> None:
+    model = build_cnn(8).double()
+    x, _ = synthetic_data(3, 8)
+    out = naive_suite(model, x.double(), None, "c4")
+    assert set(out) == {"pdi", "li", "sis", "orbit_consistency"}
+
+
+def test_compare_measures_flags_a_difference() -> None:
+    same = {"pdi": 0.1, "li": 0.2, "accuracy": 0.5}
+    assert compare_measures(same, dict(same), 10, "x")["pdi"] == 0.0
+    with pytest.raises(BenchCheckError, match="li differs"):
+        compare_measures(same, {**same, "li": 0.201}, 10, "x")
+    compare_measures(same, {**same, "accuracy": 0.6}, 10, "x")  # one sample in ten
+    with pytest.raises(BenchCheckError, match="accuracy"):
+        compare_measures(same, {**same, "accuracy": 0.7}, 10, "x")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_normalized_variance_matches_a_loop(dtype: torch.dtype) -> None:
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(4, 9, 3, generator=gen, dtype=dtype)
+    nv = normalized_variance(logits)
+    for k in range(3):
+        z = logits[:, :, k].double()
+        num = sum(float(z[:, b].std()) for b in range(9)) / 9
+        den = sum(float(z[g, :].std()) for g in range(4)) / 4
+        assert float(nv[k]) == pytest.approx(num / den, rel=1e-12)
+
+
+@pytest.mark.parametrize("size", [8, 28])
+def test_sequential_spec_rebuilds_the_model(size: int) -> None:
+    model = build_cnn(size)
+    x, _ = synthetic_data(3, size)
+    spec, seq = sequential_spec(model, x)
+    assert [layer["type"] for layer in spec][-2:] == ["flatten", "linear"]
+    assert torch.equal(seq(x), model(x))
+
+
+def test_sequential_spec_refuses_other_layers() -> None:
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Tanh(), torch.nn.Linear(64, 10))
+    with pytest.raises(ConfigError, match="skip-tmeasures"):
+        sequential_spec(model, torch.zeros(2, 1, 8, 8))
+
+
+def test_tiny_bench_runs_and_emits_json() -> None:
+    cfg = BenchConfig(
+        size=8,
+        n=8,
+        threads=(1,),
+        rounds=1,
+        warmup=0,
+        naive_samples=4,
+        tmeasures=False,
+        train_batch=4,
+        train_rounds=1,
+        train_steps=1,
+        rss_n=(),
+    )
+    result = json.loads(to_json(run_bench(cfg)))
+    assert result["config"]["chunk_size"] == 8
+    assert result["checks"]["naive_vs_suite"]["samples"] == 4
+    assert result["checks"]["floor_logits_max_abs_diff"] <= 1e-5
+    (run,) = result["runs"]
+    assert run["threads"] == 1
+    for key in ("suite", "suite_logit", "forward", "forward_backward", "naive", "train_plain"):
+        assert run["seconds"][key] > 0, key
+    assert set(run["targets"]) == {
+        "suite_logit/forward",
+        "suite/forward_backward",
+        "naive/suite",
+        "train_regularized_sample/train_plain",
+    }
+    assert run["notes"]["naive_measured_on"] == 8  # a few ms: it ran on all N
+    model = build_cnn(8)
+    x, _ = synthetic_data(8, 8)
+    nv = normalized_variance(orbit_pass(model, x, get_group("c4")).logits)
+    assert result["tmeasures_normalized_variance_ours"] == pytest.approx(float(nv.mean()))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [({"size": 10}, "--size"), ({"n": 1}, "--n"), ({"threads": (0,)}, "--threads")],
+)
+def test_bad_config(changes: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        BenchConfig(**changes).check()
+
+
+def test_cli_bad_size_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    from ginvariance.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["bench", "--size", "10", "--skip-tmeasures", "--skip-rss"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ginv: error:") and "\n" not in err and "--size" in err
