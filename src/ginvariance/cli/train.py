@@ -28,7 +28,7 @@ def train_command(
     lam: float = typer.Option(1.0, "--lam", help="Weight λ of the invariance penalty."),
     penalty: str = typer.Option("logit", "--penalty", help="Invariance penalty: logit | js."),
     orbit: str = typer.Option(
-        "full", "--orbit", help="Penalty over the full orbit, or one sampled element: full | sample."
+        "full", "--orbit", help="Penalty over the full orbit or one sampled element: full | sample."
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed (init, data order, augmentation)."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 | float64."),

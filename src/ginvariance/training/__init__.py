@@ -1,0 +1,42 @@
+"""Training towards genuine invariance: the invariance regularizer, the trainer, checkpoints.
+
+* :class:`InvarianceRegularizer` — an ``nn.Module`` loss on the logits of an orbit,
+  usable in any training loop; :func:`regularized_loss` — cross-entropy plus ``λ`` times
+  it, from one forward pass over the orbit.
+* :func:`train` — one model in one of :data:`MODES` (``plain``, ``augmented``,
+  ``regularized``, ``weight-tied``), deterministic and resumable.
+* :func:`save_checkpoint`, :func:`load_checkpoint`, :func:`load_weights` — safetensors
+  checkpoints with a JSON sidecar; nothing executes code on load.
+"""
+
+from __future__ import annotations
+
+from ginvariance.training.checkpoint import (
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+    sidecar_path,
+    versions,
+)
+from ginvariance.training.config import DTYPES, MODES, ORBITS, PENALTIES, TrainConfig
+from ginvariance.training.regularizer import InvarianceRegularizer, regularized_loss
+from ginvariance.training.trainer import TrainResult, epoch_generator, evaluate, train
+
+__all__ = [
+    "DTYPES",
+    "MODES",
+    "ORBITS",
+    "PENALTIES",
+    "InvarianceRegularizer",
+    "TrainConfig",
+    "TrainResult",
+    "epoch_generator",
+    "evaluate",
+    "load_checkpoint",
+    "load_weights",
+    "regularized_loss",
+    "save_checkpoint",
+    "sidecar_path",
+    "train",
+    "versions",
+]

@@ -1,0 +1,364 @@
+"""Train one classifier in one of four modes, deterministically and resumably.
+
+The run is a pure function of its :class:`~ginvariance.training.TrainConfig`:
+
+* the model is initialized under ``torch.manual_seed(seed)`` inside a forked RNG, so the
+  global random state is left as it was;
+* epoch ``e`` draws its data order and its group elements from a fresh
+  ``torch.Generator`` seeded from ``(seed, e)`` — never from a running random state —
+  so resuming after epoch ``k`` reproduces the uninterrupted run bit for bit;
+* Adam with a constant learning rate; the optimizer's state is checkpointed with the
+  weights after every epoch.
+
+Regularized mode augments the cross-entropy input: each sample is first moved by one
+random group element (as in augmented mode), then the model runs once over the orbit of
+that batch, cross-entropy on the (augmented) first block, penalty on all blocks. With the
+full orbit the penalty does not depend on the augmentation (the orbit of ``g·x`` is the
+orbit of ``x`` in another order, and both penalties are symmetric in the group
+elements), so augmenting costs nothing and makes the regularized model see the same
+training distribution as the augmented one, which is the comparison the study makes; the
+penalty alone only ties the other orientations to the identity's prediction.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from ginvariance.errors import CheckpointError, ConfigError, ModelError, OutputError
+from ginvariance.groups import Group, get_group
+from ginvariance.io import ensure_dir
+from ginvariance.progress import Progress, ensure_progress
+from ginvariance.training.checkpoint import load_checkpoint, save_checkpoint, sidecar_path
+from ginvariance.training.config import TrainConfig
+from ginvariance.training.regularizer import InvarianceRegularizer, regularized_terms
+
+EVAL_BATCH = 512
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes
+    ----------
+    model:
+        The trained model (in eval mode), weights after the last epoch.
+    config:
+        The configuration it was trained with.
+    history:
+        One dict per epoch: ``epoch``, ``loss``, ``ce``, ``penalty``, ``train_accuracy``,
+        ``val_accuracy``, ``val_orbit_accuracy``, ``val_orbit_consistency``.
+    metrics:
+        On the validation split after the last epoch: ``accuracy``, ``orbit_accuracy``,
+        ``orbit_consistency``, ``loss`` (cross-entropy), and ``epoch``.
+    checkpoint:
+        The ``.safetensors`` file written, or ``None`` without an output folder.
+    seconds:
+        Wall time of this call's training (0 when a finished checkpoint was returned).
+    """
+
+    model: nn.Module
+    config: TrainConfig
+    history: list[dict[str, float]]
+    metrics: dict[str, float]
+    checkpoint: Path | None
+    seconds: float = field(default=0.0)
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator of epoch ``epoch`` (0-based): a pure function of ``(seed, epoch)``."""
+    state = np.random.SeedSequence([int(seed), int(epoch)]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def build_training_model(
+    name: str,
+    sample_shape: Sequence[int],
+    num_classes: int,
+    *,
+    group: Group | str | None,
+    dtype: str = "float32",
+    seed: int = 0,
+) -> nn.Module:
+    """Build model ``name`` with weights drawn under ``torch.manual_seed(seed)``.
+
+    The global random state is not touched (``torch.random.fork_rng``).
+    """
+    from ginvariance.models import build_model
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(name, tuple(sample_shape), num_classes, group=group)
+    return model.to(getattr(torch, dtype))
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, x: Tensor, y: Tensor, group: Group, batch_size: int = EVAL_BATCH
+) -> dict[str, float]:
+    """Accuracy, orbit accuracy, orbit consistency and cross-entropy of ``model`` on ``(x, y)``.
+
+    One forward pass over the orbit ``(n·b, *S)`` per chunk of ``b`` samples.
+    ``orbit_accuracy`` = mean over samples and group elements of ``[argmax z_g = y]``;
+    ``orbit_consistency`` = fraction of samples predicted the same class for every ``g``.
+    """
+    was_training = model.training
+    model.eval()
+    n = group.order
+    correct = orbit_correct = consistent = 0
+    loss = 0.0
+    try:
+        for start in range(0, x.shape[0], batch_size):
+            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+            b = xb.shape[0]
+            logits = model(group.orbit(xb))
+            if logits.ndim != 2 or logits.shape[0] != n * b:
+                raise ModelError(
+                    f"the model returned shape {tuple(logits.shape)} for {n * b} inputs; "
+                    "a classifier must return logits of shape (B, K)"
+                )
+            logits = logits.reshape(n, b, -1)
+            pred = logits.argmax(dim=-1)  # (n, b)
+            correct += int((pred[0] == yb).sum())
+            orbit_correct += int((pred == yb).sum())
+            consistent += int((pred == pred[0]).all(dim=0).sum())
+            loss += float(F.cross_entropy(logits[0], yb, reduction="sum"))
+    finally:
+        model.train(was_training)
+    total = max(int(x.shape[0]), 1)
+    return {
+        "accuracy": correct / total,
+        "orbit_accuracy": orbit_correct / (total * n),
+        "orbit_consistency": consistent / total,
+        "loss": loss / total,
+    }
+
+
+def _check_name(name: str) -> str:
+    if not name or any(c in name for c in "/\\\0") or name in (".", ".."):
+        raise ConfigError(f"checkpoint name {name!r} must be a plain file name; pick another")
+    return name
+
+
+def train(
+    config: TrainConfig,
+    out_dir: str | Path | None = None,
+    *,
+    resume: bool = False,
+    progress: Progress | None = None,
+    name: str | None = None,
+    overwrite: bool = False,
+) -> TrainResult:
+    """Train one model as ``config`` says; checkpoint after every epoch into ``out_dir``.
+
+    Parameters
+    ----------
+    config:
+        The run (validated here).
+    out_dir:
+        Folder for ``<name>.safetensors`` and ``<name>.json``; ``None`` writes nothing.
+    resume:
+        Continue from the checkpoint in ``out_dir`` (which must exist and have been
+        trained with the same configuration; ``epochs`` may be raised). A finished
+        checkpoint is returned without training.
+    progress:
+        Receives ``start(epochs)`` and one ``advance(1, loss=..., acc=...)`` per epoch
+        (mean training loss, validation accuracy).
+    name:
+        The checkpoint's file stem; default: the mode.
+    overwrite:
+        Replace an existing checkpoint instead of refusing (:class:`OutputError`).
+
+    Returns
+    -------
+    TrainResult
+    """
+    from ginvariance.data import load_dataset
+
+    if not isinstance(config, TrainConfig):
+        raise ConfigError(f"train() takes a TrainConfig, got {type(config).__name__}")
+    config.validate()
+    if resume and overwrite:
+        raise ConfigError("resume and overwrite exclude each other; choose one")
+    if resume and out_dir is None:
+        raise ConfigError("resuming needs the output folder of the run; pass out_dir (--out)")
+    name = _check_name(name if name is not None else config.mode)
+    _check_model_name(config.model_name)
+    get_group(config.group)  # unknown names fail before any data is read
+
+    dtype = getattr(torch, config.dtype)
+    train_set = load_dataset(config.dataset, "train", root=config.root, seed=config.seed)
+    val_set = load_dataset(config.dataset, "val", root=config.root, seed=config.seed)
+    sample_shape = tuple(train_set.sample_shape)
+    group = get_group(config.group, sample_shape)
+    x_train = torch.as_tensor(train_set.x).to(dtype)
+    y_train = torch.as_tensor(train_set.y).long()
+    if config.limit is not None:
+        x_train, y_train = x_train[: config.limit], y_train[: config.limit]
+    x_val = torch.as_tensor(val_set.x).to(dtype)
+    y_val = torch.as_tensor(val_set.y).long()
+    num_classes = int(train_set.num_classes)
+
+    model = build_training_model(
+        config.model_name,
+        sample_shape,
+        num_classes,
+        group=group,
+        dtype=config.dtype,
+        seed=config.seed,
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    regularizer = (
+        InvarianceRegularizer(group, config.penalty, config.orbit)
+        if config.mode == "regularized"
+        else None
+    )
+
+    path: Path | None = None
+    history: list[dict[str, float]] = []
+    start_epoch = 0
+    metrics: dict[str, float] = {}
+    if out_dir is not None:
+        path = Path(out_dir) / f"{name}.safetensors"
+        if resume and not path.exists():
+            raise CheckpointError(
+                f"no checkpoint {str(path)!r} to resume from; drop --resume to start a new run"
+            )
+        ensure_dir(out_dir)
+        if resume:
+            _, meta = load_checkpoint(path, model, config=config, optimizer=optimizer)
+            start_epoch = int(meta.get("epoch", 0))
+            history = list(meta.get("history", []))
+            metrics = dict(meta.get("metrics", {}))
+            if start_epoch > config.epochs:
+                raise CheckpointError(
+                    f"checkpoint {str(path)!r} is at epoch {start_epoch}, past the {config.epochs} "
+                    "asked for; raise --epochs or use another --out"
+                )
+        elif (path.exists() or sidecar_path(path).exists()) and not overwrite:
+            raise OutputError(
+                f"checkpoint {str(path)!r} exists; pass --resume to continue it, --force to "
+                "replace it, or choose another --out"
+            )
+
+    model_desc = {
+        "name": config.model_name,
+        "sample_shape": list(sample_shape),
+        "num_classes": num_classes,
+        "group": group.name,
+    }
+    reporter = ensure_progress(progress)
+    reporter.start(config.epochs, f"train {name}")
+    began = time.perf_counter()
+    try:
+        if start_epoch:
+            reporter.advance(start_epoch)
+        for epoch in range(start_epoch, config.epochs):
+            stats = _train_epoch(
+                model, optimizer, x_train, y_train, group, regularizer, config, epoch
+            )
+            if not math.isfinite(stats["loss"]):
+                raise ConfigError(
+                    f"training diverged (loss {stats['loss']} in epoch {epoch + 1}); "
+                    "lower --lr or --lam"
+                )
+            val = evaluate(model, x_val, y_val, group)
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    **stats,
+                    "val_accuracy": val["accuracy"],
+                    "val_orbit_accuracy": val["orbit_accuracy"],
+                    "val_orbit_consistency": val["orbit_consistency"],
+                }
+            )
+            metrics = {**val, "epoch": epoch + 1}
+            if path is not None:
+                save_checkpoint(
+                    path,
+                    model,
+                    optimizer=optimizer,
+                    meta={
+                        "config": config.to_dict(),
+                        "epoch": epoch + 1,
+                        "history": history,
+                        "metrics": metrics,
+                        "model": model_desc,
+                        "name": name,
+                    },
+                )
+            reporter.advance(1, loss=stats["loss"], acc=val["accuracy"])
+    finally:
+        reporter.finish()
+    seconds = time.perf_counter() - began
+    if not metrics:  # resumed a finished run whose metadata lacks metrics
+        metrics = {**evaluate(model, x_val, y_val, group), "epoch": config.epochs}
+    model.eval()
+    return TrainResult(model, config, history, metrics, path, seconds)
+
+
+def _check_model_name(name: str) -> None:
+    from ginvariance.models import MODEL_NAMES
+
+    if name not in MODEL_NAMES:
+        raise ModelError(f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}")
+
+
+def _train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: Tensor,
+    y: Tensor,
+    group: Group,
+    regularizer: InvarianceRegularizer | None,
+    config: TrainConfig,
+    epoch: int,
+) -> dict[str, float]:
+    """One pass over ``(x, y)`` in the order and with the group elements of ``(seed, epoch)``."""
+    generator = epoch_generator(config.seed, epoch)
+    order = torch.randperm(x.shape[0], generator=generator)
+    model.train()
+    sums = {"loss": 0.0, "ce": 0.0, "penalty": 0.0}
+    correct = 0
+    for start in range(0, x.shape[0], config.batch_size):
+        index = order[start : start + config.batch_size]
+        xb, yb = x[index], y[index]
+        if config.mode in ("augmented", "regularized"):
+            xb = group.act_per_sample(xb, group.sample(xb.shape[0], generator))
+        if regularizer is not None:
+            loss, ce, penalty, logits_orbit = regularized_terms(
+                model, xb, yb, regularizer, config.lam, generator=generator
+            )
+            logits_e = logits_orbit[0]
+        else:
+            logits_e = model(xb)
+            if logits_e.ndim != 2 or logits_e.shape[0] != xb.shape[0]:
+                raise ModelError(
+                    f"the model returned shape {tuple(logits_e.shape)} for a batch of "
+                    f"{xb.shape[0]}; a classifier must return logits of shape (B, K)"
+                )
+            ce = F.cross_entropy(logits_e, yb)
+            penalty = torch.zeros((), dtype=ce.dtype)
+            loss = ce
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        b = xb.shape[0]
+        sums["loss"] += float(loss.detach()) * b
+        sums["ce"] += float(ce.detach()) * b
+        sums["penalty"] += float(penalty.detach()) * b
+        correct += int((logits_e.detach().argmax(dim=1) == yb).sum())
+    n = x.shape[0]
+    return {**{key: value / n for key, value in sums.items()}, "train_accuracy": correct / n}
+
+
+__all__ = ["TrainResult", "build_training_model", "epoch_generator", "evaluate", "train"]
