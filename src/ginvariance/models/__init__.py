@@ -1,0 +1,150 @@
+"""Classifiers: unconstrained (MLP, CNN), weight-tied G-invariant, and group-averaged.
+
+========================  =====================================================  ===========
+name                      network                                                invariant
+========================  =====================================================  ===========
+``mlp``                   :class:`MLP`                                           no
+``cnn``                   :class:`CNN` (images) or :class:`CNN1d` (signals)       no
+``weight-tied``           :class:`WeightTiedCNN` (``c4``, ``d4``, ``flip``) or    exactly
+                          :class:`WeightTiedCNN1d` (``cyclic1d``)
+========================  =====================================================  ===========
+
+:func:`symmetrize` makes any model exactly invariant by averaging over the orbit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+from ginvariance.errors import GroupError, ModelError
+from ginvariance.groups import Cyclic1d, Group, get_group
+from ginvariance.models.cnn import CNN, CNN1d
+from ginvariance.models.mlp import MLP
+from ginvariance.models.symmetrize import Symmetrized, symmetrize
+from ginvariance.models.weight_tied import (
+    GroupConv2d,
+    LiftingConv2d,
+    WeightTiedCNN,
+    WeightTiedCNN1d,
+    cayley_table,
+)
+
+MODEL_NAMES = ("mlp", "cnn", "weight-tied")
+
+
+def is_signal(sample_shape: Sequence[int], group: Group | str | None = None) -> bool:
+    """Whether ``sample_shape`` is a 1-D signal ``(C, L)`` / ``(L,)`` rather than an image.
+
+    ``(L,)`` is a signal and ``(C, H, W)`` an image. A two-axis shape ``(a, b)`` is a signal
+    ``(C, L)`` when the group is ``cyclic1d``; an image ``(H, W)`` for any other named group;
+    without a group, a signal when ``a ≤ 4 < b`` (a few channels, a longer length, as
+    MNIST-1D's ``(1, 40)``) and an image otherwise.
+    """
+    shape = tuple(sample_shape)
+    if len(shape) != 2:
+        return len(shape) == 1
+    if group is not None:
+        try:
+            return isinstance(get_group(group), Cyclic1d)
+        except GroupError:
+            pass
+    return shape[0] <= 4 < shape[1]
+
+
+def build_model(
+    name: str,
+    sample_shape: tuple[int, ...],
+    num_classes: int,
+    *,
+    group: str | Group | None = None,
+    width: int | None = None,
+) -> nn.Module:
+    """Build the classifier ``name`` for inputs of ``sample_shape`` and ``num_classes`` classes.
+
+    Parameters
+    ----------
+    name:
+        ``"mlp"``, ``"cnn"`` or ``"weight-tied"`` (:data:`MODEL_NAMES`).
+    sample_shape:
+        One input without the batch axis: ``(C, H, W)``, ``(H, W)``, ``(C, L)`` or ``(L,)``
+        (see :func:`is_signal` for how a two-axis shape is read).
+    num_classes:
+        Number of classes ``K ≥ 2``.
+    group:
+        Required for ``"weight-tied"`` (``c4``, ``d4``, ``flip`` for images, ``cyclic1d`` for
+        signals); for the others it only tells images from signals.
+    width:
+        Hidden units (``mlp``), first-layer channels (``cnn``), channels per group element
+        (``weight-tied``); ``None`` for the defaults.
+
+    Returns
+    -------
+    nn.Module
+        Maps ``(B, *sample_shape)`` → ``(B, K)`` logits (float32; call ``.double()`` for
+        float64).
+    """
+    if not isinstance(name, str) or name not in MODEL_NAMES:
+        raise ModelError(f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}")
+    try:
+        shape = tuple(int(s) for s in sample_shape)
+    except (TypeError, ValueError) as err:
+        raise ModelError(
+            f"sample_shape must be a tuple of positive integers, got {sample_shape!r}"
+        ) from err
+    if not shape or any(s < 1 for s in shape):
+        raise ModelError(
+            f"sample_shape must be a non-empty tuple of positive integers, got {shape}; "
+            "give the shape of one input without the batch axis, e.g. (1, 8, 8)"
+        )
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ModelError(f"num_classes must be an integer ≥ 2, got {num_classes!r}")
+    if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < 1):
+        raise ModelError(f"width must be a positive integer or None, got {width!r}")
+    if len(shape) > 3:
+        if name == "mlp":
+            return MLP(shape, num_classes, width or 256)
+        raise ModelError(
+            f"{name!r} needs an image (C, H, W) / (H, W) or a signal (C, L) / (L,), got shape "
+            f"{shape}; reshape the inputs or use 'mlp'"
+        )
+    signal = is_signal(shape, group)
+    if name == "mlp":
+        return MLP(shape, num_classes, width or 256)
+    if name == "cnn":
+        return (
+            CNN1d(shape, num_classes, width or 32)
+            if signal
+            else CNN(shape, num_classes, width or 32)
+        )
+    if group is None:
+        raise ModelError(
+            "'weight-tied' needs a group: pass group= 'c4', 'd4' or 'flip' for images, "
+            "'cyclic1d' for signals"
+        )
+    if isinstance(get_group(group), Cyclic1d):
+        if len(shape) > 2:
+            raise ModelError(
+                f"group 'cyclic1d' shifts 1-D signals (C, L) or (L,), got shape {shape}; "
+                "for images use group 'c4', 'd4' or 'flip'"
+            )
+        return WeightTiedCNN1d(shape, num_classes, group=group, width=width)
+    return WeightTiedCNN(shape, num_classes, group=group, width=width)
+
+
+__all__ = [
+    "CNN",
+    "MLP",
+    "MODEL_NAMES",
+    "CNN1d",
+    "GroupConv2d",
+    "LiftingConv2d",
+    "Symmetrized",
+    "WeightTiedCNN",
+    "WeightTiedCNN1d",
+    "build_model",
+    "cayley_table",
+    "is_signal",
+    "symmetrize",
+]

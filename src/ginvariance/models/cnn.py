@@ -1,0 +1,149 @@
+"""Unconstrained convolutional networks with a flatten head (no invariance built in).
+
+The flatten head matters: a global-average-pool head makes a network trained with data
+augmentation under-fit and hides the gap between learned and genuine invariance, so the
+unconstrained networks keep the spatial layout up to the linear classifier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ginvariance.errors import ModelError
+
+#: Images whose shorter side is at least this get a 2×2 max-pool after each convolution
+#: (28×28 → 14×14 → 7×7), so that the flatten head stays small (64·7·7 features).
+POOL_MIN_SIDE = 16
+
+
+def image_layout(sample_shape: Sequence[int]) -> tuple[int, int, int, bool]:
+    """``(C, H, W)`` or ``(H, W)`` → ``(C, H, W, add_channel_axis)``."""
+    shape = tuple(int(s) for s in sample_shape)
+    if len(shape) == 2:
+        return 1, shape[0], shape[1], True
+    if len(shape) == 3:
+        return shape[0], shape[1], shape[2], False
+    raise ModelError(
+        f"a 2-D convolutional network needs images of shape (C, H, W) or (H, W), got {shape}; "
+        "use 'mlp' for other shapes"
+    )
+
+
+def signal_layout(sample_shape: Sequence[int]) -> tuple[int, int, bool]:
+    """``(C, L)`` or ``(L,)`` → ``(C, L, add_channel_axis)``."""
+    shape = tuple(int(s) for s in sample_shape)
+    if len(shape) == 1:
+        return 1, shape[0], True
+    if len(shape) == 2:
+        return shape[0], shape[1], False
+    raise ModelError(
+        f"a 1-D convolutional network needs signals of shape (C, L) or (L,), got {shape}; "
+        "use 'mlp' for other shapes"
+    )
+
+
+def _check(model: nn.Module, x: Tensor, shape: tuple[int, ...]) -> None:
+    if tuple(x.shape[1:]) != shape:
+        dims = ", ".join(map(str, shape))
+        raise ModelError(
+            f"{type(model).__name__} was built for inputs of shape (B, {dims}), got "
+            f"{tuple(x.shape)}; build the model for sample_shape={tuple(x.shape[1:])}"
+        )
+
+
+class CNN(nn.Module):
+    """Conv 3×3 ``w`` → ReLU → conv 3×3 ``2w`` → ReLU → flatten → linear ``K``.
+
+    Padding 1, stride 1. Images with a shorter side of at least :data:`POOL_MIN_SIDE`
+    (28×28 MNIST) get a 2×2 max-pool after each convolution. Not invariant to any group
+    (its filters are not tied), so it is the network that learns invariance from data.
+
+    Parameters
+    ----------
+    sample_shape:
+        ``(C, H, W)``, or ``(H, W)`` (a channel axis is added in ``forward``).
+    num_classes:
+        Number of classes ``K``.
+    width:
+        Channels ``w`` of the first convolution (default 32; the second has ``2w``).
+
+    Maps ``(B, *sample_shape)`` → ``(B, K)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> CNN((1, 8, 8), 10)(torch.zeros(2, 1, 8, 8)).shape
+    torch.Size([2, 10])
+    """
+
+    def __init__(self, sample_shape: Sequence[int], num_classes: int, width: int = 32) -> None:
+        super().__init__()
+        self.sample_shape = tuple(int(s) for s in sample_shape)
+        channels, h, w, self._add_channel = image_layout(self.sample_shape)
+        self.pool = min(h, w) >= POOL_MIN_SIDE
+        pool: list[nn.Module] = [nn.MaxPool2d(2)] if self.pool else []
+        if self.pool:
+            h, w = h // 2 // 2, w // 2 // 2
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, width, 3, padding=1),
+            nn.ReLU(),
+            *pool,
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(),
+            *pool,
+        )
+        self.head = nn.Linear(2 * width * h * w, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check(self, x, self.sample_shape)
+        if self._add_channel:
+            x = x.unsqueeze(1)
+        return self.head(torch.flatten(self.features(x), 1))
+
+
+class CNN1d(nn.Module):
+    """Conv1d 5 ``w`` → ReLU → conv1d 5 ``2w`` → ReLU → flatten → linear ``K``.
+
+    The 1-D analogue of :class:`CNN`. Padding is *circular* (2 on each side, stride 1):
+    MNIST-1D translates its signals cyclically and the matching group is ``cyclic1d``,
+    so circular convolutions are exactly shift-equivariant and the only thing that is not
+    invariant is the flatten head. The unconstrained network then differs from
+    :class:`~ginvariance.models.WeightTiedCNN1d` by its head alone, which isolates the
+    effect of weight-tying (zero padding would also break equivariance at the ends).
+
+    Parameters
+    ----------
+    sample_shape:
+        ``(C, L)``, or ``(L,)`` (a channel axis is added in ``forward``).
+    num_classes:
+        Number of classes ``K``.
+    width:
+        Channels ``w`` of the first convolution (default 32; the second has ``2w``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> CNN1d((1, 40), 10)(torch.zeros(2, 1, 40)).shape
+    torch.Size([2, 10])
+    """
+
+    def __init__(self, sample_shape: Sequence[int], num_classes: int, width: int = 32) -> None:
+        super().__init__()
+        self.sample_shape = tuple(int(s) for s in sample_shape)
+        channels, length, self._add_channel = signal_layout(self.sample_shape)
+        self.features = nn.Sequential(
+            nn.Conv1d(channels, width, 5, padding=2, padding_mode="circular"),
+            nn.ReLU(),
+            nn.Conv1d(width, 2 * width, 5, padding=2, padding_mode="circular"),
+            nn.ReLU(),
+        )
+        self.head = nn.Linear(2 * width * length, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check(self, x, self.sample_shape)
+        if self._add_channel:
+            x = x.unsqueeze(1)
+        return self.head(torch.flatten(self.features(x), 1))

@@ -1,0 +1,397 @@
+"""Weight-tied G-invariant networks: group convolutions, group pooling, global pooling.
+
+For a finite group ``G`` of symmetries of the pixel grid (``c4``, ``d4``, ``flip``) acting
+on images by ``(g·f)(x) = f(g⁻¹x)``, a feature map on the group has one spatial map per
+element, ``F(h, x)``, and ``G`` acts on it by ``(g·F)(h, x) = F(g⁻¹h, g⁻¹x)``.
+
+* Lifting convolution, image → group: ``F(g, x) = Σ_y f(x + y) · (g·W)(y)``, the same filter
+  bank transformed by each element (``(g·W)(y) = W(g⁻¹y)``: ``rot90`` / flip of the kernel).
+* Group convolution, group → group: ``F'(g, x) = Σ_h Σ_y F(h, x + y) · W_g(h, y)`` with
+  ``W_g(h, y) = W(g⁻¹h, g⁻¹y)``: the kernel transformed spatially by ``g`` *and* its group
+  axis permuted by the Cayley table.
+
+Both are equivariant, ``layer(g·F) = g·layer(F)``, exactly (they permute the terms of
+each sum). Group pooling (max over ``h``) leaves a map that transforms like an image, and
+a global spatial pooling makes the result invariant. Everything is one ``conv2d`` per
+layer with the transformed filters stacked along the output channels: no loop over group
+elements at run time. The transforms and the Cayley table are computed from the
+:class:`~ginvariance.groups.Group` object itself (``group.act`` on the kernels; the table
+by applying elements to a random probe), so the same code serves every group of grid
+symmetries.
+
+Exactness needs each layer to commute with the action on *every* input size: stride 1 and
+"same" padding ``(k − 1)/2`` with odd ``k`` are exact at any size. A 2×2 max-pool with
+stride 2 is exact only when both sides are even (more generally, a strided layer is
+exact only when ``size + 2·pad − k`` is divisible by the stride, so that its windows tile
+the image symmetrically); :class:`WeightTiedCNN` pools only when built with ``pool=True``
+and then refuses sides not divisible by 4.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ginvariance.errors import GroupActionError, ModelError
+from ginvariance.groups import C4, D4, Cyclic1d, Flip, Group, get_group
+from ginvariance.models.cnn import POOL_MIN_SIDE, image_layout, signal_layout
+
+#: Groups of grid symmetries that :class:`WeightTiedCNN` ties its filters over.
+WEIGHT_TIED_2D = (C4, D4, Flip)
+#: Groups that :class:`WeightTiedCNN1d` is invariant to.
+WEIGHT_TIED_1D = (Cyclic1d,)
+SUPPORTED = "c4, d4, flip (images) or cyclic1d (signals)"
+
+
+def cayley_table(group: Group, probe_size: int = 5) -> Tensor:
+    """The multiplication table of ``group``, from its action on a random probe.
+
+    Returns a LongTensor ``T`` of shape ``(n, n)`` with ``g_T[i, j] = g_i g_j``, that is
+    ``act(act(p, j), i) = act(p, T[i, j])``. The probe is a random ``probe_size²``
+    square, on which the built-in grid symmetries have distinct images.
+    """
+    gen = torch.Generator().manual_seed(0)
+    probe = torch.rand(1, probe_size, probe_size, generator=gen, dtype=torch.float64)
+    images = torch.stack([group.act(probe, k) for k in range(group.order)])
+    n = group.order
+    table = torch.empty(n, n, dtype=torch.long)
+    for i in range(n):
+        for j in range(n):
+            composed = group.act(group.act(probe, j), i)
+            match = [k for k in range(n) if torch.equal(images[k], composed)]
+            if len(match) != 1:
+                raise ModelError(
+                    f"cannot compute the multiplication table of group {group.name!r} (its "
+                    "elements do not act as distinct grid permutations); use one of "
+                    f"{SUPPORTED}"
+                )
+            table[i, j] = match[0]
+    return table
+
+
+def inverse_table(table: Tensor) -> Tensor:
+    """``inv[i]`` = the index of ``g_i⁻¹`` from a Cayley table (``table[i, inv[i]] = e``)."""
+    return (table == 0).to(torch.long).argmax(dim=1)
+
+
+class _GroupConvBase(nn.Module):
+    group: Group
+    perm: Tensor
+
+    def __init__(self, group: Group) -> None:
+        super().__init__()
+        self.group = group
+        table = cayley_table(group)
+        inv = inverse_table(table)
+        # perm[g, h] = index of g⁻¹h: the group axis of the kernel seen by output element g.
+        self.register_buffer("perm", table[inv], persistent=False)
+
+    @property
+    def order(self) -> int:
+        return self.group.order
+
+
+class LiftingConv2d(_GroupConvBase):
+    """Lifting convolution ``(B, C_in, H, W)`` → ``(B, C_out, n, H, W)``.
+
+    ``F(g, x) = b + Σ_y f(x + y) · (g·W)(y)``, with the bias shared over ``g``. Stride 1,
+    padding ``(k − 1)/2`` (zeros), odd ``k``: exactly equivariant at every size,
+    ``lift(g·f) = g·lift(f)`` with ``(g·F)(h, x) = F(g⁻¹h, g⁻¹x)``.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, group: Group, kernel_size: int = 3
+    ) -> None:
+        super().__init__(group)
+        if kernel_size % 2 != 1:
+            raise ModelError(f"kernel_size must be odd for exact equivariance, got {kernel_size}")
+        self.in_channels, self.out_channels, self.kernel_size = (
+            in_channels,
+            out_channels,
+            kernel_size,
+        )
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.empty(out_channels))
+        bound = 1 / math.sqrt(in_channels * kernel_size**2)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def expanded_weight(self) -> Tensor:
+        """The filter bank for one ``conv2d``: ``(C_out·n, C_in, k, k)``, row ``c·n + g``."""
+        n = self.order
+        bank = torch.stack([self.group.act(self.weight, g) for g in range(n)], dim=1)
+        return bank.reshape(self.out_channels * n, self.in_channels, *bank.shape[-2:])
+
+    def forward(self, x: Tensor) -> Tensor:
+        n = self.order
+        y = F.conv2d(
+            x,
+            self.expanded_weight(),
+            self.bias.repeat_interleave(n),
+            padding=self.kernel_size // 2,
+        )
+        return y.reshape(x.shape[0], self.out_channels, n, *y.shape[-2:])
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, group={self.group.name}, "
+            f"kernel_size={self.kernel_size}"
+        )
+
+
+class GroupConv2d(_GroupConvBase):
+    """Group convolution ``(B, C_in, n, H, W)`` → ``(B, C_out, n, H, W)``.
+
+    ``F'(g, x) = b + Σ_h Σ_y F(h, x + y) · W(g⁻¹h, g⁻¹y)``: for output element ``g`` the
+    kernel ``W`` ``(C_out, C_in, n, k, k)`` is transformed spatially by ``g`` and its group
+    axis permuted by ``h ↦ g⁻¹h``. Stride 1, zero padding ``(k − 1)/2``: exactly
+    equivariant at every size.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, group: Group, kernel_size: int = 3
+    ) -> None:
+        super().__init__(group)
+        if kernel_size % 2 != 1:
+            raise ModelError(f"kernel_size must be odd for exact equivariance, got {kernel_size}")
+        self.in_channels, self.out_channels, self.kernel_size = (
+            in_channels,
+            out_channels,
+            kernel_size,
+        )
+        n = self.order
+        self.weight = nn.Parameter(
+            torch.empty(out_channels, in_channels, n, kernel_size, kernel_size)
+        )
+        self.bias = nn.Parameter(torch.empty(out_channels))
+        bound = 1 / math.sqrt(in_channels * n * kernel_size**2)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def expanded_weight(self) -> Tensor:
+        """The filter bank for one ``conv2d``: ``(C_out·n, C_in·n, k, k)``.
+
+        Row ``c·n + g``, column ``c'·n + h`` holds ``W[c, c', g⁻¹h]`` transformed by ``g``.
+        """
+        n = self.order
+        bank = torch.stack(
+            [self.group.act(self.weight, g)[:, :, self.perm[g]] for g in range(n)], dim=1
+        )  # (C_out, n_g, C_in, n_h, k, k)
+        k = self.kernel_size
+        return bank.reshape(self.out_channels * n, self.in_channels * n, k, k)
+
+    def forward(self, x: Tensor) -> Tensor:
+        n = self.order
+        b = x.shape[0]
+        y = F.conv2d(
+            x.reshape(b, self.in_channels * n, *x.shape[-2:]),
+            self.expanded_weight(),
+            self.bias.repeat_interleave(n),
+            padding=self.kernel_size // 2,
+        )
+        return y.reshape(b, self.out_channels, n, *y.shape[-2:])
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, group={self.group.name}, "
+            f"kernel_size={self.kernel_size}"
+        )
+
+
+def _resolve_group(
+    group: Group | str | None, sample_shape: Sequence[int], kinds: tuple[type, ...], what: str
+) -> Group:
+    if group is None:
+        raise ModelError(f"a weight-tied network needs a group; pass group= one of {SUPPORTED}")
+    g = get_group(group)
+    if not isinstance(g, kinds):
+        raise ModelError(
+            f"weight-tied {what} cannot be built for group {g.name!r}; use group "
+            f"{SUPPORTED}, or wrap any model with symmetrize(model, {g.name!r})"
+        )
+    try:
+        return g.resolve(tuple(sample_shape))
+    except GroupActionError as err:
+        raise ModelError(str(err)) from err
+
+
+def _check_batch(
+    model: nn.Module, x: Tensor, sample_shape: tuple[int, ...], add_channel: bool
+) -> None:
+    """Fully convolutional: any spatial size, but the rank and channels of ``sample_shape``."""
+    if x.ndim != len(sample_shape) + 1 or (not add_channel and x.shape[1] != sample_shape[0]):
+        dims = ", ".join(map(str, sample_shape))
+        raise ModelError(
+            f"{type(model).__name__} was built for inputs like (B, {dims}) (any spatial size), "
+            f"got {tuple(x.shape)}; build the model for sample_shape={tuple(x.shape[1:])}"
+        )
+
+
+def matched_width(n: int, in_channels: int, num_classes: int, params: int) -> int:
+    """The width ``w`` of :class:`WeightTiedCNN` whose parameter count is closest to ``params``.
+
+    The network has ``9n·w² + (9·C_in + 2 + K)·w + K`` parameters; solve for ``w``.
+    """
+    a, b, c = 9 * n, 9 * in_channels + 2 + num_classes, num_classes - params
+    return max(4, round((-b + math.sqrt(b * b - 4 * a * c)) / (2 * a)))
+
+
+def _cnn_params(channels: int, h: int, w: int, num_classes: int, width: int = 32) -> int:
+    if min(h, w) >= POOL_MIN_SIDE:
+        h, w = h // 4, w // 4
+    convs = width * (channels * 9 + 1) + 2 * width * (width * 9 + 1)
+    return convs + (2 * width * h * w + 1) * num_classes
+
+
+class WeightTiedCNN(nn.Module):
+    """A weight-tied G-invariant CNN for ``c4``, ``d4`` and ``flip``.
+
+    lifting conv 3×3 ``w`` → ReLU → [max-pool 2] → group conv 3×3 ``w`` → ReLU →
+    [max-pool 2] → group max-pool over ``G`` → global max over space → linear ``K``.
+
+    Both pools are maxima: measured on 8×8 digits (``c4``, width 40, 60 epochs Adam), a
+    global *mean* over space reached 0.85 test accuracy against 0.97 for the max, and a
+    group *mean* pool 0.47.
+
+    ``f(g·x) = f(x)`` exactly (up to floating-point rounding) for every element and every
+    input size the model accepts: any size with ``pool=False``; sides divisible by 4 with
+    ``pool=True``.
+
+    Parameters
+    ----------
+    sample_shape:
+        ``(C, H, W)`` or ``(H, W)``; ``c4``/``d4`` need ``H = W``.
+    num_classes:
+        Number of classes ``K``.
+    group:
+        ``"c4"``, ``"d4"``, ``"flip"`` or such a :class:`~ginvariance.groups.Group`.
+    width:
+        Channels per group element ``w`` in both layers (each layer has ``w·n`` feature
+        maps). Default: the width whose parameter count is closest to that of
+        :class:`~ginvariance.models.CNN` for the same shape (on 8×8 digits, ``c4``: 40).
+    pool:
+        2×2 max-pool after each layer; default ``True`` when the shorter side is at least
+        16 and both sides are divisible by 4 (28×28), as in :class:`CNN`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = WeightTiedCNN((1, 8, 8), 10, group="c4").double()
+    >>> x = torch.rand(2, 1, 8, 8, dtype=torch.float64)
+    >>> bool((net(x) - net(torch.rot90(x, 1, (-2, -1)))).abs().max() < 1e-12)
+    True
+    """
+
+    def __init__(
+        self,
+        sample_shape: Sequence[int],
+        num_classes: int,
+        group: Group | str | None,
+        width: int | None = None,
+        pool: bool | None = None,
+    ) -> None:
+        super().__init__()
+        self.sample_shape = tuple(int(s) for s in sample_shape)
+        channels, h, w, self._add_channel = image_layout(self.sample_shape)
+        self.group = _resolve_group(group, self.sample_shape, WEIGHT_TIED_2D, "CNN")
+        n = self.group.order
+        if width is None:
+            width = matched_width(
+                n, channels, num_classes, _cnn_params(channels, h, w, num_classes)
+            )
+        if pool is None:
+            pool = min(h, w) >= POOL_MIN_SIDE and h % 4 == 0 and w % 4 == 0
+        elif pool and (h % 4 or w % 4):
+            raise ModelError(
+                f"pool=True halves the image twice, which is exact only for sides divisible by "
+                f"4, got {h}×{w}; build the model with pool=False"
+            )
+        self.pool = bool(pool)
+        self.width = width
+        self.lift = LiftingConv2d(channels, width, self.group)
+        self.gconv = GroupConv2d(width, width, self.group)
+        self.head = nn.Linear(width, num_classes)
+
+    def _spatial_pool(self, y: Tensor) -> Tensor:
+        if not self.pool:
+            return y
+        b, c, n, h, w = y.shape
+        return F.max_pool2d(y.reshape(b, c * n, h, w), 2).reshape(b, c, n, h // 2, w // 2)
+
+    def equivariant_features(self, x: Tensor) -> Tensor:
+        """The feature maps before group pooling: ``(B, w, n, H', W')``, equivariant."""
+        _check_batch(self, x, self.sample_shape, self._add_channel)
+        if self._add_channel:
+            x = x.unsqueeze(1)
+        if self.pool and (x.shape[-2] % 4 or x.shape[-1] % 4):
+            raise ModelError(
+                f"this model max-pools twice, which is exact only for sides divisible by 4, got "
+                f"{x.shape[-2]}×{x.shape[-1]}; pad the images or build the model with pool=False"
+            )
+        y = self._spatial_pool(torch.relu(self.lift(x)))
+        return self._spatial_pool(torch.relu(self.gconv(y)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.equivariant_features(x)
+        invariant = y.amax(dim=2).amax(dim=(-2, -1))  # group max-pool, global max-pool
+        return self.head(invariant)
+
+
+class WeightTiedCNN1d(nn.Module):
+    """A network invariant to all cyclic shifts of a 1-D signal (``cyclic1d``).
+
+    circular conv1d 5 ``w`` → ReLU → circular conv1d 5 ``2w`` → ReLU → circular conv1d 5
+    ``2w`` → ReLU → global max over the length → linear ``K``.
+
+    A circular convolution with stride 1 commutes exactly with ``torch.roll``, and the
+    maximum over the length is invariant to it, so ``f(roll(x, s)) = f(x)`` for every shift ``s``
+    and every length. The third layer widens the receptive field (13 samples) that the
+    global pool then summarises; the parameter count (≈ 32k for MNIST-1D) is close to that
+    of :class:`~ginvariance.models.CNN1d` (≈ 36k). On MNIST-1D (60 epochs Adam) the global
+    max reached 0.966 test accuracy against 0.918 for a global mean.
+
+    Parameters
+    ----------
+    sample_shape:
+        ``(C, L)`` or ``(L,)``.
+    num_classes:
+        Number of classes ``K``.
+    group:
+        ``"cyclic1d"`` (or ``cyclic1d-S``, a subgroup: the network is invariant to all shifts).
+    width:
+        Channels ``w`` of the first layer (default 32).
+    """
+
+    def __init__(
+        self,
+        sample_shape: Sequence[int],
+        num_classes: int,
+        group: Group | str | None = "cyclic1d",
+        width: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.sample_shape = tuple(int(s) for s in sample_shape)
+        channels, _, self._add_channel = signal_layout(self.sample_shape)
+        self.group = _resolve_group(group, self.sample_shape, WEIGHT_TIED_1D, "CNN1d")
+        width = 32 if width is None else width
+        self.width = width
+        conv = dict(kernel_size=5, padding=2, padding_mode="circular")
+        self.features = nn.Sequential(
+            nn.Conv1d(channels, width, **conv),  # type: ignore[arg-type]
+            nn.ReLU(),
+            nn.Conv1d(width, 2 * width, **conv),  # type: ignore[arg-type]
+            nn.ReLU(),
+            nn.Conv1d(2 * width, 2 * width, **conv),  # type: ignore[arg-type]
+            nn.ReLU(),
+        )
+        self.head = nn.Linear(2 * width, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_batch(self, x, self.sample_shape, self._add_channel)
+        if self._add_channel:
+            x = x.unsqueeze(1)
+        return self.head(self.features(x).amax(dim=-1))
