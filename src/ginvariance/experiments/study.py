@@ -1,0 +1,740 @@
+"""The study behind ``ginv run``: four models, every measure, spectral decay, claims C1–C5.
+
+For each seed the study trains (or reuses the checkpoints of) the four models of the paper
+on one data set and group:
+
+``plain``
+    cross-entropy on the untransformed data — no invariance asked for;
+``augmented``
+    data augmentation by a random group element per sample — invariance *learned*;
+``regularized``
+    augmentation plus ``λ`` times the squared deviation of the logits from their orbit
+    mean — learned invariance pushed towards the genuine kind;
+``weight-tied``
+    the G-invariant network (group convolutions, group pooling) — invariance *genuine*.
+
+Each model is measured on the test split in distribution and under every distribution
+shift (:func:`ginvariance.metrics.measure`), its input–logit Jacobian is analysed
+(:func:`ginvariance.spectral.spectral_analysis`), and the paper's claims C1–C5
+(:data:`CLAIMS`) are checked on the numbers (:func:`evaluate_claims`).
+
+Everything that goes into ``results.json`` is a pure function of the configuration and the
+seeds — wall times live under ``"timings"`` only — so the same command gives the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ginvariance.data.shifts import DEFAULT_SHIFTS
+from ginvariance.errors import ConfigError, OutputError
+from ginvariance.progress import Progress
+
+#: The four models of the study, in the order of the paper's Figure 1.
+MODELS: tuple[str, ...] = ("plain", "augmented", "regularized", "weight-tied")
+
+#: Files of a study folder (beside ``checkpoints/``).
+RESULTS_FILE = "results.json"
+SALIENCY_FILE = "saliency.npz"
+REPORT_FILE = "report.html"
+CHECKPOINTS_DIR = "checkpoints"
+
+# Full and quick defaults. Quick: fewer epochs, a subset of the test split and fewer
+# samples for the Jacobian, so that ``ginv run --quick`` takes well under a minute on two
+# cores and still shows every claim.
+FULL_EPOCHS = 60
+QUICK_EPOCHS = 20
+QUICK_N_MEASURE = 200
+FULL_N_SPECTRAL = 256
+QUICK_N_SPECTRAL = 64
+DEFAULT_EPS: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0)
+FULL_ORBIT_MAX_ORDER = 8
+
+# Thresholds of the claims (stated in the claims' text, and in the report).
+C1_FRACTION = 0.9
+C2_MARGIN = 0.02
+C2_WEIGHT_TIED_MIN = 0.99
+C3_FACTOR = 5.0
+C3_WEIGHT_TIED_MAX = 1e-5
+C4_FACTOR = 5.0
+
+CLAIMS: dict[str, str] = {
+    "C1": (
+        f"The augmented net classifies the orbit well in distribution: its orbit accuracy is "
+        f"at least {C1_FRACTION:g} × its accuracy."
+    ),
+    "C2": (
+        f"Its saliency invariance similarity (in distribution) is clearly below the weight-tied "
+        f"net's: sis(augmented) ≤ sis(weight-tied) − {C2_MARGIN:g}, with sis(weight-tied) ≥ "
+        f"{C2_WEIGHT_TIED_MIN:g}."
+    ),
+    "C3": (
+        f"Its pdi and li on uniform-noise inputs are at least {C3_FACTOR:g}× its "
+        f"in-distribution values, while the weight-tied net has |pdi| ≤ {C3_WEIGHT_TIED_MAX:g} "
+        f"and li ≤ {C3_WEIGHT_TIED_MAX:g} on every input condition."
+    ),
+    "C4": (
+        f"The regularized net's pdi and li on uniform noise are at least {C4_FACTOR:g}× below "
+        "the augmented net's, and its sis (in distribution) is closer to 1."
+    ),
+    "C5": (
+        "The regularized net is less sensitive than the augmented one to random perturbations "
+        "(E‖f(x+εu) − f(x)‖/ε at the smallest ε): spectral decay."
+    ),
+}
+
+#: The shift on which C3 and C4 are judged (the severe shift).
+SEVERE_SHIFT = "uniform"
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """What the study trains and measures.
+
+    Parameters
+    ----------
+    dataset, root:
+        The data set (:func:`ginvariance.data.load_dataset`) and its folder.
+    group:
+        The group (:func:`ginvariance.groups.get_group`).
+    seeds:
+        One study per seed; several seeds give mean ± std of every number.
+    quick:
+        Smaller defaults (fewer epochs, fewer test samples) for a run under a minute.
+    shifts:
+        The distribution shifts measured (:mod:`ginvariance.data.shifts`); must include
+        ``uniform`` for claims C3 and C4.
+    epochs:
+        Training epochs; ``None``: :data:`FULL_EPOCHS`, or :data:`QUICK_EPOCHS` when quick.
+    lam:
+        ``λ`` of the regularized model's logit penalty.
+    n_measure:
+        Test samples measured; ``None``: the whole test split, or :data:`QUICK_N_MEASURE`.
+    n_spectral:
+        Test samples of the Jacobian analysis; ``None``: 256, or 64 when quick.
+    eps:
+        Step sizes of the sensitivity curves.
+    n_directions:
+        Random unit directions per sample for the random-perturbation sensitivity.
+    limit:
+        Train on the first ``limit`` training samples only; ``None``: all of them.
+    batch_size, lr, dtype:
+        Training batch size, Adam learning rate, floating-point type.
+    n_saliency:
+        Test samples whose saliency maps over the orbit are kept for the report's grid.
+    orbit:
+        The regularized model's penalty runs over the ``"full"`` orbit or over the identity
+        and one ``"sample"``d element per sample (:class:`~ginvariance.training.
+        InvarianceRegularizer`); ``None``: ``"full"`` for groups of order at most
+        :data:`FULL_ORBIT_MAX_ORDER`, ``"sample"`` above (``cyclic1d`` on MNIST-1D has 40
+        elements: the full orbit would cost 40 forward passes per step).
+    """
+
+    dataset: str = "digits"
+    group: str = "c4"
+    root: str | None = None
+    seeds: tuple[int, ...] = (0,)
+    quick: bool = False
+    shifts: tuple[str, ...] = DEFAULT_SHIFTS
+    epochs: int | None = None
+    lam: float = 1.0
+    n_measure: int | None = None
+    n_spectral: int | None = None
+    eps: tuple[float, ...] = DEFAULT_EPS
+    n_directions: int = 8
+    limit: int | None = None
+    batch_size: int = 64
+    lr: float = 1e-3
+    dtype: str = "float32"
+    n_saliency: int = 2
+    orbit: str | None = None
+
+    def resolved(self) -> StudyConfig:
+        """The configuration with every default filled in (what ``results.json`` records)."""
+        self.validate()
+        return replace(
+            self,
+            seeds=tuple(int(s) for s in self.seeds),
+            shifts=tuple(str(s) for s in self.shifts),
+            eps=tuple(float(e) for e in self.eps),
+            epochs=self.epochs or (QUICK_EPOCHS if self.quick else FULL_EPOCHS),
+            n_measure=self.n_measure or (QUICK_N_MEASURE if self.quick else None),
+            n_spectral=self.n_spectral or (QUICK_N_SPECTRAL if self.quick else FULL_N_SPECTRAL),
+        )
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first option that is out of range."""
+        seeds = tuple(self.seeds)
+        if not seeds:
+            raise ConfigError("give at least one seed, e.g. --seeds 0")
+        for s in seeds:
+            if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0:
+                raise ConfigError(f"seed {s!r} is not a non-negative integer; e.g. --seeds 0,1,2")
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError(f"seeds {list(seeds)} repeat; give each seed once")
+        for name in ("epochs", "n_measure", "n_spectral", "limit"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ConfigError(f"{name} must be a positive integer or None, got {value!r}")
+        for name in ("n_directions", "batch_size", "n_saliency"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if not self.eps or any(
+            not isinstance(e, int | float) or not math.isfinite(e) or e <= 0 for e in self.eps
+        ):
+            raise ConfigError(f"eps must be positive finite step sizes, got {self.eps!r}")
+        if SEVERE_SHIFT not in self.shifts:
+            raise ConfigError(
+                f"the shifts must include {SEVERE_SHIFT!r} (claims C3 and C4 are judged on it); "
+                "add it"
+            )
+        if len(set(self.shifts)) != len(tuple(self.shifts)):
+            raise ConfigError(f"shifts {list(self.shifts)} repeat; give each shift once")
+        if self.orbit not in (None, "full", "sample"):
+            raise ConfigError(f"orbit must be 'full' or 'sample', got {self.orbit!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if not isinstance(self.lam, int | float) or not math.isfinite(self.lam) or self.lam < 0:
+            raise ConfigError(f"lam must be a finite non-negative number, got {self.lam!r}")
+        if not isinstance(self.lr, int | float) or not math.isfinite(self.lr) or self.lr <= 0:
+            raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field (tuples as lists)."""
+        d = asdict(self)
+        for key in ("seeds", "shifts", "eps"):
+            d[key] = list(d[key])
+        return d
+
+    def train_config(self, mode: str, seed: int) -> Any:
+        """The :class:`~ginvariance.training.TrainConfig` of one model of one seed."""
+        from ginvariance.training import TrainConfig
+
+        return TrainConfig(
+            mode=mode,
+            dataset=self.dataset,
+            root=self.root,
+            group=self.group,
+            epochs=int(self.epochs or (QUICK_EPOCHS if self.quick else FULL_EPOCHS)),
+            batch_size=self.batch_size,
+            lr=float(self.lr),
+            lam=float(self.lam),
+            seed=int(seed),
+            dtype=self.dtype,
+            limit=self.limit,
+            orbit=self.orbit or "full",
+        )
+
+
+# -- folder checks ------------------------------------------------------------------------
+
+
+def checkpoint_dir(out_dir: str | Path, seed: int) -> Path:
+    """``DIR/checkpoints/seed-<seed>``: the checkpoints of one seed."""
+    return Path(out_dir) / CHECKPOINTS_DIR / f"seed-{int(seed)}"
+
+
+def _canonical(obj: Any) -> Any:
+    """``obj`` as it reads back from JSON (tuples become lists, keys strings)."""
+    return json.loads(json.dumps(obj, sort_keys=True))
+
+
+def _read_checkpoint_config(path: Path) -> dict[str, Any] | None:
+    """The training configuration stored in a checkpoint's header; ``None`` if unreadable."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            raw = (fh.metadata() or {}).get("ginvariance")
+        meta = json.loads(raw) if raw else None
+    except Exception:
+        return None
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        return None
+    return meta["config"]
+
+
+def _differences(mine: Mapping[str, Any], theirs: Mapping[str, Any], ignore=()) -> list[str]:
+    keys = sorted(set(mine) | set(theirs))
+    return [
+        f"{k} {theirs.get(k)!r} ≠ {mine.get(k)!r}"
+        for k in keys
+        if k not in ignore and mine.get(k) != theirs.get(k)
+    ]
+
+
+def plan_checkpoints(config: StudyConfig, out_dir: str | Path, *, force: bool) -> dict:
+    """Decide, before any training, what happens to each checkpoint in ``out_dir``.
+
+    Returns ``{(seed, mode): "resume" | "new" | "overwrite"}``: ``resume`` for a checkpoint
+    trained with this configuration (finished or not: training continues), ``new`` where
+    there is none, ``overwrite`` for one of another configuration when ``force``.
+
+    Raises
+    ------
+    OutputError
+        ``out_dir`` holds results or checkpoints of another configuration and ``force`` is
+        not set.
+    """
+    config = config.resolved()
+    out = Path(out_dir)
+    results_path = out / RESULTS_FILE
+    if results_path.exists() and not force:
+        try:
+            existing = json.loads(results_path.read_text(encoding="utf-8"))
+            stored = existing.get("config") if isinstance(existing, dict) else None
+        except (OSError, ValueError):
+            stored = None
+        mine = _canonical(config.to_dict())
+        if not isinstance(stored, dict):
+            raise OutputError(
+                f"{str(results_path)!r} is not a results file of ginv run; "
+                "pass --force to overwrite it, or choose another --out"
+            )
+        diffs = _differences(mine, stored)
+        if diffs:
+            raise OutputError(
+                f"{str(out)!r} holds results of another configuration ({'; '.join(diffs[:3])}); "
+                "pass --force to replace them, or choose another --out"
+            )
+    plan: dict[tuple[int, str], str] = {}
+    for seed in config.seeds:
+        for mode in MODELS:
+            path = checkpoint_dir(out, seed) / f"{mode}.safetensors"
+            if not path.exists():
+                plan[(seed, mode)] = "new"
+                continue
+            stored = _read_checkpoint_config(path)
+            mine = _canonical(config.train_config(mode, seed).to_dict())
+            if stored is None:
+                diffs = ["the file is unreadable"]
+            else:
+                diffs = _differences(mine, stored)
+            if not diffs:
+                plan[(seed, mode)] = "resume"
+            elif force:
+                plan[(seed, mode)] = "overwrite"
+            else:
+                raise OutputError(
+                    f"checkpoint {str(path)!r} belongs to another configuration "
+                    f"({'; '.join(diffs[:3])}); pass --force to replace it, or choose another --out"
+                )
+    return plan
+
+
+# -- aggregation over seeds -----------------------------------------------------------------
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _aggregate(values: Sequence[Any], how: str) -> Any:
+    """Mean (``how="mean"``) or sample std (``"std"``) of equally shaped nested values.
+
+    Dicts are aggregated key by key, lists element by element, numbers over seeds; a
+    ``None`` in any seed gives ``None``; ``n_samples`` (a count) is kept as it is by the
+    mean and has no std. The std of one seed is ``None`` (undefined).
+    """
+    first = values[0]
+    if isinstance(first, dict):
+        return {
+            k: (
+                (first[k] if how == "mean" else None)
+                if k == "n_samples"
+                else _aggregate([v[k] for v in values], how)
+            )
+            for k in first
+        }
+    if isinstance(first, list):
+        return [_aggregate([v[i] for v in values], how) for i in range(len(first))]
+    if any(v is None for v in values) or not all(_is_number(v) for v in values):
+        return None
+    arr = np.asarray(values, dtype=np.float64)
+    if how == "mean":
+        return float(arr.mean())
+    return float(arr.std(ddof=1)) if arr.size > 1 else None
+
+
+# -- claims ----------------------------------------------------------------------------------
+
+
+def _ratio(a: float, b: float) -> float | None:
+    if b == 0:
+        return None if a == 0 else math.inf if a > 0 else -math.inf
+    return a / b
+
+
+def _finite(v: float | None) -> float | None:
+    return v if v is not None and math.isfinite(v) else None
+
+
+def evaluate_claims(models: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Check claims C1–C5 on the (seed-mean) measures of the four models.
+
+    Parameters
+    ----------
+    models:
+        ``{NAME: {"id": {...}, "shift": {SHIFT: {...}}, "spectral": {...}}}`` for the four
+        names of :data:`MODELS`, with ``uniform`` among the shifts.
+
+    Returns
+    -------
+    dict
+        ``{"C1": {"statement", "numbers", "holds"}, ...}``; ``holds`` is computed from
+        ``numbers`` with the thresholds stated in ``statement``.
+    """
+    aug, reg, wt = models["augmented"], models["regularized"], models["weight-tied"]
+    claims: dict[str, dict[str, Any]] = {}
+
+    acc, orbit_acc = aug["id"]["accuracy"], aug["id"]["orbit_accuracy"]
+    claims["C1"] = {
+        "numbers": {
+            "augmented_accuracy": acc,
+            "augmented_orbit_accuracy": orbit_acc,
+            "ratio": _finite(_ratio(orbit_acc, acc)),
+            "threshold": C1_FRACTION,
+        },
+        "holds": bool(orbit_acc >= C1_FRACTION * acc),
+    }
+
+    sis_aug, sis_wt = aug["id"]["sis"], wt["id"]["sis"]
+    claims["C2"] = {
+        "numbers": {
+            "augmented_sis": sis_aug,
+            "weight_tied_sis": sis_wt,
+            "gap": sis_wt - sis_aug,
+            "margin": C2_MARGIN,
+        },
+        "holds": bool(sis_wt >= C2_WEIGHT_TIED_MIN and sis_aug <= sis_wt - C2_MARGIN),
+    }
+
+    severe_aug = aug["shift"][SEVERE_SHIFT]
+    pdi_ratio = _ratio(severe_aug["pdi"], aug["id"]["pdi"])
+    li_ratio = _ratio(severe_aug["li"], aug["id"]["li"])
+    conditions = [wt["id"], *wt["shift"].values()]
+    wt_pdi = max(abs(c["pdi"]) for c in conditions)
+    wt_li = max(abs(c["li"]) for c in conditions)
+    claims["C3"] = {
+        "numbers": {
+            "augmented_pdi_id": aug["id"]["pdi"],
+            "augmented_pdi_uniform": severe_aug["pdi"],
+            "pdi_ratio": _finite(pdi_ratio),
+            "augmented_li_id": aug["id"]["li"],
+            "augmented_li_uniform": severe_aug["li"],
+            "li_ratio": _finite(li_ratio),
+            "factor": C3_FACTOR,
+            "weight_tied_max_abs_pdi": wt_pdi,
+            "weight_tied_max_li": wt_li,
+            "weight_tied_bound": C3_WEIGHT_TIED_MAX,
+        },
+        "holds": bool(
+            pdi_ratio is not None
+            and pdi_ratio >= C3_FACTOR
+            and li_ratio is not None
+            and li_ratio >= C3_FACTOR
+            and wt_pdi <= C3_WEIGHT_TIED_MAX
+            and wt_li <= C3_WEIGHT_TIED_MAX
+        ),
+    }
+
+    severe_reg = reg["shift"][SEVERE_SHIFT]
+    pdi_cut = _ratio(severe_aug["pdi"], severe_reg["pdi"])
+    li_cut = _ratio(severe_aug["li"], severe_reg["li"])
+    sis_reg = reg["id"]["sis"]
+    claims["C4"] = {
+        "numbers": {
+            "augmented_pdi_uniform": severe_aug["pdi"],
+            "regularized_pdi_uniform": severe_reg["pdi"],
+            "pdi_reduction": _finite(pdi_cut),
+            "augmented_li_uniform": severe_aug["li"],
+            "regularized_li_uniform": severe_reg["li"],
+            "li_reduction": _finite(li_cut),
+            "factor": C4_FACTOR,
+            "augmented_sis": sis_aug,
+            "regularized_sis": sis_reg,
+        },
+        "holds": bool(
+            pdi_cut is not None
+            and pdi_cut >= C4_FACTOR
+            and li_cut is not None
+            and li_cut >= C4_FACTOR
+            and abs(1.0 - sis_reg) < abs(1.0 - sis_aug)
+        ),
+    }
+
+    spec_aug, spec_reg = aug["spectral"], reg["spectral"]
+    eps = list(spec_aug["eps"])
+    i_min = min(range(len(eps)), key=eps.__getitem__)
+    s_aug = spec_aug["sensitivity_random"][i_min]
+    s_reg = spec_reg["sensitivity_random"][i_min]
+    claims["C5"] = {
+        "numbers": {
+            "eps": eps[i_min],
+            "augmented_sensitivity": s_aug,
+            "regularized_sensitivity": s_reg,
+            "ratio": None if s_aug is None or s_reg is None else _finite(_ratio(s_reg, s_aug)),
+            "augmented_frobenius": spec_aug["frobenius"],
+            "regularized_frobenius": spec_reg["frobenius"],
+        },
+        "holds": bool(s_aug is not None and s_reg is not None and s_reg < s_aug),
+    }
+    for key, claim in claims.items():
+        claim["statement"] = CLAIMS[key]
+    return claims
+
+
+# -- the study -------------------------------------------------------------------------------
+
+
+def _measure_model(
+    model: Any,
+    config: StudyConfig,
+    x_test: Any,
+    y_test: Any,
+    group: Any,
+    seed: int,
+    progress: Progress | None,
+) -> tuple[dict[str, Any], dict[str, Any], Any, dict[str, float]]:
+    """Measures, spectral entry and the saliency grid of one trained model."""
+    from ginvariance.metrics import eval_mode, measure, orbit_pass
+    from ginvariance.spectral import spectral_analysis
+
+    began = time.perf_counter()
+    n = config.n_measure or x_test.shape[0]
+    report = measure(
+        model,
+        (x_test[:n], y_test[:n]),
+        group,
+        shifts=list(config.shifts),
+        saliency=True,
+        seed=seed,
+        progress=progress,
+    ).to_dict()
+    measured = time.perf_counter() - began
+
+    began = time.perf_counter()
+    x_spec = x_test[: config.n_spectral]
+    with eval_mode(model):
+        saliency = orbit_pass(model, x_spec, group, saliency=True).saliency
+        assert saliency is not None
+        spectral = spectral_analysis(
+            model,
+            x_spec,
+            group,
+            eps=config.eps,
+            n_directions=config.n_directions,
+            seed=seed,
+            saliency=saliency[0],
+        )
+        grid = orbit_pass(model, x_test[: config.n_saliency], group, saliency=True).saliency
+    assert grid is not None
+    timings = {"measure": measured, "spectral": time.perf_counter() - began}
+    return report, spectral, grid.detach().cpu().double().numpy(), timings
+
+
+def _clear_outputs(out: Path) -> None:
+    """Remove results and report files of a previous (other) configuration."""
+    for name in (RESULTS_FILE, SALIENCY_FILE, REPORT_FILE):
+        (out / name).unlink(missing_ok=True)
+    for png in out.glob("*.png"):
+        png.unlink()
+
+
+def run_study(
+    config: StudyConfig,
+    out_dir: str | Path,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Run the whole study and write ``DIR/results.json`` and ``DIR/saliency.npz``.
+
+    Parameters
+    ----------
+    config:
+        The study (:class:`StudyConfig`).
+    out_dir:
+        The study folder: checkpoints in ``checkpoints/seed-<s>/<model>.safetensors``,
+        results in ``results.json``, the orbit saliency maps of the report's grid in
+        ``saliency.npz`` (arrays ``x`` ``(m, *S)`` and one ``(n, m, *S)`` per model, first
+        seed). Checkpoints of the same configuration are reused (an interrupted run
+        continues from its last finished epoch).
+    force:
+        Replace results and checkpoints of another configuration instead of refusing.
+    progress:
+        Receives the progress of every training and measurement.
+
+    Returns
+    -------
+    dict
+        The results (the content of ``results.json``): ``models`` (per model ``id``,
+        ``shift``, ``spectral`` — means over seeds —, ``std``, ``per_seed``), ``group``,
+        ``dataset``, ``seed``, ``seeds``, ``config``, ``versions``, ``claims``, ``timings``.
+
+    Raises
+    ------
+    OutputError
+        ``out_dir`` holds results or checkpoints of another configuration (pass ``force``).
+    ConfigError, DataError, GroupError
+        Bad options, an unknown data set or a group that does not act on its samples.
+    """
+    import torch
+
+    from ginvariance.data import load_dataset
+    from ginvariance.groups import get_group
+    from ginvariance.io import atomic_write_bytes, atomic_write_json, ensure_dir
+    from ginvariance.training import train, versions
+
+    began = time.perf_counter()
+    config = config.resolved()
+    from ginvariance.data.shifts import get_shift
+
+    for name in config.shifts:
+        get_shift(name)
+    test_set = load_dataset(config.dataset, "test", root=config.root)
+    group = get_group(config.group, tuple(test_set.sample_shape))
+    if config.orbit is None:
+        config = replace(config, orbit="full" if group.order <= FULL_ORBIT_MAX_ORDER else "sample")
+    for seed in config.seeds:
+        for mode in MODELS:
+            config.train_config(mode, seed).validate()
+    out = ensure_dir(out_dir)
+    plan = plan_checkpoints(config, out, force=force)
+    if force:
+        _clear_outputs(out)
+
+    dtype = getattr(torch, config.dtype)
+    x_test = torch.as_tensor(test_set.x).to(dtype)
+    y_test = torch.as_tensor(test_set.y).long()
+
+    per_model: dict[str, list[dict[str, Any]]] = {m: [] for m in MODELS}
+    grids: dict[str, np.ndarray] = {}
+    timings: dict[str, Any] = {"seeds": {}}
+    for seed in config.seeds:
+        seed_times: dict[str, Any] = {}
+        for mode in MODELS:
+            action = plan[(seed, mode)]
+            result = train(
+                config.train_config(mode, seed),
+                checkpoint_dir(out, seed),
+                resume=action == "resume",
+                overwrite=action == "overwrite",
+                progress=progress,
+                name=mode,
+            )
+            report, spectral, grid, t = _measure_model(
+                result.model, config, x_test, y_test, group, seed, progress
+            )
+            per_model[mode].append(
+                {
+                    "seed": seed,
+                    **report,
+                    "spectral": spectral,
+                    "train": {k: result.metrics[k] for k in sorted(result.metrics)},
+                }
+            )
+            if seed == config.seeds[0]:
+                grids[mode] = grid
+            seed_times[mode] = {"train": result.seconds, **t}
+        timings["seeds"][str(seed)] = seed_times
+
+    models: dict[str, Any] = {}
+    for mode, runs in per_model.items():
+        keys = ("id", "shift", "spectral")
+        mean = {k: _aggregate([r[k] for r in runs], "mean") for k in keys}
+        std = {k: _aggregate([r[k] for r in runs], "std") for k in ("id", "shift")}
+        std["spectral"] = _aggregate([r["spectral"] for r in runs], "std")
+        models[mode] = {**mean, "std": std, "per_seed": runs}
+
+    results: dict[str, Any] = {
+        "models": models,
+        "group": group.name,
+        "dataset": config.dataset,
+        "seed": config.seeds[0],
+        "seeds": list(config.seeds),
+        "config": config.to_dict(),
+        "versions": versions(),
+        "claims": evaluate_claims(models),
+        "group_elements": list(group.elements),
+        "sample_shape": list(test_set.sample_shape),
+    }
+    results = _canonical(results)
+
+    import io
+
+    buffer = io.BytesIO()
+    arrays: dict[str, Any] = {
+        "x": x_test[: config.n_saliency].detach().cpu().double().numpy(),
+        "y": y_test[: config.n_saliency].numpy(),
+        **{mode: grids[mode] for mode in MODELS},
+    }
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(out / SALIENCY_FILE, buffer.getvalue())
+    timings["total"] = time.perf_counter() - began
+    results["timings"] = timings
+    atomic_write_json(out / RESULTS_FILE, results)
+    return results
+
+
+def load_results(out_dir: str | Path) -> dict[str, Any]:
+    """Read ``DIR/results.json`` written by :func:`run_study`.
+
+    Raises
+    ------
+    DataError
+        No results file, or one that is not complete JSON of a study.
+    """
+    from ginvariance.errors import DataError
+
+    path = Path(out_dir) / RESULTS_FILE
+    if not path.is_file():
+        raise DataError(f"no results at {str(path)!r}; run 'ginv run --out {out_dir}' first")
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(
+            f"{str(path)!r} is not readable JSON ({exc}); run 'ginv run --out {out_dir}' again"
+        ) from None
+    if not isinstance(results, dict) or not isinstance(results.get("models"), dict):
+        raise DataError(f"{str(path)!r} is not a results file of ginv run; run it again")
+    return results
+
+
+def load_saliency(out_dir: str | Path) -> dict[str, np.ndarray] | None:
+    """Read ``DIR/saliency.npz`` (no pickles); ``None`` when it is absent or unreadable."""
+    path = Path(out_dir) / SALIENCY_FILE
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: np.asarray(data[k]) for k in data.files}
+    except (OSError, ValueError):
+        return None
+
+
+__all__ = [
+    "CLAIMS",
+    "MODELS",
+    "REPORT_FILE",
+    "RESULTS_FILE",
+    "SALIENCY_FILE",
+    "StudyConfig",
+    "checkpoint_dir",
+    "evaluate_claims",
+    "load_results",
+    "load_saliency",
+    "plan_checkpoints",
+    "run_study",
+]

@@ -1,0 +1,282 @@
+"""The report's figures (matplotlib, Agg backend), each returned as PNG bytes.
+
+- :func:`saliency_figure` — Figure 1 of the paper: a row per model (and sample), a column per
+  group element, each the saliency map of ``g·x`` mapped back by ``g⁻¹``; a genuinely
+  invariant model shows the same map in every column. 1-D signals are drawn as curves, one
+  per group element, on one axis per row.
+- :func:`measures_figure` — ``pdi``, ``li``, ``sis`` per model, in distribution next to each
+  shift (grouped bars; log scale for ``pdi`` and ``li``).
+- :func:`spectral_figure` — mean Jacobian singular values and sensitivity against ``ε`` per
+  model (random directions solid, group directions dashed).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+#: Colours of the four models (colour-blind safe, fixed so every figure agrees).
+MODEL_COLORS: dict[str, str] = {
+    "plain": "#7f7f7f",
+    "augmented": "#d62728",
+    "regularized": "#1f77b4",
+    "weight-tied": "#2ca02c",
+}
+#: The value drawn for ``|pdi|`` or ``li`` at or below it on a log axis (exact zeros).
+LOG_FLOOR = 1e-12
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig: Any) -> bytes:
+    plt = _pyplot()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _color(name: str, index: int) -> str:
+    return MODEL_COLORS.get(name, f"C{index % 10}")
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if na == 0 and nb == 0:
+        return 1.0
+    if na == 0 or nb == 0:
+        return 0.0
+    return float(np.dot(a.ravel(), b.ravel()) / (na * nb))
+
+
+def _as_map(s: np.ndarray) -> np.ndarray:
+    """A saliency map of one sample as a 1-D curve or a 2-D image (channels summed)."""
+    s = np.asarray(s, dtype=np.float64)
+    squeezed = np.squeeze(s)
+    if squeezed.ndim <= 2:
+        return np.atleast_1d(squeezed)
+    return s.reshape(-1, *s.shape[-2:]).sum(axis=0)
+
+
+def saliency_figure(
+    saliency: Mapping[str, np.ndarray],
+    models: Sequence[str],
+    elements: Sequence[str],
+) -> bytes:
+    """Saliency maps over the orbit, mapped back to the input's frame.
+
+    Parameters
+    ----------
+    saliency:
+        ``"x"``: the inputs ``(m, *S)``; per model name, ``(n, m, *S)`` with entry ``[i, b]``
+        the map ``g_i⁻¹ · ∇_u f(u)[c_b]`` at ``u = g_i · x_b``.
+    models:
+        The models to draw, one row (per sample) each.
+    elements:
+        The names of the ``n`` group elements (column titles).
+
+    Each row shares one symmetric colour scale; the title of each map gives its cosine to
+    the identity's map (the terms of ``sis``).
+    """
+    plt = _pyplot()
+    x = np.asarray(saliency["x"])
+    m = x.shape[0]
+    one_d = _as_map(x[0]).ndim == 1
+    names = [name for name in models if name in saliency]
+    rows = [(name, b) for b in range(m) for name in names]
+    n = len(elements)
+    if one_d:
+        fig, axes = plt.subplots(len(rows), 1, figsize=(9, 1.5 * len(rows)), squeeze=False)
+        colors = plt.cm.viridis(np.linspace(0.0, 1.0, n))
+        for ax, (name, b) in zip(axes[:, 0], rows, strict=True):
+            maps = [_as_map(s) for s in np.asarray(saliency[name])[:, b]]
+            vmax = max(max(float(np.abs(s).max()) for s in maps), 1e-30)
+            signal = _as_map(x[b]) - float(np.mean(x[b]))
+            scale = max(float(np.abs(signal).max()), 1e-30)
+            ax.plot(signal / scale * vmax, color="0.75", lw=2, label="input x (scaled)")
+            for i, s in enumerate(maps):
+                ax.plot(s, color=colors[i], lw=0.8, alpha=0.8)
+            mean_cos = float(np.mean([_cosine(s, maps[0]) for s in maps[1:]])) if n > 1 else 1.0
+            ax.set_ylabel(f"{name}\nsample {b}", fontsize=8)
+            ax.set_title(
+                f"{n} maps g⁻¹·s_g overlaid (colour = element); mean cosine to the "
+                f"identity's {mean_cos:.3f}",
+                fontsize=8,
+            )
+            ax.tick_params(labelsize=7)
+        axes[0, 0].legend(fontsize=7, loc="upper right")
+        fig.suptitle("Saliency of g·x mapped back by g⁻¹ (identical curves = genuine)", fontsize=9)
+        fig.tight_layout(rect=(0, 0, 1, 0.98))
+    else:
+        fig = _saliency_mosaic(plt, saliency, x, rows, elements)
+    return _png(fig)
+
+
+def _saliency_mosaic(
+    plt: Any,
+    saliency: Mapping[str, np.ndarray],
+    x: np.ndarray,
+    rows: Sequence[tuple[str, int]],
+    elements: Sequence[str],
+) -> Any:
+    """One RGB mosaic of image tiles on a single axis (fast for many rows and elements).
+
+    Row ``r`` shows the input ``x_b`` (grey) and the ``n`` mapped-back maps of one model on
+    one shared symmetric colour scale (red positive, blue negative); the cosine of each
+    map to the identity's is written above it.
+    """
+    from matplotlib import colormaps
+
+    n = len(elements)
+    h, w = _as_map(x[0]).shape
+    pad_x, pad_y = max(1, w // 8), max(3, h // 3)
+    cell_w, cell_h = w + pad_x, h + pad_y
+    mosaic = np.ones((len(rows) * cell_h, (n + 1) * cell_w, 3))
+    gray, diverging = colormaps["gray_r"], colormaps["RdBu_r"]
+    labels = []
+    for r, (name, b) in enumerate(rows):
+        top = r * cell_h + pad_y
+        image = _as_map(x[b])
+        lo, hi = float(image.min()), float(image.max())
+        mosaic[top : top + h, :w] = gray((image - lo) / (hi - lo if hi > lo else 1.0))[..., :3]
+        maps = [_as_map(m) for m in np.asarray(saliency[name])[:, b]]
+        vmax = max(max(float(np.abs(m).max()) for m in maps), 1e-30)
+        for i, image in enumerate(maps):
+            left = (i + 1) * cell_w
+            mosaic[top : top + h, left : left + w] = diverging(0.5 + 0.5 * image / vmax)[..., :3]
+            labels.append((left + w / 2, top - 0.6, f"{_cosine(image, maps[0]):.3f}"))
+    height, width = mosaic.shape[:2]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * (n + 1), 0.5 + 1.0 * len(rows)))
+    ax.imshow(mosaic, interpolation="nearest", extent=(0, width, height, 0))
+    for cx, cy, text in labels:
+        ax.text(cx, cy, text, ha="center", va="bottom", fontsize=6)
+    ax.set_xticks([w / 2 + k * cell_w for k in range(n + 1)])
+    ax.set_xticklabels(["input x", *elements], fontsize=7)
+    ax.xaxis.tick_top()
+    ax.set_yticks([r * cell_h + pad_y + h / 2 for r in range(len(rows))])
+    ax.set_yticklabels([f"{name} (sample {b})" for name, b in rows], fontsize=7)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_title(
+        "Saliency of g·x mapped back by g⁻¹, cosine to the identity's map above each "
+        "(identical across a row = genuine)",
+        fontsize=8,
+        pad=14,
+    )
+    return fig
+
+
+def _conditions(results: Mapping[str, Any], models: Sequence[str]) -> list[str]:
+    first = results["models"][models[0]]
+    return ["id", *first["shift"].keys()]
+
+
+def _value(entry: Mapping[str, Any], condition: str, key: str) -> float | None:
+    values = entry["id"] if condition == "id" else entry["shift"][condition]
+    v = values.get(key)
+    return None if v is None else float(v)
+
+
+def _std(entry: Mapping[str, Any], condition: str, key: str) -> float | None:
+    std = entry.get("std") or {}
+    values = std.get("id") if condition == "id" else (std.get("shift") or {}).get(condition)
+    v = values.get(key) if isinstance(values, Mapping) else None
+    return None if v is None else abs(float(v))
+
+
+def measures_figure(results: Mapping[str, Any], models: Sequence[str]) -> bytes:
+    """Grouped bars of ``|pdi|``, ``li`` and ``sis`` per input condition and model.
+
+    Error bars are the std over seeds (several seeds only). ``|pdi|`` and ``li`` are drawn
+    on a log axis, values at or below :data:`LOG_FLOOR` at the floor.
+    """
+    plt = _pyplot()
+    conditions = _conditions(results, models)
+    keys = (("pdi", "|pdi| (nats)", True), ("li", "li", True), ("sis", "sis", False))
+    fig, axes = plt.subplots(3, 1, figsize=(max(7.0, 1.1 * len(conditions)), 8.5), sharex=True)
+    width = 0.8 / len(models)
+    positions = np.arange(len(conditions))
+    for ax, (key, label, log) in zip(axes, keys, strict=True):
+        for j, name in enumerate(models):
+            entry = results["models"][name]
+            values, errors = [], []
+            for c in conditions:
+                v = _value(entry, c, key)
+                s = _std(entry, c, key)
+                if v is None:
+                    v = math.nan
+                if log:
+                    v = max(abs(v), LOG_FLOOR) if math.isfinite(v) else math.nan
+                values.append(v)
+                errors.append(s if s is not None else 0.0)
+            ax.bar(
+                positions + (j - (len(models) - 1) / 2) * width,
+                values,
+                width,
+                yerr=errors if any(errors) else None,
+                color=_color(name, j),
+                label=name,
+            )
+        ax.set_ylabel(label)
+        if log:
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(min(0.0, ax.get_ylim()[0]), 1.05)
+        ax.grid(axis="y", alpha=0.3)
+    axes[-1].set_xticks(positions)
+    axes[-1].set_xticklabels(["in-dist" if c == "id" else c for c in conditions], rotation=20)
+    axes[0].legend(fontsize=8, ncol=len(models), loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    fig.suptitle("Invariance measures in distribution and under shift", fontsize=10, y=1.0)
+    return _png(fig)
+
+
+def spectral_figure(results: Mapping[str, Any], models: Sequence[str]) -> bytes:
+    """Mean Jacobian singular values, and sensitivity against ``ε`` (log–log), per model."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for j, name in enumerate(models):
+        spectral = results["models"][name]["spectral"]
+        color = _color(name, j)
+        sv = np.asarray(spectral["singular_values"], dtype=np.float64)
+        left.plot(
+            np.arange(1, sv.size + 1), np.maximum(sv, LOG_FLOOR), "o-", color=color, label=name
+        )
+        eps = np.asarray(spectral["eps"], dtype=np.float64)
+        for key, style, what in (
+            ("sensitivity_random", "-", "random"),
+            ("sensitivity_group", "--", "group"),
+        ):
+            values = np.asarray(
+                [math.nan if v is None else max(float(v), LOG_FLOOR) for v in spectral[key]]
+            )
+            right.plot(eps, values, style, marker="o", color=color, label=f"{name} ({what})")
+    left.set_yscale("log")
+    left.set_xlabel("index k")
+    left.set_ylabel("mean singular value σ_k of ∂z/∂x")
+    left.set_title("Jacobian spectrum", fontsize=9)
+    left.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    right.set_xscale("log")
+    right.set_yscale("log")
+    right.set_xlabel("ε")
+    right.set_ylabel("E‖f(x+εu) − f(x)‖ / ε")
+    right.set_title("Sensitivity: random directions (solid), group directions (dashed)", fontsize=9)
+    right.grid(alpha=0.3)
+    right.legend(fontsize=7, ncol=2)
+    fig.suptitle("Spectral decay", fontsize=10)
+    return _png(fig)
+
+
+__all__ = ["MODEL_COLORS", "measures_figure", "saliency_figure", "spectral_figure"]
