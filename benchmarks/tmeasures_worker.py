@@ -15,7 +15,9 @@ radians and interpolates with ``grid_sample``). The measure is
 ``tm.pytorch.NormalizedVarianceInvariance()`` on one activation, the logits:
 per logit unit, ``mean_x std_g z / mean_g std_x z``. The first call is untimed (its result
 is returned for the parent to check against its own computation); then ``repeats`` timed
-calls. For reference, a bare forward over the orbit in the same process is timed too.
+calls with the parent's batch size (the suite's images per chunk) and as many with
+tmeasures' default batch size, 32, interleaved. For reference, a bare forward over the
+orbit in the same process is timed too.
 
 Usage::
 
@@ -38,6 +40,9 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 from torch.utils.data import Dataset
+
+#: tmeasures' own default batch size (``PyTorchMeasureOptions(batch_size=32)``).
+DEFAULT_BATCH = 32
 
 
 def build(layers: list[dict]) -> nn.Sequential:
@@ -129,21 +134,22 @@ def main(folder: Path) -> dict:
     x = torch.from_numpy(np.load(folder / "data.npz")["x"])
     model, data, group = Logits(net).eval(), Samples(x), C4()
     measure = tm.pytorch.NormalizedVarianceInvariance()
-    options = tm.pytorch.PyTorchMeasureOptions(
-        batch_size=int(config["batch_size"]), num_workers=0, verbose=False
-    )
+    batch = int(config["batch_size"])
 
-    result = measure.eval(data, group, model, options)  # untimed: checked by the parent
+    def options(batch_size: int) -> tm.pytorch.PyTorchMeasureOptions:
+        return tm.pytorch.PyTorchMeasureOptions(batch_size=batch_size, num_workers=0, verbose=False)
+
+    result = measure.eval(data, group, model, options(batch))  # untimed: checked by the parent
     per_unit = result.layers[0].double().flatten()
-    times = []
+    times: dict[int, list[float]] = {batch: [], DEFAULT_BATCH: []}
     for _ in range(int(config["repeats"])):
-        began = time.perf_counter()
-        measure.eval(data, group, model, options)
-        times.append(time.perf_counter() - began)
+        for size in times:
+            began = time.perf_counter()
+            measure.eval(data, group, model, options(size))
+            times[size].append(time.perf_counter() - began)
 
     # the floor in this process: one forward over the orbit, in the same batch size
     orbit = torch.cat([torch.rot90(x, k, dims=(-2, -1)) for k in range(4)])
-    batch = int(config["batch_size"])
     forward = []
     with torch.no_grad():
         for _ in range(max(3, int(config["repeats"]))):
@@ -157,8 +163,10 @@ def main(folder: Path) -> dict:
         "batch_size": batch,
         "per_unit": per_unit.tolist(),
         "value": float(per_unit.mean()),
-        "times_s": times,
-        "median_s": statistics.median(times),
+        "times_s": times[batch],
+        "median_s": statistics.median(times[batch]),
+        "default_batch_size": DEFAULT_BATCH,
+        "default_batch_median_s": statistics.median(times[DEFAULT_BATCH]),
         "forward_median_s": statistics.median(forward),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),

@@ -710,13 +710,18 @@ def _one_thread_count(
     if tm is not None:
         median["tmeasures"] = tm["median_s"]
         median["tmeasures_worker_forward"] = tm["forward_median_s"]
+        median["tmeasures_default_batch"] = tm["default_batch_median_s"]
         ratios["tmeasures/suite_logit"] = tm["median_s"] / median["suite_logit"]
+        ratios["tmeasures_default_batch/suite_logit"] = (
+            tm["default_batch_median_s"] / median["suite_logit"]
+        )
         ratios["tmeasures/tmeasures_worker_forward"] = tm["median_s"] / tm["forward_median_s"]
         targets["tmeasures/suite_logit"] = (">=", TMEASURES_TARGET[cfg.size])
         notes["tmeasures"] = {
             "version": tm["version"],
             "measure": tm["measure"],
             "batch_size": tm["batch_size"],
+            "default_batch_size": tm["default_batch_size"],
             "value": tm["value"],
             "max_rel_diff_to_ours": tm["max_rel_diff_to_ours"],
             "times_s": tm["times_s"],

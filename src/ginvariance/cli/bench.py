@@ -51,6 +51,11 @@ def _table(result: dict[str, Any]) -> Table:
             ("forward_backward_params", "bare forward + loss.backward()", None),
             ("naive", "naive loop (per sample, element)", "naive/suite"),
             ("tmeasures", "tmeasures NormalizedVariance", "tmeasures/suite_logit"),
+            (
+                "tmeasures_default_batch",
+                "tmeasures, its default batch 32",
+                "tmeasures_default_batch/suite_logit",
+            ),
             ("train_plain", "train step: plain", None),
             ("train_augmented", "train step: augmented", "train_augmented/train_plain"),
             (
