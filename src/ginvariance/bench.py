@@ -18,7 +18,10 @@ inputs (uniform in ``[0, 1]``, shape ``(1, s, s)``, ``s`` = 8 or 28) and the gro
 ``tmeasures``
     The published library's normalized-variance invariance of the final logits, run in its
     own virtual environment by ``benchmarks/tmeasures_worker.py`` on the same weights, data
-    and an exact ``rot90`` transformation set.
+    and an exact ``rot90`` transformation set, with the suite's images per chunk as its
+    batch size (``tmeasures``, the ratio with a target) and with its default batch size 32
+    (``tmeasures_default_batch``). Its result is checked against the same quantity
+    computed from our orbit logits (:func:`normalized_variance`).
 ``train_*``
     One training step (forward, loss, backward, Adam) plain, augmented, regularized with
     one sampled group element, and regularized over the full orbit.
