@@ -10,13 +10,18 @@ logits ``z_g = f(g·x)`` are penalized for how much they vary over the ``g``:
     ``H(p̄) − (1/m) Σ_g H(p_g)`` with ``p_g = softmax(z_g)``, ``p̄ = (1/m) Σ_g p_g``: the
     generalized Jensen–Shannon divergence of the predictive distributions (``pdi``).
 
-Both are averaged over the samples of the batch. Why ``"logit"`` is the default: on digits
-8×8 with C4, a penalty on the logits at ``λ = 1`` (full orbit) cut the predictive
-invariance error ``pdi`` under pure-noise inputs 17–19× against data augmentation and
-halved the sensitivity to random perturbations, at under one point of accuracy, while the
-Jensen–Shannon penalty did far less at ``λ ≤ 10`` and needs ``λ ≈ 100``: it saturates
-(it is bounded by ``log m`` and vanishes once the softmax is confident), so it says
-nothing about the logits off the data, where genuine invariance is tested.
+Both are averaged over the samples of the batch.
+
+Why ``"logit"`` is the default: a prototype on digits 8×8 with C4 found that the logit
+penalty at ``λ = 1`` (full orbit) cut ``pdi`` under pure-noise inputs 17–19× against data
+augmentation, while the Jensen–Shannon penalty did far less at ``λ ≤ 10`` and needed
+``λ ≈ 100``. This package's own run agrees (``TrainConfig`` defaults, 60 epochs, test split,
+``uniform`` shift; ``pdi`` augmented 0.118): logit ``λ = 1`` 0.0074 (16×), logit ``λ = 1``
+with a sampled orbit 0.0095 (12×), JS ``λ = 1`` 0.088 (1.3×), JS ``λ = 10`` 0.062 (1.9×),
+all within one point of the augmented model's orbit accuracy. A likely reason: the JS
+penalty is bounded by ``log m`` and its gradient fades as the softmax saturates, so it
+leaves the logits free to vary wherever the prediction is already confident, which is
+where off-distribution inputs expose learned invariance.
 """
 
 from __future__ import annotations

@@ -14,10 +14,13 @@ Regularized mode augments the cross-entropy input: each sample is first moved by
 random group element (as in augmented mode), then the model runs once over the orbit of
 that batch, cross-entropy on the (augmented) first block, penalty on all blocks. With the
 full orbit the penalty does not depend on the augmentation (the orbit of ``g·x`` is the
-orbit of ``x`` in another order, and both penalties are symmetric in the group
-elements), so augmenting costs nothing and makes the regularized model see the same
-training distribution as the augmented one, which is the comparison the study makes; the
-penalty alone only ties the other orientations to the identity's prediction.
+orbit of ``x`` in another order, and both penalties are symmetric in the group elements),
+so augmenting costs nothing, makes the regularized model differ from the augmented one by
+the penalty alone (the comparison the study makes), and with ``orbit="sample"`` it makes
+the penalized pairs ``(h·x, g·h·x)`` cover the whole orbit instead of pairs with the
+identity only. Measured on digits/C4 (60 epochs, λ = 1, full orbit), test orbit accuracy
+0.956 with the augmented CE input and 0.960 with the identity only: accuracy does not
+decide it.
 """
 
 from __future__ import annotations
