@@ -6,6 +6,10 @@ import dataclasses
 import json
 import math
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +56,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 # -- the real quick study ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_quick_study_shows_the_claims(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """`ginv run --quick` for real: every file written, and the claims as measured.
 
@@ -85,7 +90,7 @@ def test_quick_study_shows_the_claims(tmp_path: Path, capsys: pytest.CaptureFixt
     wt = results["models"]["weight-tied"]
     for values in [wt["id"], *wt["shift"].values()]:
         assert abs(values["pdi"]) <= 1e-5 and values["li"] <= 1e-5
-        assert values["sis"] == pytest.approx(1.0, abs=1e-4)
+        assert values["sis"] == pytest.approx(1.0, abs=1e-3)  # float32 gradients: ~3e-4
 
 
 # -- determinism, resuming, refusing -------------------------------------------------------
@@ -177,6 +182,31 @@ def test_interrupted_run_leaves_no_results_and_finishes(
     assert after["plain"] == written["plain"] and after["augmented"] == written["augmented"]
     assert json.loads((folder / "regularized.json").read_text())["epoch"] == TINY.epochs
     # Resuming reproduces the uninterrupted run exactly.
+    assert without_timings(finished) == without_timings(tiny_run[1])
+
+
+def test_killed_run_leaves_no_results_and_finishes(
+    tiny_run: tuple[Path, dict], tmp_path: Path
+) -> None:
+    """SIGKILL while training: complete checkpoints only; the same call finishes the study."""
+    script = (
+        "import sys, torch\n"
+        "torch.set_num_threads(1)\n"
+        "from ginvariance.experiments import StudyConfig, run_study\n"
+        f"run_study({TINY!r}, sys.argv[1])\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)])
+    marker = checkpoint_dir(tmp_path, 0) / "plain.json"
+    try:
+        while not marker.exists() and process.poll() is None:
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+    assert process.returncode == -signal.SIGKILL  # killed mid-study, not finished
+    assert not (tmp_path / RESULTS_FILE).exists()
+    assert not (tmp_path / "report.html").exists()
+    finished = run_study(TINY, tmp_path)
     assert without_timings(finished) == without_timings(tiny_run[1])
 
 
@@ -292,6 +322,14 @@ def test_study_config_validation() -> None:
     resolved = StudyConfig(quick=True).resolved()
     assert resolved.epochs and resolved.n_measure and resolved.n_spectral
     assert StudyConfig().resolved().n_measure is None  # the whole test split
+    assert StudyConfig().resolved(4).orbit == "full"
+    # A large group (cyclic1d on MNIST-1D: 40 elements): a sampled orbit penalty and fewer
+    # test samples, unless they are given.
+    large = StudyConfig().resolved(40)
+    assert large.orbit == "sample" and large.n_measure == 16384 // 40
+    assert StudyConfig(quick=True).resolved(40).n_measure == 4096 // 40
+    assert StudyConfig(n_measure=1000, orbit="full").resolved(40).n_measure == 1000
+    assert StudyConfig(n_measure=1000, orbit="full").resolved(40).orbit == "full"
     for bad in (
         {"seeds": ()},
         {"seeds": (0, 0)},

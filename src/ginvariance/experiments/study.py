@@ -24,6 +24,7 @@ seeds — wall times live under ``"timings"`` only — so the same command gives
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import time
@@ -53,6 +54,10 @@ CHECKPOINTS_DIR = "checkpoints"
 FULL_EPOCHS = 60
 QUICK_EPOCHS = 20
 QUICK_N_MEASURE = 200
+#: Orbit inputs measured at most (full study) when a group is large: ``cyclic1d`` on MNIST-1D
+#: has 40 elements, so its 1000 test samples would make 40 000 inputs per shift.
+MAX_ORBIT_INPUTS = 16384
+QUICK_MAX_ORBIT_INPUTS = 4096
 FULL_N_SPECTRAL = 256
 QUICK_N_SPECTRAL = 64
 DEFAULT_EPS: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0)
@@ -117,7 +122,9 @@ class StudyConfig:
     lam:
         ``λ`` of the regularized model's logit penalty.
     n_measure:
-        Test samples measured; ``None``: the whole test split, or :data:`QUICK_N_MEASURE`.
+        Test samples measured; ``None``: the whole test split, or :data:`QUICK_N_MEASURE`
+        when quick; for a group of more than :data:`FULL_ORBIT_MAX_ORDER` elements at most
+        ``MAX_ORBIT_INPUTS / |G|`` (quick: ``QUICK_MAX_ORBIT_INPUTS / |G|``) samples.
     n_spectral:
         Test samples of the Jacobian analysis; ``None``: 256, or 64 when quick.
     eps:
@@ -157,16 +164,32 @@ class StudyConfig:
     n_saliency: int = 2
     orbit: str | None = None
 
-    def resolved(self) -> StudyConfig:
-        """The configuration with every default filled in (what ``results.json`` records)."""
+    def resolved(self, order: int | None = None) -> StudyConfig:
+        """The configuration with every default filled in (what ``results.json`` records).
+
+        ``order``, the order of the group on the data set's samples, settles
+        :attr:`orbit` and caps :attr:`n_measure` for large groups; without it they stay as
+        they are.
+        """
         self.validate()
+        n_measure, orbit = self.n_measure, self.orbit
+        if n_measure is None and self.quick:
+            n_measure = QUICK_N_MEASURE
+        if order is not None and order > FULL_ORBIT_MAX_ORDER:
+            orbit = orbit or "sample"
+            if self.n_measure is None:
+                budget = (QUICK_MAX_ORBIT_INPUTS if self.quick else MAX_ORBIT_INPUTS) // order
+                n_measure = max(1, min(n_measure or budget, budget))
+        elif order is not None:
+            orbit = orbit or "full"
         return replace(
             self,
             seeds=tuple(int(s) for s in self.seeds),
             shifts=tuple(str(s) for s in self.shifts),
             eps=tuple(float(e) for e in self.eps),
             epochs=self.epochs or (QUICK_EPOCHS if self.quick else FULL_EPOCHS),
-            n_measure=self.n_measure or (QUICK_N_MEASURE if self.quick else None),
+            n_measure=n_measure,
+            orbit=orbit,
             n_spectral=self.n_spectral or (QUICK_N_SPECTRAL if self.quick else FULL_N_SPECTRAL),
         )
 
@@ -592,21 +615,20 @@ def run_study(
     """
     import torch
 
-    from ginvariance.data import load_dataset
+    from ginvariance.data import get_shift, load_dataset
     from ginvariance.groups import get_group
     from ginvariance.io import atomic_write_bytes, atomic_write_json, ensure_dir
     from ginvariance.training import train, versions
 
     began = time.perf_counter()
+    given = config
     config = config.resolved()
-    from ginvariance.data.shifts import get_shift
 
     for name in config.shifts:
         get_shift(name)
     test_set = load_dataset(config.dataset, "test", root=config.root)
     group = get_group(config.group, tuple(test_set.sample_shape))
-    if config.orbit is None:
-        config = replace(config, orbit="full" if group.order <= FULL_ORBIT_MAX_ORDER else "sample")
+    config = given.resolved(group.order)
     for seed in config.seeds:
         for mode in MODELS:
             config.train_config(mode, seed).validate()
@@ -671,8 +693,6 @@ def run_study(
         "sample_shape": list(test_set.sample_shape),
     }
     results = _canonical(results)
-
-    import io
 
     buffer = io.BytesIO()
     arrays: dict[str, Any] = {

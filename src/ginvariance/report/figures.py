@@ -27,7 +27,7 @@ MODEL_COLORS: dict[str, str] = {
     "weight-tied": "#2ca02c",
 }
 #: The value drawn for ``|pdi|`` or ``li`` at or below it on a log axis (exact zeros).
-LOG_FLOOR = 1e-12
+LOG_FLOOR = 1e-18
 
 
 def _pyplot() -> Any:

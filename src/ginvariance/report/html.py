@@ -298,7 +298,7 @@ invariant by construction). {seed_note}. {holds} of {len(CLAIM_KEYS)} claims hol
 <h2>Invariance in distribution and under shift</h2>
 <img src='{FIGURES["measures"]}' alt='pdi, li and sis per model and input condition'>
 <p class='note'><b>pdi</b>: Jensen–Shannon divergence of the predictive distributions over the
-orbit (nats, 0 = invariant; log scale, its absolute value, exact zeros at 1e-12); <b>li</b>:
+orbit (nats, 0 = invariant; log scale, its absolute value, exact zeros drawn at 1e-18); <b>li</b>:
 pooled within-orbit variance of the logits over their total variance (0 = invariant; log
 scale); <b>sis</b>: mean cosine of the mapped-back saliency maps to the identity's (1 =
 invariant). <code>uniform</code> (pure noise) is the severe shift.</p>
