@@ -100,7 +100,7 @@ def orbit_statistics(out: OrbitOutputs, y: torch.Tensor | None = None) -> Stats:
         "count": torch.tensor(float(b), dtype=f64),
         "order": torch.tensor(float(n), dtype=f64),
         "pdi_sum": pdi_per_sample(logits).to(f64).sum(),
-        "li_within": ((logits - logits.mean(0, keepdim=True)) ** 2).to(f64).sum(),
+        "li_within": ((z - z.mean(0, keepdim=True)) ** 2).sum(),
         "li_sum_z": z.sum(dim=(0, 1)),
         "li_sum_sq": (z**2).sum(),
         "consistent": (pred == pred[0:1]).all(0).to(f64).sum(),
