@@ -108,6 +108,10 @@ def _check_logits(z: torch.Tensor, rows: int) -> None:
         )
     if z.shape[1] < 1:
         raise ModelError("the model returns zero classes (K = 0); it must return (B, K) logits")
+    if not bool(torch.isfinite(z).all()):
+        raise ModelError(
+            "the model returned NaN or infinite logits; check its weights and the inputs' scale"
+        )
 
 
 @contextmanager
