@@ -162,7 +162,12 @@ def orbit_pass(
         logits = z.reshape(n, b, -1)
         target = logits[0].detach().argmax(dim=1)  # c = argmax z_e(x)
         chosen = logits.gather(2, target.view(1, b, 1).expand(n, b, 1))
-        (grad,) = torch.autograd.grad(chosen.sum(), orbit)
+        if chosen.requires_grad:
+            (grad,) = torch.autograd.grad(
+                chosen.sum(), orbit, allow_unused=True, materialize_grads=True
+            )
+        else:  # the logits do not depend on the input at all: zero saliency
+            grad = torch.zeros_like(orbit)
     maps = group.inverse_orbit(grad).reshape(n, b, *x.shape[1:])
     return OrbitOutputs(logits.detach(), maps)
 
