@@ -114,6 +114,17 @@ def _check_logits(z: torch.Tensor, rows: int) -> None:
         )
 
 
+def _forward(model: nn.Module, orbit: torch.Tensor) -> torch.Tensor:
+    try:
+        return model(orbit)
+    except RuntimeError as exc:  # torch's shape and dtype errors
+        reason = " ".join(str(exc).split())[:160]
+        raise ModelError(
+            f"the model failed on inputs of shape {tuple(orbit.shape[1:])} and dtype "
+            f"{orbit.dtype} ({reason}); give inputs of the shape and dtype it was built for"
+        ) from exc
+
+
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Put ``model`` in eval mode for the block and restore its previous mode after."""
@@ -152,12 +163,12 @@ def orbit_pass(
     orbit = group.orbit(x)
     if not saliency:
         with torch.no_grad():
-            z = model(orbit)
+            z = _forward(model, orbit)
         _check_logits(z, n * b)
         return OrbitOutputs(z.detach().reshape(n, b, -1))
     orbit = orbit.detach().requires_grad_(True)
     with torch.enable_grad():
-        z = model(orbit)
+        z = _forward(model, orbit)
         _check_logits(z, n * b)
         logits = z.reshape(n, b, -1)
         target = logits[0].detach().argmax(dim=1)  # c = argmax z_e(x)
