@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ginvariance.errors import DataError, LabelError
+from ginvariance.errors import DataError, LabelError, ModelError
 from ginvariance.groups import Group, get_group
 from ginvariance.metrics.orbit import (
     DEFAULT_MEMORY_BUDGET,
@@ -144,6 +144,11 @@ def finalize(stats: Stats) -> dict[str, float]:
     sum_z = stats["li_sum_z"]
     total = float(stats["li_sum_sq"] - (sum_z * sum_z).sum() / pooled)
     within = float(stats["li_within"])
+    if not (math.isfinite(total) and math.isfinite(within)):
+        raise ModelError(
+            "the logits are too large to measure li (their squares overflow float64); "
+            "scale the model's outputs down"
+        )
     result["li"] = within / total if total > 0 else 0.0
     if "sis_sum" in stats and float(stats["sis_count"]) > 0:
         result["sis"] = float(stats["sis_sum"]) / float(stats["sis_count"])
