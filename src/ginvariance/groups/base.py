@@ -114,6 +114,11 @@ class Group:
             raise GroupActionError(
                 f"index must have shape ({x.shape[0]},), got {tuple(index.shape)}"
             )
+        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= self.order):
+            raise GroupActionError(
+                f"index holds elements {int(index.min())}..{int(index.max())} but group "
+                f"{self.name!r} has elements 0..{self.order - 1}; draw them with group.sample()"
+            )
         out = torch.empty_like(x)
         for i in range(self.order):
             mask = index == i
