@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from ginvariance.errors import GroupError
+from ginvariance.errors import GroupActionError, GroupError
 from ginvariance.groups.base import Group, _require_square
 
 
@@ -39,6 +39,11 @@ class RotationN(Group):
         _require_square(self, sample_shape)
 
     def _rotate(self, x: torch.Tensor, angle: float) -> torch.Tensor:
+        if not x.is_floating_point():
+            raise GroupActionError(
+                f"group {self.name!r} interpolates and needs floating-point inputs, got "
+                f"{x.dtype}; convert them with x.float()"
+            )
         if angle == 0.0:
             return x
         shape = x.shape
