@@ -17,6 +17,7 @@ content, not their name).
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -109,7 +110,7 @@ def read_idx(path: str | Path, *, ndim: int | None = None) -> np.ndarray:
         raise DataError(f"file {path} is truncated inside its IDX header; download it again")
     shape = tuple(int.from_bytes(raw[4 + 4 * k : 8 + 4 * k], "big") for k in range(dims))
     dtype = IDX_DTYPES[code]
-    need = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    need = math.prod(shape) * dtype.itemsize
     have = len(raw) - header
     if have < need:
         raise DataError(
