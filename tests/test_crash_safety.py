@@ -2,8 +2,8 @@
 
 A forked child (torch is already imported, so a fork costs milliseconds) trains a small
 regularized CNN on digits and checkpoints after every epoch; the parent kills it with
-SIGKILL after a random (seeded) delay of up to about 1.5 epochs (every other kill: the
-moment a checkpoint's temporary file appears), so kills land in the middle of a step, of
+SIGKILL a random (seeded) fraction of an epoch after its first new checkpoint (every other
+kill: the moment a checkpoint's temporary file appears), so kills land in the middle of a step, of
 the evaluation, and of the checkpoint writes. After each kill every
 file in the output folder is either complete (the weights load and pass their checksum,
 the sidecar parses) or a leftover temporary file that no loader reads; then the child
@@ -104,6 +104,25 @@ def wait_for_temporary(out: Path, seconds: float, old: set[str]) -> None:
             pass
 
 
+def wait_for_new_checkpoint(out: Path, seconds: float) -> None:
+    """Return once the child has written a new checkpoint, or after ``seconds``.
+
+    A resumed child first loads its data and checkpoint, which can take longer than an
+    epoch of this small run; waiting for its first new checkpoint makes the kills land at
+    later and later epochs instead of always before the first one.
+    """
+    weights = out / f"{NAME}.safetensors"
+    before = weights.stat().st_mtime_ns if weights.exists() else None
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if weights.stat().st_mtime_ns != before:
+                return
+        except FileNotFoundError:
+            pass
+        time.sleep(0.001)
+
+
 def assert_same_run(path: Path, reference: Path) -> None:
     tensors, meta = read_all(path)
     expected, expected_meta = read_all(reference)
@@ -129,8 +148,9 @@ def test_sigkill_at_random_moments_then_resume(
         if kills < KILLS:
             if kills % 2:  # odd kills: the moment a temporary file appears, inside a write
                 wait_for_temporary(out, rng.uniform(0.0, 3.0 * epoch_seconds), old)
-            else:
-                time.sleep(rng.uniform(0.0, 1.5 * epoch_seconds))
+            else:  # even kills: after the child's first new checkpoint, within the next epoch
+                wait_for_new_checkpoint(out, 30.0)
+                time.sleep(rng.uniform(0.0, 1.0 * epoch_seconds))
             os.kill(pid, signal.SIGKILL)  # a child that already exited is a zombie: no error
         _, status = os.waitpid(pid, 0)
         if os.WIFSIGNALED(status):
