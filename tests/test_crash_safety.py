@@ -93,10 +93,15 @@ def temporaries_in(out: Path) -> set[str]:
     return {name for name in os.listdir(out) if TEMP.match(name)} if out.exists() else set()
 
 
-def wait_for_temporary(out: Path, seconds: float, old: set[str]) -> None:
+def running(pid: int) -> bool:
+    """Whether the child has not exited yet (without reaping it)."""
+    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+
+
+def wait_for_temporary(pid: int, out: Path, seconds: float, old: set[str]) -> None:
     """Return once a new temporary (not in ``old``) is in ``out``, or after ``seconds``."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and running(pid):
         try:
             if any(TEMP.match(name) and name not in old for name in os.listdir(out)):
                 return
@@ -104,8 +109,8 @@ def wait_for_temporary(out: Path, seconds: float, old: set[str]) -> None:
             pass
 
 
-def wait_for_new_checkpoint(out: Path, seconds: float) -> None:
-    """Return once the child has written a new checkpoint, or after ``seconds``.
+def wait_for_new_checkpoint(pid: int, out: Path, seconds: float) -> None:
+    """Return once the child has written a new checkpoint or exited, or after ``seconds``.
 
     A resumed child first loads its data and checkpoint, which can take longer than an
     epoch of this small run; waiting for its first new checkpoint makes the kills land at
@@ -114,7 +119,7 @@ def wait_for_new_checkpoint(out: Path, seconds: float) -> None:
     weights = out / f"{NAME}.safetensors"
     before = weights.stat().st_mtime_ns if weights.exists() else None
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and running(pid):
         try:
             if weights.stat().st_mtime_ns != before:
                 return
@@ -147,9 +152,9 @@ def test_sigkill_at_random_moments_then_resume(
         killed = False
         if kills < KILLS:
             if kills % 2:  # odd kills: the moment a temporary file appears, inside a write
-                wait_for_temporary(out, rng.uniform(0.0, 3.0 * epoch_seconds), old)
+                wait_for_temporary(pid, out, rng.uniform(0.0, 3.0 * epoch_seconds), old)
             else:  # even kills: after the child's first new checkpoint, within the next epoch
-                wait_for_new_checkpoint(out, 30.0)
+                wait_for_new_checkpoint(pid, out, 30.0)
                 time.sleep(rng.uniform(0.0, 1.0 * epoch_seconds))
             os.kill(pid, signal.SIGKILL)  # a child that already exited is a zombie: no error
         _, status = os.waitpid(pid, 0)
