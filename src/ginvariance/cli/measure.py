@@ -131,7 +131,7 @@ def measure_command(
     ] = None,
     dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
     limit: Annotated[int | None, typer.Option(help="Measure only the first N samples.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the shifts.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the shifts and of initial weights.")] = 0,
 ) -> None:
     """Measure how genuinely invariant a model is: pdi, li, sis and orbit accuracy."""
     import torch
@@ -154,7 +154,9 @@ def measure_command(
     ds = load_data(dataset, data, root, split, limit)
     sample_shape = tuple(ds.x.shape[1:])
     resolved = get_group(group, sample_shape)
-    net = build_measured_model(model, checkpoint, sample_shape, ds.num_classes, group)
+    with torch.random.fork_rng(devices=[]):  # weights not from a checkpoint: seeded too
+        torch.manual_seed(seed)
+        net = build_measured_model(model, checkpoint, sample_shape, ds.num_classes, group)
     torch_dtype = getattr(torch, dtype)
     net = net.to(torch_dtype)
     x = ds.x.to(torch_dtype)
