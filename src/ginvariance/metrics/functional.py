@@ -102,7 +102,7 @@ def orbit_statistics(out: OrbitOutputs, y: torch.Tensor | None = None) -> Stats:
         "pdi_sum": pdi_per_sample(logits).to(f64).sum(),
         "li_within": ((z - z.mean(0, keepdim=True)) ** 2).sum(),
         "li_sum_z": z.sum(dim=(0, 1)),
-        "li_sum_sq": (z**2).sum(),
+        "li_sum_sq": n * (z.mean(0) ** 2).sum(),  # n Σ_x ‖z̄(x)‖², for the between part
         "consistent": (pred == pred[0:1]).all(0).to(f64).sum(),
     }
     if out.saliency is not None:
@@ -142,13 +142,15 @@ def finalize(stats: Stats) -> dict[str, float]:
     }
     pooled = n * count
     sum_z = stats["li_sum_z"]
-    total = float(stats["li_sum_sq"] - (sum_z * sum_z).sum() / pooled)
+    between = float(stats["li_sum_sq"] - (sum_z * sum_z).sum() / pooled)  # n Σ_x ‖z̄(x) − μ‖²
     within = float(stats["li_within"])
-    if not (math.isfinite(total) and math.isfinite(within)):
+    if not (math.isfinite(between) and math.isfinite(within)):
         raise ModelError(
             "the logits are too large to measure li (their squares overflow float64); "
             "scale the model's outputs down"
         )
+    # total = within + between; only the between part cancels, so 0 <= li <= 1 always
+    total = within + max(between, 0.0)
     result["li"] = within / total if total > 0 else 0.0
     if "sis_sum" in stats and float(stats["sis_count"]) > 0:
         result["sis"] = float(stats["sis_sum"]) / float(stats["sis_count"])

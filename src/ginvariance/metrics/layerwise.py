@@ -58,7 +58,7 @@ class _LayerStats:
     equivariant_shape: bool
     count: int = 0  # samples x
     within: float = 0.0  # Σ ‖φ_g − φ̄‖²
-    sum_sq: float = 0.0  # Σ ‖φ_g‖²
+    sum_sq: float = 0.0  # n Σ_x ‖φ̄(x)‖², for the between-orbit part of the total
     sum_z: torch.Tensor | None = None  # Σ φ_g  (D,)
     defect: float = 0.0  # Σ ‖g⁻¹·φ(g·x) − φ(x)‖²
     order: int = 1
@@ -69,7 +69,8 @@ class _LayerStats:
         equivariance: float | None = None
         if self.usable and self.count > 0 and self.sum_z is not None:
             pooled = self.order * self.count
-            total = self.sum_sq - float((self.sum_z * self.sum_z).sum()) / pooled
+            between = self.sum_sq - float((self.sum_z * self.sum_z).sum()) / pooled
+            total = self.within + max(between, 0.0)  # as in functional.finalize
             li = self.within / total if total > 0 else 0.0
             if self.equivariant_shape:
                 equivariance = self.defect / total if total > 0 else 0.0
@@ -107,7 +108,7 @@ def _update(stats: _LayerStats, out: torch.Tensor, group: Group, n: int, b: int)
     phi = out.detach().to(torch.float64).reshape(n, b, -1)  # (n, b, D)
     mean = phi.mean(0, keepdim=True)
     stats.within += float(((phi - mean) ** 2).sum())
-    stats.sum_sq += float((phi**2).sum())
+    stats.sum_sq += float(n * (mean**2).sum())
     sum_z = phi.sum(dim=(0, 1))
     stats.sum_z = sum_z if stats.sum_z is None else stats.sum_z + sum_z
     stats.count += b
