@@ -22,9 +22,7 @@ def load_data(
     from ginvariance.data import load_dataset, load_npz
 
     if (dataset is None) == (data is None):
-        raise ConfigError(
-            "give exactly one of --dataset NAME (e.g. digits) or --data FILE.npz"
-        )
+        raise ConfigError("give exactly one of --dataset NAME (e.g. digits) or --data FILE.npz")
     ds = load_npz(data) if data is not None else load_dataset(dataset or "", split, root=root)
     if limit is not None:
         if limit < 1:
@@ -86,7 +84,7 @@ def results_table(result: dict[str, Any], title: str) -> Table:
     table.add_column("inputs")
     for key in keys:
         table.add_column(key, justify="right")
-    rows = [("in-dist", result["id"])] + list(result["shift"].items())
+    rows = [("in-dist", result["id"]), *list(result["shift"].items())]
     for name, values in rows:
         table.add_row(name, *[_fmt(values.get(k)) for k in keys])
     return table
@@ -116,12 +114,16 @@ def measure_command(
         Path | None, typer.Option(help="Folder of IDX files for mnist-style data sets.")
     ] = None,
     split: Annotated[str, typer.Option(help="Split of a named data set.")] = "test",
-    group: Annotated[str, typer.Option(help="c4, d4, flip, shift, cyclic1d, rotation-N, ...")] = "c4",
+    group: Annotated[
+        str, typer.Option(help="c4, d4, flip, shift, cyclic1d, rotation-N, ...")
+    ] = "c4",
     shift: Annotated[
         list[str] | None,
         typer.Option(help="A distribution shift to measure too (repeatable); 'all' for every one."),
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of a table.")
+    ] = False,
     output: Annotated[
         Path | None, typer.Option(help="Also write the JSON result to this file (atomically).")
     ] = None,
