@@ -58,7 +58,9 @@ def import_model(
     if isinstance(obj, nn.Module):
         return obj
     if not callable(obj):
-        raise ModelError(f"{spec!r} is not callable; name a function or class returning an nn.Module")
+        raise ModelError(
+            f"{spec!r} is not callable; name a function or class returning an nn.Module"
+        )
     kwargs: dict[str, object] = {}
     try:
         params = inspect.signature(obj).parameters
