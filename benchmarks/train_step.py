@@ -26,11 +26,10 @@ import time
 from collections.abc import Callable
 
 import torch
-from torch.nn import functional as F
 
+from ginvariance.bench import make_train_step
 from ginvariance.data import load_dataset
 from ginvariance.groups import get_group
-from ginvariance.training import InvarianceRegularizer, regularized_loss
 from ginvariance.training.trainer import build_training_model
 
 
@@ -57,22 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
         model = build_training_model(
             args.model, data.sample_shape, data.num_classes, group=group, seed=0
         )
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        reg = InvarianceRegularizer(group, "logit", "sample" if kind.endswith("sample") else "full")
-
-        def step() -> None:
-            xb = x
-            if kind != "plain":
-                xb = group.act_per_sample(x, group.sample(x.shape[0], gen))
-            if kind.startswith("regularized"):
-                loss, _, _ = regularized_loss(model, xb, y, reg, 1.0, generator=gen)
-            else:
-                loss = F.cross_entropy(model(xb), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
-        return step
+        return make_train_step(model, group, kind, x, y, gen)
 
     kinds = ["plain", "augmented", "regularized-sample", "regularized-full"]
     steps = {kind: make_step(kind) for kind in kinds}

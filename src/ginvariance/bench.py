@@ -487,6 +487,40 @@ def run_tmeasures(
 
 
 # -- training step -------------------------------------------------------------------------
+def make_train_step(
+    model: nn.Module,
+    group: Group,
+    kind: str,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    generator: torch.Generator,
+) -> Callable[[], None]:
+    """One Adam step of ``kind`` on the batch ``(x, y)``, as a callable to time.
+
+    ``plain``: cross-entropy on ``x``; ``augmented``: after one random element per sample;
+    ``regularized-sample`` / ``regularized-full``: augmented cross-entropy + the logit
+    penalty (λ = 1) on one sampled element or on the full orbit.
+    """
+    from ginvariance.training import InvarianceRegularizer, regularized_loss
+
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    reg = InvarianceRegularizer(group, "logit", "sample" if kind.endswith("sample") else "full")
+
+    def step() -> None:
+        inputs = x
+        if kind != "plain":
+            inputs = group.act_per_sample(x, group.sample(x.shape[0], generator))
+        if kind.startswith("regularized"):
+            loss, _, _ = regularized_loss(model, inputs, y, reg, 1.0, generator=generator)
+        else:
+            loss = F.cross_entropy(model(inputs), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
 def train_step_times(
     size: int, x: torch.Tensor, y: torch.Tensor, group: Group, cfg: BenchConfig
 ) -> dict[str, list[float]]:
@@ -496,27 +530,11 @@ def train_step_times(
     sample; ``regularized_sample``: cross-entropy + logit penalty on the identity and one
     sampled element (``2B`` inputs); ``regularized_full``: over the full orbit (``n·B``).
     """
-    from ginvariance.training import InvarianceRegularizer, regularized_loss
-
     xb, yb = x[: cfg.train_batch], y[: cfg.train_batch]
     gen = torch.Generator().manual_seed(cfg.seed)
 
     def make_step(kind: str) -> Callable[[], None]:
-        model = build_cnn(size, cfg.seed).train()
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        reg = InvarianceRegularizer(group, "logit", "sample" if kind.endswith("sample") else "full")
-
-        def step() -> None:
-            inputs = xb
-            if kind != "plain":
-                inputs = group.act_per_sample(xb, group.sample(xb.shape[0], gen))
-            if kind.startswith("regularized"):
-                loss, _, _ = regularized_loss(model, inputs, yb, reg, 1.0, generator=gen)
-            else:
-                loss = F.cross_entropy(model(inputs), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        step = make_train_step(build_cnn(size, cfg.seed).train(), group, kind, xb, yb, gen)
 
         def steps() -> None:
             for _ in range(cfg.train_steps):
