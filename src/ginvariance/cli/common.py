@@ -11,6 +11,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -51,7 +52,7 @@ class RichProgress:
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled and console_err.is_terminal
         self._bar: Progress | None = None
-        self._task: int | None = None
+        self._task: TaskID | None = None
 
     def start(self, total: int, description: str) -> None:
         if not self.enabled:
