@@ -49,13 +49,27 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give a new file: ``0o666`` less the umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
-    """Write ``path`` atomically; ``write(tmp_path)`` writes the whole content to ``tmp_path``."""
+    """Write ``path`` atomically; ``write(tmp_path)`` writes the whole content to ``tmp_path``.
+
+    The file gets the permissions an ordinary write would give it (``0o666`` less the
+    umask), not the owner-only mode of the temporary file it starts as.
+    """
     dest = Path(path)
     folder = ensure_dir(dest.parent if str(dest.parent) else Path("."))
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=folder)
-    os.close(fd)
     try:
+        try:
+            os.fchmod(fd, _file_mode())
+        finally:
+            os.close(fd)
         write(tmp)
         with open(tmp, "rb+") as fh:
             fh.flush()

@@ -1,0 +1,50 @@
+"""Atomic writes: complete or absent, and with the permissions of an ordinary write."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ginvariance.io import atomic_write, atomic_write_json, atomic_write_text
+
+
+@pytest.fixture(params=[0o022, 0o077, 0o002], ids=lambda m: f"umask-{m:03o}")
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    old = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(old)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_written_file_has_the_mode_of_an_ordinary_write(tmp_path: Path, umask: int) -> None:
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic_write_text(tmp_path / "atomic.txt", "x")
+    atomic_write_json(tmp_path / "results.json", {"a": 1})
+    assert mode(tmp_path / "atomic.txt") == mode(plain) == 0o666 & ~umask
+    assert mode(tmp_path / "results.json") == 0o666 & ~umask
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path) -> None:
+    dest = tmp_path / "results.json"
+    atomic_write_json(dest, {"old": True})
+    before = dest.read_bytes()
+
+    def broken(tmp: str) -> None:
+        Path(tmp).write_text('{"half": ')
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(dest, broken)
+    assert dest.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
