@@ -12,8 +12,10 @@ import pytest
 import torch
 
 from ginvariance.bench import (
+    BENCH_MODELS,
     BenchCheckError,
     BenchConfig,
+    build_bench_model,
     build_cnn,
     compare_measures,
     naive_suite,
@@ -72,12 +74,15 @@ def test_normalized_variance_matches_a_loop(dtype: torch.dtype) -> None:
         assert float(nv[k]) == pytest.approx(num / den, rel=1e-12)
 
 
+@pytest.mark.parametrize("name", BENCH_MODELS)
 @pytest.mark.parametrize("size", [8, 28])
-def test_sequential_spec_rebuilds_the_model(size: int) -> None:
-    model = build_cnn(size)
+def test_sequential_spec_rebuilds_the_model(size: int, name: str) -> None:
+    model = build_bench_model(name, size)
     x, _ = synthetic_data(3, size)
     spec, seq = sequential_spec(model, x)
-    assert [layer["type"] for layer in spec][-2:] == ["flatten", "linear"]
+    kinds = [layer["type"] for layer in spec]
+    assert kinds[-1] == "linear" and kinds.count("flatten") == 1
+    assert kinds.index("flatten") < kinds.index("linear")
     assert torch.equal(seq(x), model(x))
 
 
@@ -87,9 +92,11 @@ def test_sequential_spec_refuses_other_layers() -> None:
         sequential_spec(model, torch.zeros(2, 1, 8, 8))
 
 
-def test_tiny_bench_runs_and_emits_json() -> None:
+@pytest.mark.parametrize("name", BENCH_MODELS)
+def test_tiny_bench_runs_and_emits_json(name: str) -> None:
     cfg = BenchConfig(
         size=8,
+        model=name,
         n=8,
         threads=(1,),
         rounds=1,
@@ -103,6 +110,7 @@ def test_tiny_bench_runs_and_emits_json() -> None:
     )
     result = json.loads(to_json(run_bench(cfg)))
     assert result["config"]["chunk_size"] == 8
+    assert result["config"]["model"] == name
     assert result["checks"]["naive_vs_suite"]["samples"] == 4
     assert result["checks"]["floor_logits_max_abs_diff"] <= 1e-5
     (run,) = result["runs"]
@@ -116,7 +124,7 @@ def test_tiny_bench_runs_and_emits_json() -> None:
         "train_regularized_sample/train_plain",
     }
     assert run["notes"]["naive_measured_on"] == 8  # a few ms: it ran on all N
-    model = build_cnn(8)
+    model = build_bench_model(name, 8)
     x, _ = synthetic_data(8, 8)
     nv = normalized_variance(orbit_pass(model, x, get_group("c4")).logits)
     assert result["tmeasures_normalized_variance_ours"] == pytest.approx(float(nv.mean()))
@@ -124,7 +132,12 @@ def test_tiny_bench_runs_and_emits_json() -> None:
 
 @pytest.mark.parametrize(
     ("changes", "message"),
-    [({"size": 10}, "--size"), ({"n": 1}, "--n"), ({"threads": (0,)}, "--threads")],
+    [
+        ({"size": 10}, "--size"),
+        ({"n": 1}, "--n"),
+        ({"threads": (0,)}, "--threads"),
+        ({"model": "resnet"}, "--model"),
+    ],
 )
 def test_bad_config(changes: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):

@@ -1,8 +1,9 @@
 """What measuring invariance costs, side by side with the model itself and the alternatives.
 
 Behind ``ginv bench`` and ``benchmarks/bench.py``. In one run, on the same model (the
-``cnn`` of :mod:`ginvariance.models`, untrained, seeded), the same ``N`` seeded synthetic
-inputs (uniform in ``[0, 1]``, shape ``(1, s, s)``, ``s`` = 8 or 28) and the group ``c4``:
+``cnn`` of :mod:`ginvariance.models` by default, or its ``mlp``; untrained, seeded), the
+same ``N`` seeded synthetic inputs (uniform in ``[0, 1]``, shape ``(1, s, s)``, ``s`` = 8
+or 28) and the group ``c4``:
 
 ``suite`` / ``suite_logit``
     :func:`ginvariance.metrics.invariance_suite` with ``saliency=True`` (``pdi``, ``li``,
@@ -81,6 +82,9 @@ TARGETS: dict[str, tuple[str, float]] = {
 TMEASURES_TARGET = {8: 30.0, 28: 2.5}
 RSS_TARGET = 1.1
 NUM_CLASSES = 10
+#: The models the benchmark can time: the study's flatten-head CNN (the default) and the
+#: MLP, whose cost per image is small enough that per-call overhead dominates a loop.
+BENCH_MODELS = ("cnn", "mlp")
 
 
 class BenchCheckError(GinvarianceError):
@@ -95,6 +99,8 @@ class BenchConfig:
     ----------
     size:
         Side of the square images, 8 or 28.
+    model:
+        ``cnn`` or ``mlp`` (:data:`BENCH_MODELS`).
     n:
         Number of samples ``N`` (the orbit has ``4·N`` images).
     threads:
@@ -113,6 +119,7 @@ class BenchConfig:
     """
 
     size: int = 8
+    model: str = "cnn"
     n: int = 1000
     threads: tuple[int, ...] = (1, 2)
     group: str = "c4"
@@ -137,6 +144,10 @@ class BenchConfig:
     def check(self) -> None:
         if self.size not in (8, 28):
             raise ConfigError(f"--size must be 8 or 28, got {self.size}")
+        if self.model not in BENCH_MODELS:
+            raise ConfigError(
+                f"unknown --model {self.model!r}; choose one of: {', '.join(BENCH_MODELS)}"
+            )
         if self.n < 2:
             raise ConfigError(f"--n must be at least 2 samples, got {self.n}")
         if not self.threads or any(t < 1 for t in self.threads):
@@ -150,19 +161,22 @@ class BenchConfig:
 
 
 # -- model and data ------------------------------------------------------------------------
-def build_cnn(size: int, seed: int = 0) -> nn.Module:
-    """The ``cnn`` model for ``(1, size, size)`` inputs and 10 classes, seeded, eval mode."""
+def build_bench_model(name: str, size: int, seed: int = 0) -> nn.Module:
+    """Model ``name`` of :data:`BENCH_MODELS` for ``(1, size, size)`` inputs and 10 classes,
+    seeded, in eval mode."""
+    from ginvariance.models import build_model
+
+    if name not in BENCH_MODELS:
+        raise ConfigError(f"unknown --model {name!r}; choose one of: {', '.join(BENCH_MODELS)}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        try:
-            from ginvariance.models import build_model
-
-            model = build_model("cnn", (1, size, size), NUM_CLASSES)
-        except ImportError:
-            from ginvariance.models.cnn import CNN
-
-            model = CNN((1, size, size), NUM_CLASSES)
+        model = build_model(name, (1, size, size), NUM_CLASSES)
     return model.eval()
+
+
+def build_cnn(size: int, seed: int = 0) -> nn.Module:
+    """The ``cnn`` model for ``(1, size, size)`` inputs and 10 classes, seeded, eval mode."""
+    return build_bench_model("cnn", size, seed)
 
 
 def synthetic_data(
@@ -333,8 +347,9 @@ def sequential_spec(model: nn.Module, sample: torch.Tensor) -> tuple[list[dict],
     """Describe ``model`` as a plain ``nn.Sequential`` that another process can rebuild.
 
     Supports networks whose leaf modules, in registration order, are ``Conv2d``, ``ReLU``,
-    ``MaxPool2d`` and ``Linear`` (a ``Flatten`` goes before the first ``Linear``); the
-    rebuilt network is checked to give the same logits as ``model`` on ``sample``.
+    ``MaxPool2d``, ``Flatten`` and ``Linear`` (a ``Flatten`` is put before the first
+    ``Linear`` if the model flattens in its ``forward``); the rebuilt network is checked to
+    give the same logits as ``model`` on ``sample``.
     """
     spec: list[dict] = []
     layers: list[nn.Module] = []
@@ -357,6 +372,15 @@ def sequential_spec(model: nn.Module, sample: torch.Tensor) -> tuple[list[dict],
             spec.append({"type": "relu"})
         elif isinstance(module, nn.MaxPool2d):
             spec.append({"type": "maxpool2d", "kernel": module.kernel_size})
+        elif (
+            isinstance(module, nn.Flatten)
+            and not flat
+            and (module.start_dim, module.end_dim) == (1, -1)
+        ):
+            spec.append({"type": "flatten"})
+            layers.append(nn.Flatten())
+            flat = True
+            continue
         elif isinstance(module, nn.Linear):
             if not flat:
                 spec.append({"type": "flatten"})
@@ -534,7 +558,8 @@ def train_step_times(
     gen = torch.Generator().manual_seed(cfg.seed)
 
     def make_step(kind: str) -> Callable[[], None]:
-        step = make_train_step(build_cnn(size, cfg.seed).train(), group, kind, xb, yb, gen)
+        model = build_bench_model(cfg.model, size, cfg.seed).train()
+        step = make_train_step(model, group, kind, xb, yb, gen)
 
         def steps() -> None:
             for _ in range(cfg.train_steps):
@@ -561,7 +586,9 @@ def _vm_hwm_bytes() -> int:
     return peak if sys.platform == "darwin" else peak * 1024
 
 
-def rss_probe(size: int, n: int, chunk: int, threads: int, seed: int = 0) -> dict[str, Any]:
+def rss_probe(
+    size: int, n: int, chunk: int, threads: int, seed: int = 0, model_name: str = "cnn"
+) -> dict[str, Any]:
     """Stream ``n`` synthetic inputs through :class:`InvarianceMetrics` (with ``sis``).
 
     Meant to run in a fresh process (see :func:`measure_rss`). The inputs are generated
@@ -569,7 +596,7 @@ def rss_probe(size: int, n: int, chunk: int, threads: int, seed: int = 0) -> dic
     its peak memory is the suite's. Returns the peak after the first chunk and at the end.
     """
     torch.set_num_threads(threads)
-    model = build_cnn(size, seed)
+    model = build_bench_model(model_name, size, seed)
     metric = InvarianceMetrics(model, "c4", saliency=True)
     first = 0
     began = time.perf_counter()
@@ -588,11 +615,13 @@ def rss_probe(size: int, n: int, chunk: int, threads: int, seed: int = 0) -> dic
     }
 
 
-def measure_rss(size: int, n: int, chunk: int, threads: int, seed: int = 0) -> dict[str, Any]:
+def measure_rss(
+    size: int, n: int, chunk: int, threads: int, seed: int = 0, model_name: str = "cnn"
+) -> dict[str, Any]:
     """Run :func:`rss_probe` in a fresh python process and return its result."""
     code = (
         "import json; from ginvariance.bench import rss_probe; "
-        f"print(json.dumps(rss_probe({size}, {n}, {chunk}, {threads}, {seed})))"
+        f"print(json.dumps(rss_probe({size}, {n}, {chunk}, {threads}, {seed}, {model_name!r})))"
     )
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
@@ -772,7 +801,7 @@ def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> dict[str, A
     threads_before = torch.get_num_threads()
     sample_shape = (1, cfg.size, cfg.size)
     group = get_group(cfg.group, sample_shape)
-    model = build_cnn(cfg.size, cfg.seed)
+    model = build_bench_model(cfg.model, cfg.size, cfg.seed)
     x, y = synthetic_data(cfg.n, cfg.size, cfg.seed)
     chunk = cfg.chunk_size or chunk_size_for(group, sample_shape, x.dtype)
     chunk = min(chunk, cfg.n)
@@ -829,7 +858,7 @@ def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> dict[str, A
         progress.start(len(cfg.rss_n), "peak memory (fresh processes)")
         probes = []
         for count in cfg.rss_n:
-            probes.append(measure_rss(cfg.size, count, cfg.rss_chunk, threads, cfg.seed))
+            probes.append(measure_rss(cfg.size, count, cfg.rss_chunk, threads, cfg.seed, cfg.model))
             progress.advance(1)
         progress.finish()
         memory = {
@@ -848,7 +877,6 @@ def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> dict[str, A
     config = asdict(cfg)
     config.pop("extra")
     config["chunk_size"] = chunk
-    config["model"] = "cnn"
     config["data"] = "synthetic uniform [0, 1], seeded"
     config["dtype"] = "float32"
     return {
@@ -869,8 +897,10 @@ def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> dict[str, A
 
 
 __all__ = [
+    "BENCH_MODELS",
     "BenchCheckError",
     "BenchConfig",
+    "build_bench_model",
     "build_cnn",
     "compare_measures",
     "interleaved_times",

@@ -31,8 +31,8 @@ def _fmt_seconds(s: float) -> str:
 def _table(result: dict[str, Any]) -> Table:
     cfg = result["config"]
     title = (
-        f"ginv bench: cnn on {cfg['size']}×{cfg['size']}, N = {cfg['n']}, {cfg['group']}, "
-        f"chunk {cfg['chunk_size']}"
+        f"ginv bench: {cfg['model']} on {cfg['size']}×{cfg['size']}, N = {cfg['n']}, "
+        f"{cfg['group']}, chunk {cfg['chunk_size']}"
     )
     table = Table(title=title)
     table.add_column("threads", justify="right")
@@ -116,6 +116,9 @@ def bench(
     size: Annotated[
         int, typer.Option(help="Image side: 8 (digits-sized) or 28 (MNIST-sized).")
     ] = 8,
+    model: Annotated[
+        str, typer.Option(help="Model to time: cnn (the study's) or mlp (overhead-bound).")
+    ] = "cnn",
     n: Annotated[int, typer.Option("--n", help="Number of samples N (the orbit has 4·N).")] = 1000,
     threads: Annotated[str, typer.Option(help="Thread counts, comma-separated.")] = "1,2",
     rounds: Annotated[int, typer.Option(help="Timed rounds per variant.")] = 7,
@@ -139,6 +142,7 @@ def bench(
 
     cfg = BenchConfig(
         size=size,
+        model=model,
         n=n,
         threads=_ints(threads, "--threads"),
         rounds=rounds,
