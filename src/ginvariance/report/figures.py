@@ -245,7 +245,7 @@ def measures_figure(results: Mapping[str, Any], models: Sequence[str]) -> bytes:
 def spectral_figure(results: Mapping[str, Any], models: Sequence[str]) -> bytes:
     """Mean Jacobian singular values, and sensitivity against ``ε`` (log–log), per model."""
     plt = _pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.8))
     for j, name in enumerate(models):
         spectral = results["models"][name]["spectral"]
         color = _color(name, j)
@@ -274,8 +274,10 @@ def spectral_figure(results: Mapping[str, Any], models: Sequence[str]) -> bytes:
     right.set_ylabel("E‖f(x+εu) − f(x)‖ / ε")
     right.set_title("Sensitivity: random directions (solid), group directions (dashed)", fontsize=9)
     right.grid(alpha=0.3)
-    right.legend(fontsize=7, ncol=2)
+    # below the axes, so that it never hides a curve
+    right.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     fig.suptitle("Spectral decay", fontsize=10)
+    fig.tight_layout()
     return _png(fig)
 
 
