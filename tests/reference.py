@@ -32,7 +32,7 @@ def _entropy(p: list[float]) -> float:
 def reference_measures(
     model: nn.Module, x: torch.Tensor, group: Group, y: torch.Tensor | None = None
 ) -> dict[str, float]:
-    """pdi, li, sis, accuracy, orbit_accuracy, orbit_consistency by explicit loops."""
+    """pdi, li, li_within, sis, accuracy, orbit_accuracy, orbit_consistency by explicit loops."""
     model = as_float64(model)
     x = x.double()
     n, N = group.order, x.shape[0]
@@ -91,6 +91,7 @@ def reference_measures(
     out = {
         "pdi": sum(pdi_values) / N,
         "li": within / total if total > 0 else 0.0,
+        "li_within": within / (N * n),
         "sis": sum(sis_values) / N,
         "orbit_consistency": consistent / N,
     }

@@ -17,6 +17,7 @@ from ginvariance.metrics import (
     SIS,
     Accuracy,
     InvarianceMetrics,
+    LIWithin,
     OrbitAccuracy,
     OrbitConsistency,
     functional,
@@ -75,6 +76,9 @@ def test_batched_measures_match_the_naive_reference(
     tol = 1e-6 if dtype == torch.float64 else 2e-4
     for key in KEYS:
         assert fast[key] == pytest.approx(slow[key], abs=tol), key
+    # unnormalized, in squared logit units: compared relative to its size
+    assert fast["li_within"] == pytest.approx(slow["li_within"], rel=tol), "li_within"
+    assert fast["li_within"] > 0
     assert 0.0 <= fast["li"] <= 1.0
     assert fast["pdi"] <= torch.log(torch.tensor(float(group.order))).item() + tol
 
@@ -101,6 +105,9 @@ def test_functional_twins_agree_with_the_suite(name: str, dtype: torch.dtype) ->
     tol = {"rel": 1e-9} if dtype == torch.float64 else {"abs": 1e-6}
     assert functional.pdi(model, x, name).item() == pytest.approx(suite["pdi"], **tol)
     assert functional.li(model, x, name).item() == pytest.approx(suite["li"], **tol)
+    assert functional.li_within(model, x, name).item() == pytest.approx(
+        suite["li_within"], rel=1e-9 if dtype == torch.float64 else 1e-6
+    )
     assert functional.sis(model, x, name).item() == pytest.approx(suite["sis"], **tol)
     assert functional.accuracy(model, x, None, y).item() == pytest.approx(suite["accuracy"])
     assert functional.orbit_accuracy(model, x, name, y).item() == pytest.approx(
@@ -123,7 +130,8 @@ def test_streaming_over_random_splits_equals_one_batch(seed: int, dtype: torch.d
     bounds = [0, *cuts, 23]
     metric = InvarianceMetrics(model, "d4")
     singles = [
-        cls(model, "d4") for cls in (PDI, LI, SIS, Accuracy, OrbitAccuracy, OrbitConsistency)
+        cls(model, "d4")
+        for cls in (PDI, LI, LIWithin, SIS, Accuracy, OrbitAccuracy, OrbitConsistency)
     ]
     for a, b in itertools.pairwise(bounds):
         metric.update(x[a:b], y[a:b])
@@ -134,6 +142,7 @@ def test_streaming_over_random_splits_equals_one_batch(seed: int, dtype: torch.d
     tol = {"rel": 1e-9, "abs": 1e-12} if dtype == torch.float64 else {"abs": 1e-6}
     for key in KEYS:
         assert streamed[key] == pytest.approx(whole[key], **tol), key
+    assert streamed["li_within"] == pytest.approx(whole["li_within"], rel=1e-6)
     for single in singles:
         assert single.compute().item() == pytest.approx(whole[single.key], **tol)
     metric.reset()
@@ -175,6 +184,8 @@ def test_group_averaged_model_is_exactly_invariant(
     # and the same unaveraged network is clearly not invariant: the test can fail
     raw = invariance_suite(small_cnn(8, 8).to(dtype).eval(), x, group)
     assert raw["li"] > 1e-3 and raw["sis"] < 0.99
+    # li_within is in squared logit units: tiny next to the raw network's
+    assert result["li_within"] <= err * raw["li_within"]
 
 
 def test_group_averaged_1d_model_is_exactly_invariant(dtype: torch.dtype) -> None:

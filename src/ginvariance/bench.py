@@ -205,7 +205,8 @@ def naive_suite(
     graph kept and one backward ``s_i = ∇_u f(u)[c]`` at ``u = g_i·x_b``, where
     ``c = argmax z_0``; the per-sample maths is done in float64 on the ``(n, K)`` logits
     and the ``n`` saliency maps. ``li`` is pooled in a second pass over the stored logits:
-    ``Σ_b Σ_i ‖z_i − z̄_b‖² / Σ_b Σ_i ‖z_i − μ‖²``.
+    ``Σ_b Σ_i ‖z_i − z̄_b‖² / Σ_b Σ_i ‖z_i − μ‖²``, and ``li_within`` is its numerator over
+    ``N·n``.
     """
     group = get_group(group, tuple(x.shape[1:]))
     n, size = group.order, x.shape[0]
@@ -254,6 +255,7 @@ def naive_suite(
     out = {
         "pdi": pdi_sum / size,
         "li": within / total if total > 0 else 0.0,
+        "li_within": within / (size * n),
         "sis": sis_sum / size,
         "orbit_consistency": consistent / size,
     }
@@ -268,14 +270,20 @@ def compare_measures(
 ) -> dict[str, float]:
     """Largest differences per key; raise :class:`BenchCheckError` past the tolerance.
 
-    Continuous measures agree to ``1e-4`` (absolute, float32 models); the counting ones
-    (accuracies, consistency) to one sample in ``count``, since a float32 near-tie can
-    flip one prediction between a batched and a single-sample convolution.
+    Continuous measures agree to ``1e-4`` (absolute, float32 models; relative for
+    ``li_within``, which is in squared logit units); the counting ones (accuracies,
+    consistency) to one sample in ``count``, since a float32 near-tie can flip one
+    prediction between a batched and a single-sample convolution.
     """
     diffs = {}
     for key in sorted(set(ours) & set(theirs)):
         diff = abs(ours[key] - theirs[key])
-        tol = 1e-4 if key in ("pdi", "li", "sis") else 1.0 / count + 1e-12
+        if key == "li_within":
+            tol = 1e-4 * max(abs(ours[key]), abs(theirs[key]))
+        elif key in ("pdi", "li", "sis"):
+            tol = 1e-4
+        else:
+            tol = 1.0 / count + 1e-12
         diffs[key] = diff
         if not diff <= tol:
             raise BenchCheckError(

@@ -79,7 +79,7 @@ def _fmt(value: Any) -> str:
 
 def results_table(result: dict[str, Any], title: str) -> Table:
     """A table with one row per condition (in distribution, then each shift)."""
-    keys = ["accuracy", "orbit_accuracy", "orbit_consistency", "pdi", "li", "sis"]
+    keys = ["accuracy", "orbit_accuracy", "orbit_consistency", "pdi", "li", "li_within", "sis"]
     table = Table(title=title)
     table.add_column("inputs")
     for key in keys:

@@ -446,6 +446,11 @@ def evaluate_claims(models: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[s
     severe_aug = aug["shift"][SEVERE_SHIFT]
     pdi_ratio = _ratio(severe_aug["pdi"], aug["id"]["pdi"])
     li_ratio = _ratio(severe_aug["li"], aug["id"]["li"])
+    # li's numerator alone: says whether li moved through the orbit spread or the
+    # spread across samples (informative; the verdict uses pdi and li as stated)
+    within_ratio = _ratio(
+        severe_aug.get("li_within", math.nan), aug["id"].get("li_within", math.nan)
+    )
     conditions = [wt["id"], *wt["shift"].values()]
     wt_pdi = max(abs(c["pdi"]) for c in conditions)
     wt_li = max(abs(c["li"]) for c in conditions)
@@ -457,6 +462,7 @@ def evaluate_claims(models: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[s
             "augmented_li_id": aug["id"]["li"],
             "augmented_li_uniform": severe_aug["li"],
             "li_ratio": _finite(li_ratio),
+            "augmented_li_within_ratio": _finite(within_ratio),
             "factor": C3_FACTOR,
             "weight_tied_max_abs_pdi": wt_pdi,
             "weight_tied_max_li": wt_li,

@@ -87,6 +87,7 @@ MEASURE_KEYS: tuple[str, ...] = (
     "orbit_consistency",
     "pdi",
     "li",
+    "li_within",
     "sis",
 )
 CONFIDENCE = 0.95

@@ -12,6 +12,7 @@ from ginvariance.metrics.streaming import (
     SIS,
     Accuracy,
     InvarianceMetrics,
+    LIWithin,
     OrbitAccuracy,
     OrbitConsistency,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "Accuracy",
     "InvarianceMetrics",
     "InvarianceReport",
+    "LIWithin",
     "OrbitAccuracy",
     "OrbitConsistency",
     "OrbitOutputs",

@@ -5,16 +5,23 @@ Two layers:
 * pure tensor maths on what one orbit pass returns — :func:`pdi_per_sample`,
   :func:`sis_per_sample`, :func:`orbit_statistics` and :func:`finalize`;
 * one function per key, ``(model, x, group, ...) → tensor``, batched over the whole orbit
-  and chunked by a memory budget: :func:`pdi`, :func:`li`, :func:`sis`, :func:`accuracy`,
-  :func:`orbit_accuracy`, :func:`orbit_consistency`, and :func:`invariance_suite`, which
-  computes all of them from a single forward (and backward) pass.
+  and chunked by a memory budget: :func:`pdi`, :func:`li`, :func:`li_within`, :func:`sis`,
+  :func:`accuracy`, :func:`orbit_accuracy`, :func:`orbit_consistency`, and
+  :func:`invariance_suite`, which computes all of them from a single forward (and backward)
+  pass.
 
 For one input ``x`` and a group ``G = [e = g_0, …, g_{n-1}]``: ``z_g = f(g·x)``,
 ``p_g = softmax(z_g)``.
 
 * ``pdi`` = ``H(p̄) − (1/n) Σ_g H(p_g)``, ``p̄ = (1/n) Σ_g p_g`` (nats; mean over samples);
 * ``li`` = ``Σ_x Σ_g ‖z_g(x) − z̄(x)‖² / Σ_x Σ_g ‖z_g(x) − μ‖²`` pooled over the data set;
-* ``sis`` = mean over samples of ``(1/(n−1)) Σ_{g≠e} cos(g⁻¹·s_g, s_e)``.
+* ``li_within`` = ``(1/(N·n)) Σ_x Σ_g ‖z_g(x) − z̄(x)‖²``: the numerator of ``li`` per sample
+  and group element, in squared logit units (the quantity the ``logit`` regularizer
+  penalizes). ``li`` can rise under a shift because its denominator, the spread of the
+  logits across samples, shrinks (pure-noise images look alike to a network) while the
+  logits vary over the orbit as much as before; ``li_within`` tells the two apart. Being
+  unnormalized, it compares one model across input conditions, not models of different
+  logit scale;* ``sis`` = mean over samples of ``(1/(n−1)) Σ_{g≠e} cos(g⁻¹·s_g, s_e)``.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from ginvariance.metrics.orbit import (
 )
 
 #: The keys a full suite reports.
-KEYS = ("accuracy", "orbit_accuracy", "orbit_consistency", "pdi", "li", "sis")
+KEYS = ("accuracy", "orbit_accuracy", "orbit_consistency", "pdi", "li", "li_within", "sis")
 
 Stats = dict[str, torch.Tensor]
 
@@ -152,6 +159,7 @@ def finalize(stats: Stats) -> dict[str, float]:
     # total = within + between; only the between part cancels, so 0 <= li <= 1 always
     total = within + max(between, 0.0)
     result["li"] = within / total if total > 0 else 0.0
+    result["li_within"] = within / pooled
     if "sis_sum" in stats and float(stats["sis_count"]) > 0:
         result["sis"] = float(stats["sis_sum"]) / float(stats["sis_count"])
     if "correct" in stats and float(stats["labelled"]) > 0:
@@ -241,6 +249,12 @@ def li(model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: Any) -> 
     return _scalar(finalize(stats)["li"], x)
 
 
+def li_within(model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
+    """Within-orbit logit variance ``(1/(N·n)) Σ_x Σ_g ‖z_g(x) − z̄(x)‖²``; 0 if invariant."""
+    stats = statistics(model, x, group, saliency=False, **kwargs)
+    return _scalar(finalize(stats)["li_within"], x)
+
+
 def sis(model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
     """Saliency invariance similarity, mean over samples; 1 if invariant."""
     stats = statistics(model, x, group, saliency=True, **kwargs)
@@ -280,6 +294,7 @@ __all__ = [
     "finalize",
     "invariance_suite",
     "li",
+    "li_within",
     "merge_statistics",
     "orbit_accuracy",
     "orbit_consistency",

@@ -65,7 +65,15 @@ class InvarianceMetrics(Metric):
     is_differentiable = False
     higher_is_better: bool | None = None
     full_state_update = False
-    keys: tuple[str, ...] = ("accuracy", "orbit_accuracy", "orbit_consistency", "pdi", "li", "sis")
+    keys: tuple[str, ...] = (
+        "accuracy",
+        "orbit_accuracy",
+        "orbit_consistency",
+        "pdi",
+        "li",
+        "li_within",
+        "sis",
+    )
 
     def __init__(
         self,
@@ -149,6 +157,13 @@ class LI(_OneMeasure):
     """Streaming logit invariance error (``li``, pooled variance ratio)."""
 
     key = "li"
+    higher_is_better = False
+
+
+class LIWithin(_OneMeasure):
+    """Streaming within-orbit logit variance (``li_within``, squared logit units)."""
+
+    key = "li_within"
     higher_is_better = False
 
 

@@ -27,7 +27,7 @@ FIGURES = {
     "measures": "measures.png",
     "spectral": "spectral.png",
 }
-MEASURE_KEYS = ("accuracy", "orbit_accuracy", "orbit_consistency", "pdi", "li", "sis")
+MEASURE_KEYS = ("accuracy", "orbit_accuracy", "orbit_consistency", "pdi", "li", "li_within", "sis")
 CLAIM_KEYS = ("C1", "C2", "C3", "C4", "C5")
 
 _CSS = """
