@@ -222,6 +222,28 @@ def test_sis_zero_map_conventions(dtype: torch.dtype) -> None:
     assert functional.sis_per_sample(maps).tolist() == [1.0, 1.0]
     maps[2, 1] = 0.0  # one zero map beside non-zero ones
     assert functional.sis_per_sample(maps)[1].item() == pytest.approx(0.5)
+    maps[0, 0, 0] = 1.0  # a zero map beside a non-zero identity map
+    assert functional.sis_per_sample(maps)[0].item() == 0.0
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e-25, 1.0, 1e20, 1e30])
+def test_sis_does_not_depend_on_the_maps_magnitude(scale: float, dtype: torch.dtype) -> None:
+    """Tiny gradients are not "zero maps" and huge ones do not overflow, in either dtype."""
+    gen = torch.Generator().manual_seed(0)
+    base = torch.randn(4, 3, 10, generator=gen, dtype=torch.float64)
+    base[2, 0] = -base[0, 0]  # an opposite map: cosine -1
+    expected = functional.sis_per_sample(base)
+    maps = (base * scale).to(dtype)
+    got = functional.sis_per_sample(maps)
+    assert torch.isfinite(got).all()
+    tol = 1e-12 if dtype == torch.float64 else 1e-6
+    assert torch.allclose(got, expected, atol=tol)
+    # the reference, computed the slow way on the unscaled maps
+    for b in range(3):
+        ref, cos = base[0, b], []
+        for i in range(1, 4):
+            cos.append(float(base[i, b] @ ref) / float(base[i, b].norm() * ref.norm()))
+        assert got[b].item() == pytest.approx(sum(cos) / 3, abs=tol)
 
 
 def test_li_is_zero_when_all_logits_are_equal() -> None:

@@ -70,11 +70,17 @@ def sis_per_sample(saliency: torch.Tensor) -> torch.Tensor:
     ``saliency`` ``(n, B, *S)`` holds the maps already mapped back by the inverse actions
     (as :func:`~ginvariance.metrics.orbit.orbit_pass` returns them). The cosine of two
     zero maps is 1, of one zero map and a non-zero one 0. For ``n = 1`` the value is 1.
+
+    The cosines are computed in float64 on maps divided by their largest absolute entry, so
+    that gradients of any magnitude (float32 maps of 1e-25 or 1e20) neither underflow to
+    "zero maps" nor overflow; returns float64.
     """
     n, b = saliency.shape[0], saliency.shape[1]
     if n == 1:
-        return torch.ones(b, dtype=saliency.dtype, device=saliency.device)
-    flat = saliency.reshape(n, b, -1)
+        return torch.ones(b, dtype=torch.float64, device=saliency.device)
+    flat = saliency.reshape(n, b, -1).to(torch.float64)
+    peak = flat.abs().amax(dim=-1, keepdim=True)
+    flat = flat / torch.where(peak > 0, peak, 1.0)
     ref, others = flat[0], flat[1:]  # (B, D), (n-1, B, D)
     dot = (others * ref).sum(-1)
     norm_ref = ref.norm(dim=-1)

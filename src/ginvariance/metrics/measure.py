@@ -120,6 +120,10 @@ def measure(
         Names of distribution shifts (:mod:`ginvariance.data.shifts`), or a mapping from
         name to a callable ``(x, seed) → x``. Each shift is applied to the inputs with
         ``seed`` (per batch: ``seed + batch index``) and measured like the original.
+        Shifts act batch by batch: their random draws and the statistics they scale by
+        (the noise's standard deviation, the range of ``uniform``) are the batch's, so
+        shifted values depend on how ``data`` is batched. Pass an ``(x, y)`` pair (one
+        batch) or the same ``DataLoader`` settings to compare runs.
     saliency:
         Also compute ``sis`` (one backward pass over each orbit chunk).
     chunk_size, memory_budget:
