@@ -75,6 +75,11 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     np.savez(d / "rank1.npz", x=x[:, 0, 0, 0], y=y)
     np.savez(d / "short_y.npz", x=x, y=y[:5])
     np.savez(d / "no_y.npz", x=x)
+    np.savez(d / "huge_label.npz", x=x, y=np.where(y == 3, 2**40, y))
+    np.savez(d / "uint64_label.npz", x=x, y=np.where(y == 3, 2**63 + 5, y).astype(np.uint64))
+    # an .npz whose x header claims 6.4e12 floats (23 TiB): refused, not allocated
+    np.savez(d / "huge_header.npz", x=x, y=y)
+    _claim_huge_shape(d / "huge_header.npz")
     (d / "truncated.npz").write_bytes((d / "ok.npz").read_bytes()[:200])
     (d / "mlp_input.npz").write_bytes((d / "ok.npz").read_bytes())
     # MNIST-format folders: image and label files swapped (wrong magic), and truncated
@@ -103,9 +108,36 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "    return 42\n\n\n"
         "class NaNLogits(nn.Module):\n"
         "    def forward(self, x):\n"
-        "        return torch.full((x.shape[0], 10), float('nan'))\n"
+        "        return torch.full((x.shape[0], 10), float('nan'))\n\n\n"
+        "class Raises(nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        raise ValueError('the model cannot take this input')\n\n\n"
+        "class IntegerLogits(nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        return torch.zeros(x.shape[0], 10, dtype=torch.long)\n\n\n"
+        "def exits():\n"
+        "    raise SystemExit(0)\n\n\n"
+        "class Interrupted(nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        raise KeyboardInterrupt\n"
     )
     return d
+
+
+def _claim_huge_shape(path: Path) -> None:
+    """Rewrite the shape in the header of ``x.npy`` inside the archive ``path``."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    old = members["x.npy"]
+    header_end = old.index(b"\n") + 1
+    header = old[:header_end].replace(b"(8, 1, 8, 8)", b"(6400000000000,)")
+    header = header[:-1].ljust(header_end - 1) + b"\n"  # keep the header's length
+    members["x.npy"] = header + old[header_end:]
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
 
 
 def tree(*roots: Path) -> dict[str, tuple[int, int]]:
@@ -502,6 +534,117 @@ CLI_CASES: list[tuple[str, list[str], str, str]] = [
         "download it again",
     ),
     ("run-group", ["run", "--group", "rotation-x"], "rotation-x", "positive integer"),
+    # found by probing: each was a traceback, a wasted training or a file left behind
+    (
+        "huge-label",
+        ["measure", "--model", "mlp", "--data", "{f}/huge_label.npz"],
+        "label 1099511627776",
+        "renumber the classes",
+    ),
+    (
+        "uint64-label",
+        ["measure", "--model", "mlp", "--data", "{f}/uint64_label.npz"],
+        "label 9223372036854775813",
+        "renumber the classes",
+    ),
+    (
+        "npz-huge-header",
+        ["measure", "--model", "mlp", "--data", "{f}/huge_header.npz"],
+        "too large to load",
+        "smaller array",
+    ),
+    (
+        "model-raises",
+        ["measure", "--model", "usermodels:Raises", "--data", "{f}/ok.npz"],
+        "ValueError: the model cannot take this input",
+        "fix the model",
+    ),
+    (
+        "integer-logits",
+        ["measure", "--model", "usermodels:IntegerLogits", "--data", "{f}/ok.npz"],
+        "dtype torch.int64",
+        "floating-point class scores",
+    ),
+    (
+        "model-exits",
+        ["measure", "--model", "usermodels:exits", "--data", "{f}/ok.npz"],
+        "called sys.exit(0)",
+        "return an nn.Module",
+    ),
+    (
+        "measure-output-device",
+        ["measure", "--model", "mlp", "--data", "{f}/ok.npz", "--output", "/dev/null"],
+        "not a regular file",
+        "name of a file",
+    ),
+    (
+        "rotation-too-fine",
+        ["measure", "--model", "mlp", "--data", "{f}/ok.npz", "--group", "rotation-100000"],
+        "rotation-100000",
+        "at most rotation-360",
+    ),
+    (
+        "measure-seed-huge",
+        ["measure", "--model", "mlp", "--data", "{f}/ok.npz", "--seed", "99999999999999999999"],
+        "outside 0..4294967295",
+        "non-negative seed",
+    ),
+    (
+        "measure-output-too-long",
+        ["measure", "--model", "mlp", "--data", "{f}/ok.npz", "--output", "x" * 300 + ".json"],
+        "File name too long",
+        "check the path",
+    ),
+    (
+        "train-seed-huge",
+        ["train", *QUICK_TRAIN, "--seed", "99999999999999999999"],
+        "outside 0..4294967295",
+        "non-negative seed",
+    ),
+    (
+        "train-name-too-long",
+        ["train", *QUICK_TRAIN, "--name", "n" * 300],
+        "too long for a file name",
+        "at most 200",
+    ),
+    (
+        "train-diverges",
+        ["train", *QUICK_TRAIN, "--out", "{f}/diverged", "--lr", "1e30"],
+        "training diverged",
+        "lower --lr",
+    ),
+    (
+        "run-seeds-huge",
+        ["run", "--seeds", "99999999999999999999"],
+        "outside 0..",
+        "non-negative seed",
+    ),
+    (
+        "run-group-no-weight-tied",
+        ["run", "--group", "rotation-8", "--epochs", "1"],
+        "weight-tied CNN cannot be built",
+        "symmetrize",
+    ),
+    (
+        "bench-out-is-folder",
+        [
+            "bench",
+            "--n",
+            "4",
+            "--rounds",
+            "1",
+            "--threads",
+            "1",
+            "--skip-tmeasures",
+            "--skip-naive",
+            "--skip-train",
+            "--skip-rss",
+            "--out",
+            "{f}",
+        ],
+        "is a folder",
+        "name of a file",
+    ),
     ("report-not-a-study", ["report", "{f}"], "results", ""),
 ]
 
@@ -533,6 +676,37 @@ def test_cli_bad_input(
     assert "Traceback" not in err and out == ""
     assert problem in err and fix in err, err
     assert tree(files, tmp_path) == before, "a bad input created or changed a file"
+
+
+def test_interrupt_exits_130_with_one_line(
+    files: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Ctrl-C (here raised inside the model) is not a success: exit 130 and one line."""
+    from ginvariance.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(files))
+    output = tmp_path / "r.json"
+    argv = ["measure", "--model", "usermodels:Interrupted", "--data", f"{files}/ok.npz"]
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--output", str(output)])
+    _, err = capsys.readouterr()
+    assert exc.value.code == 130
+    assert err.strip().splitlines() == ["ginv: interrupted; run the same command again to continue"]
+    assert not output.exists()
+
+
+def test_no_command_prints_the_help_without_an_empty_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from ginvariance.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([])
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2
+    assert "measure" in out + err and "run" in out + err
+    assert "error" not in err
 
 
 def test_there_are_at_least_25_distinct_cli_cases() -> None:

@@ -35,6 +35,21 @@ def test_written_file_has_the_mode_of_an_ordinary_write(tmp_path: Path, umask: i
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_a_folder_or_a_device_is_never_replaced(tmp_path: Path) -> None:
+    from ginvariance.errors import OutputError
+
+    folder = tmp_path / "results.json"
+    folder.mkdir()
+    with pytest.raises(OutputError, match="is a folder"):
+        atomic_write_json(folder, {"a": 1})
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    with pytest.raises(OutputError, match="not a regular file"):
+        atomic_write_json(fifo, {"a": 1})
+    assert folder.is_dir() and stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe.json", "results.json"]
+
+
 def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path) -> None:
     dest = tmp_path / "results.json"
     atomic_write_json(dest, {"old": True})

@@ -64,7 +64,20 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
     """
     dest = Path(path)
     folder = ensure_dir(dest.parent if str(dest.parent) else Path("."))
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=folder)
+    if dest.is_dir():
+        raise OutputError(f"{str(dest)!r} is a folder; give the name of a file to write")
+    if dest.exists() and not dest.is_file():
+        raise OutputError(
+            f"{str(dest)!r} is not a regular file (a device, pipe or socket); give the name of "
+            "a file to write"
+        )
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write {str(dest)!r} ({exc.strerror or exc}); choose another file name "
+            "or folder"
+        ) from None
     try:
         try:
             os.fchmod(fd, _file_mode())
@@ -74,7 +87,13 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
         with open(tmp, "rb+") as fh:
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, dest)
+        try:
+            os.replace(tmp, dest)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write {str(dest)!r} ({exc.strerror or exc}); choose another file name "
+                "or folder"
+            ) from None
     except BaseException:
         try:
             os.unlink(tmp)

@@ -41,6 +41,11 @@ def import_model(
         sys.path.insert(0, cwd)
     try:
         module = importlib.import_module(module_name)
+    except SystemExit as exc:
+        raise ModelError(
+            f"importing module {module_name!r} called sys.exit({exc.code!r}); a model module "
+            "must not exit when imported"
+        ) from None
     except Exception as exc:  # the user's module may fail in any way
         raise ModelError(
             f"cannot import module {module_name!r} ({type(exc).__name__}: {exc}); check the "
@@ -72,6 +77,10 @@ def import_model(
         kwargs["num_classes"] = num_classes
     try:
         model = obj(**kwargs)
+    except SystemExit as exc:
+        raise ModelError(
+            f"calling {spec!r} called sys.exit({exc.code!r}); it must return an nn.Module"
+        ) from None
     except Exception as exc:
         raise ModelError(
             f"calling {spec!r} failed ({type(exc).__name__}: {exc}); it must build a model "

@@ -26,9 +26,12 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of ``ginv``: runs the typer app, turning errors into one line and exit 2."""
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="ginv", standalone_mode=False)
+        status = command.main(args=argv, prog_name="ginv", standalone_mode=False)
     except GinvarianceError as exc:
         fail(str(exc))
+    except OSError as exc:  # the file system refused a path given on the command line
+        where = f" ({exc.filename})" if exc.filename else ""
+        fail(f"{exc.strerror or exc}{where}; check the path and that it can be read or written")
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
@@ -36,10 +39,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except click_exceptions.ClickException as exc:
         message = exc.format_message().replace("\n", " ").rstrip(". ")
+        if not message:  # `ginv` alone: the help has been printed
+            sys.exit(exc.exit_code)
         fail(f"{message}; see 'ginv --help'")
     except KeyboardInterrupt:
         console_err.print("ginv: interrupted; run the same command again to continue")
         sys.exit(130)
+    # without standalone mode, an interrupt (Ctrl-C) comes back as a return value
+    if isinstance(status, int) and status != 0:
+        if status == 130:
+            console_err.print("ginv: interrupted; run the same command again to continue")
+        sys.exit(status)
 
 
 __all__ = ["app", "main"]

@@ -142,7 +142,9 @@ def measure_command(
     from ginvariance.groups import get_group
     from ginvariance.io import atomic_write_json, to_json
     from ginvariance.metrics import measure
+    from ginvariance.seeds import check_seed
 
+    check_seed(seed, "--seed", "--seed 0")
     if dtype not in DTYPES:
         raise ConfigError(f"--dtype must be float32 or float64, got {dtype!r}")
     if chunk_size is not None and chunk_size < 1:

@@ -34,6 +34,9 @@ from ginvariance.errors import ConfigError, DataError, LabelError
 DATASET_NAMES: tuple[str, ...] = ("digits", "mnist1d", "mnist", "fashion-mnist", "kmnist")
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 IDX_DATASETS: tuple[str, ...] = ("mnist", "fashion-mnist", "kmnist")
+#: The most classes a data set may have: a larger label is taken for a corrupt or unmapped
+#: label (a model's output layer is sized from the labels).
+MAX_CLASSES = 100_000
 
 #: The four standard file names of an MNIST-format folder (each may end in ``.gz``).
 IDX_FILES: dict[str, tuple[str, str]] = {
@@ -155,6 +158,11 @@ def validate_arrays(x: Any, y: Any, num_classes: int | None = None, *, min_rank:
         raise LabelError(f"y has dtype {ya.dtype}; labels must be integer class ids (int64)")
     if ya.min() < 0:
         raise LabelError(f"y has a negative label ({ya.min():g}); labels must be 0..K-1")
+    if ya.max() >= MAX_CLASSES:
+        raise LabelError(
+            f"y has label {int(ya.max())}; labels must be class ids 0..K-1 with K at most "
+            f"{MAX_CLASSES}: renumber the classes"
+        )
     if num_classes is not None:
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise LabelError(f"num_classes={num_classes!r}; pass a positive integer")
@@ -202,6 +210,8 @@ def load_npz(path: str | Path, num_classes: int | None = None) -> ArrayDataset:
         raise DataError(f"{path} is a folder; pass an .npz file ({fix})")
     try:
         archive = np.load(path, allow_pickle=False)
+    except MemoryError:
+        raise DataError(f"file {path} is too large to load into memory; {fix}") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"file {path} is not a readable .npz archive ({exc}); {fix}") from exc
     if not isinstance(archive, np.lib.npyio.NpzFile):
@@ -214,6 +224,11 @@ def load_npz(path: str | Path, num_classes: int | None = None) -> ArrayDataset:
                 raise error(f"file {path} has no array {key!r} (it has {sorted(keys)}); {fix}")
             try:
                 arrays[key] = archive[key]
+            except MemoryError:
+                raise error(
+                    f"array {key!r} in {path} is too large to load into memory (its header "
+                    "may be corrupt); store a smaller array"
+                ) from None
             except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
                 raise error(
                     f"array {key!r} in {path} cannot be read without pickle ({exc}); "

@@ -97,8 +97,8 @@ class Shift:
                 f"shift {self.name!r} got shape {tuple(x.shape)}; pass a batch (N, *S) "
                 "with at least one axis per sample"
             )
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ConfigError(f"shift seed={seed!r}; pass an integer")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+            raise ConfigError(f"shift seed={seed!r}; pass an integer in 0..2**63 - 1")
         if x.numel() == 0:
             return x.clone()
         if not torch.isfinite(x).all():

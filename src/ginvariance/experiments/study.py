@@ -38,6 +38,7 @@ import numpy as np
 from ginvariance.data.shifts import DEFAULT_SHIFTS
 from ginvariance.errors import ConfigError, OutputError
 from ginvariance.progress import Progress
+from ginvariance.seeds import check_seed
 
 #: The four models of the study, in the order of the paper's Figure 1.
 MODELS: tuple[str, ...] = ("plain", "augmented", "regularized", "weight-tied")
@@ -199,8 +200,7 @@ class StudyConfig:
         if not seeds:
             raise ConfigError("give at least one seed, e.g. --seeds 0")
         for s in seeds:
-            if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0:
-                raise ConfigError(f"seed {s!r} is not a non-negative integer; e.g. --seeds 0,1,2")
+            check_seed(s, "seed", "--seeds 0,1,2")
         if len(set(seeds)) != len(seeds):
             raise ConfigError(f"seeds {list(seeds)} repeat; give each seed once")
         for name in ("epochs", "n_measure", "n_spectral", "limit"):
@@ -638,6 +638,12 @@ def run_study(
     for seed in config.seeds:
         for mode in MODELS:
             config.train_config(mode, seed).validate()
+    # every model must be buildable for this group and data before anything is trained
+    from ginvariance.models import build_model
+
+    for mode in MODELS:
+        tc = config.train_config(mode, config.seeds[0])
+        build_model(tc.model_name, tuple(test_set.sample_shape), test_set.num_classes, group=group)
     out = ensure_dir(out_dir)
     plan = plan_checkpoints(config, out, force=force)
     if force:

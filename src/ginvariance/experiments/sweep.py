@@ -67,6 +67,7 @@ import numpy as np
 
 from ginvariance.errors import ConfigError, GinvarianceError, ModelError, OutputError
 from ginvariance.progress import Progress, ensure_progress
+from ginvariance.seeds import check_seed
 
 SWEEP_FILE = "sweep.json"
 SWEEP_FIGURE = "sweep.png"
@@ -170,8 +171,7 @@ class SweepConfig:
         if not seeds:
             raise ConfigError("give at least one seed, e.g. --seeds 0,1")
         for s in seeds:
-            if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0:
-                raise ConfigError(f"seed {s!r} is not a non-negative integer; e.g. --seeds 0,1")
+            check_seed(s, "seed", "--seeds 0,1")
         if len(set(seeds)) != len(seeds):
             raise ConfigError(f"seeds {list(seeds)} repeat; give each seed once")
         lams = tuple(self.lams)

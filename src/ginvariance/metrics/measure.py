@@ -15,6 +15,7 @@ from ginvariance.groups import Group, get_group
 from ginvariance.metrics.functional import finalize, merge_statistics, statistics
 from ginvariance.metrics.orbit import DEFAULT_MEMORY_BUDGET
 from ginvariance.progress import Progress, ensure_progress
+from ginvariance.seeds import check_seed
 
 ShiftFn = Callable[[torch.Tensor, int], torch.Tensor]
 
@@ -131,6 +132,7 @@ def measure(
     progress:
         Receives one unit per batch and condition.
     """
+    check_seed(seed, "seed", "seed=0")
     batches, n_batches = _batches(data)
     shift_fns = _resolve_shifts(shifts)
     conditions: list[tuple[str, ShiftFn | None]] = [("id", None), *shift_fns.items()]

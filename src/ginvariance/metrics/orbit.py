@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ginvariance.errors import ConfigError, DataError, ModelError
+from ginvariance.errors import ConfigError, DataError, GinvarianceError, ModelError
 from ginvariance.groups import Group, get_group
 
 #: Default memory budget of one chunk of work, in bytes.
@@ -106,6 +106,11 @@ def _check_logits(z: torch.Tensor, rows: int) -> None:
             f"the model must return (B, K) logits, got {shape} for a batch of {rows}; "
             "make its forward return one row of class scores per input"
         )
+    if not z.is_floating_point():
+        raise ModelError(
+            f"the model returned logits of dtype {z.dtype}; return floating-point class scores "
+            "(B, K)"
+        )
     if z.shape[1] < 1:
         raise ModelError("the model returns zero classes (K = 0); it must return (B, K) logits")
     if not bool(torch.isfinite(z).all()):
@@ -117,11 +122,14 @@ def _check_logits(z: torch.Tensor, rows: int) -> None:
 def _forward(model: nn.Module, orbit: torch.Tensor) -> torch.Tensor:
     try:
         return model(orbit)
-    except RuntimeError as exc:  # torch's shape and dtype errors
-        reason = " ".join(str(exc).split())[:160]
+    except GinvarianceError:
+        raise
+    except Exception as exc:  # torch's shape and dtype errors, or the model's own
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
         raise ModelError(
             f"the model failed on inputs of shape {tuple(orbit.shape[1:])} and dtype "
-            f"{orbit.dtype} ({reason}); give inputs of the shape and dtype it was built for"
+            f"{orbit.dtype} ({reason}); give inputs of the shape and dtype it was built for, "
+            "or fix the model"
         ) from exc
 
 

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ginvariance.errors import ConfigError
+from ginvariance.seeds import check_seed
 
 MODES = ("plain", "augmented", "regularized", "weight-tied")
 """Training modes.
@@ -117,8 +118,7 @@ class TrainConfig:
         _positive_int("batch_size", self.batch_size)
         if self.limit is not None:
             _positive_int("limit", self.limit)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        check_seed(self.seed, "seed", "--seed 0")
         _finite("lr", self.lr, positive=True)
         _finite("weight_decay", self.weight_decay)
         _finite("lam", self.lam)

@@ -25,6 +25,7 @@ decide it.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Sequence
@@ -146,9 +147,19 @@ def evaluate(
     }
 
 
+#: The longest checkpoint name: ``NAME.safetensors`` and its temporary files must fit the
+#: 255-byte limit of common file systems.
+MAX_NAME_BYTES = 200
+
+
 def _check_name(name: str) -> str:
     if not name or any(c in name for c in "/\\\0") or name in (".", ".."):
         raise ConfigError(f"checkpoint name {name!r} must be a plain file name; pick another")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise ConfigError(
+            f"checkpoint name of {len(name.encode('utf-8'))} bytes is too long for a file name; "
+            f"use at most {MAX_NAME_BYTES}"
+        )
     return name
 
 
@@ -230,12 +241,15 @@ def train(
     history: list[dict[str, float]] = []
     start_epoch = 0
     metrics: dict[str, float] = {}
+    created: Path | None = None  # the folder this call made, removed again if left empty
     if out_dir is not None:
         path = Path(out_dir) / f"{name}.safetensors"
         if resume and not path.exists():
             raise CheckpointError(
                 f"no checkpoint {str(path)!r} to resume from; drop --resume to start a new run"
             )
+        if not Path(out_dir).exists():
+            created = Path(out_dir)
         ensure_dir(out_dir)
         if resume:
             _, meta = load_checkpoint(path, model, config=config, optimizer=optimizer)
@@ -269,12 +283,17 @@ def train(
             stats = _train_epoch(
                 model, optimizer, x_train, y_train, group, regularizer, config, epoch
             )
-            if not math.isfinite(stats["loss"]):
-                raise ConfigError(
-                    f"training diverged (loss {stats['loss']} in epoch {epoch + 1}); "
-                    "lower --lr or --lam"
-                )
             val = evaluate(model, x_val, y_val, group)
+            finite_weights = all(bool(torch.isfinite(p).all()) for p in model.parameters())
+            if not (math.isfinite(stats["loss"]) and math.isfinite(val["loss"]) and finite_weights):
+                what = (
+                    "weights became NaN or inf"
+                    if not finite_weights
+                    else f"training loss {stats['loss']:.3g}, validation loss {val['loss']:.3g}"
+                )
+                raise ConfigError(
+                    f"training diverged ({what} in epoch {epoch + 1}); lower --lr or --lam"
+                )
             history.append(
                 {
                     "epoch": epoch + 1,
@@ -300,6 +319,11 @@ def train(
                     },
                 )
             reporter.advance(1, loss=stats["loss"], acc=val["accuracy"])
+    except BaseException:
+        if created is not None:  # a run that failed before its first checkpoint leaves nothing
+            with contextlib.suppress(OSError):
+                created.rmdir()  # only if empty
+        raise
     finally:
         reporter.finish()
     seconds = time.perf_counter() - began
