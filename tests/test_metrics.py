@@ -20,6 +20,7 @@ from ginvariance.metrics import (
     LIWithin,
     OrbitAccuracy,
     OrbitConsistency,
+    OrbitOutputs,
     functional,
     invariance_suite,
     measure,
@@ -254,6 +255,93 @@ def test_li_is_zero_when_all_logits_are_equal() -> None:
     result = invariance_suite(Constant(), torch.rand(4, 1, 4, 4), "c4")
     assert result["li"] == 0.0 and result["pdi"] == pytest.approx(0.0, abs=1e-7)
     assert result["sis"] == 1.0  # all saliency maps are zero
+
+
+@pytest.mark.parametrize("cuts", [[], [1], [1, 2]])
+def test_li_of_logits_equal_up_to_rounding_is_zero(cuts: list[int], dtype: torch.dtype) -> None:
+    """All logits equal but for one unit of rounding: both variances are noise, li is 0.
+
+    Without the rounding floor the ratio of two rounding errors came out anywhere in [0, 1]
+    and differed between one batch and a stream of batches.
+    """
+    from ginvariance.metrics.functional import finalize, merge_statistics, orbit_statistics
+
+    eps = torch.finfo(dtype).eps
+    z = torch.full((2, 3, 1), -1.7787, dtype=dtype)
+    z[1, 0, 0] = z[1, 0, 0] * (1 + eps)  # one element off by one ulp
+    bounds = [0, *cuts, 3]
+    total = None
+    for a, b in itertools.pairwise(bounds):
+        total = merge_statistics(total, orbit_statistics(OrbitOutputs(z[:, a:b])))
+    assert finalize(total)["li"] == 0.0
+    # a spread across samples far above rounding keeps the tiny within-orbit part
+    z[0, 1:, 0] += torch.tensor([1.0, 2.0], dtype=dtype)
+    z[1, 1:, 0] += torch.tensor([1.0, 2.0], dtype=dtype)
+    li = finalize(orbit_statistics(OrbitOutputs(z)))["li"]
+    assert 0.0 < li < 1e-10 if dtype == torch.float64 else 0.0 < li < 1e-5
+
+
+class Offset(nn.Module):
+    """A model plus a constant on every logit: softmax, pdi, sis and li do not change."""
+
+    def __init__(self, model: nn.Module, offset: float) -> None:
+        super().__init__()
+        self.model, self.offset = model, offset
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x) + self.offset
+
+
+@pytest.mark.parametrize("offset", [1e4, 1e6, 1e8])
+def test_li_does_not_cancel_under_a_large_logit_offset(offset: float) -> None:
+    """S2 − ‖S1‖²/(nN) on raw sums lost li to cancellation (0.75 read as 0.16 at 1e8)."""
+    torch.manual_seed(0)
+    base = _model_for((1, 6, 6), torch.float64)
+    x = torch.randn(23, 1, 6, 6, dtype=torch.float64)
+    expected = invariance_suite(base, x, "c4", saliency=False)["li"]
+    shifted = Offset(base, offset)
+    got = invariance_suite(shifted, x, "c4", saliency=False, chunk_size=5)["li"]
+    metric = InvarianceMetrics(shifted, "c4", saliency=False)
+    for a, b in [(0, 3), (3, 11), (11, 23)]:
+        metric.update(x[a:b])
+    # float64 logits near 1e8 keep ~8 digits of their spread
+    tol = 1e-12 * offset
+    assert got == pytest.approx(expected, rel=tol)
+    assert metric.compute()["li"] == pytest.approx(expected, rel=tol)
+
+
+def test_states_synced_across_processes_add_up(dtype: torch.dtype) -> None:
+    """Two 'processes' centred their sums on different first batches; synced, they give the
+    measures of all the data (a stand-in gather hands over the other process's states)."""
+    from ginvariance.metrics.functional import shift_frame
+
+    torch.manual_seed(0)
+    model = Offset(_model_for((1, 6, 6), dtype), 50.0)
+    x = torch.randn(19, 1, 6, 6, dtype=dtype)
+    y = torch.randint(0, 10, (19,))
+    whole = invariance_suite(model, x, "c4", y)
+    a, b = InvarianceMetrics(model, "c4"), InvarianceMetrics(model, "c4")
+    a.update(x[:8], y[:8])
+    b.update(x[8:], y[8:])
+    mine = invariance_suite(model, x[:8], "c4", y[:8])  # (compute() would cache its result)
+    names = ("count", "order", "li_shift", "li_sum_z", "li_sum_sq")
+    zero = torch.zeros((), dtype=torch.float64)
+    theirs = {n: getattr(b, n) for n in a._reductions}
+    theirs.update(shift_frame({n: getattr(b, n) for n in names}, zero))
+    queue = iter([theirs[n] for n in a._reductions])
+
+    def gather(tensor: torch.Tensor, group: object = None) -> list[torch.Tensor]:
+        return [tensor, next(queue)]
+
+    a.sync(dist_sync_fn=gather, distributed_available=lambda: True)
+    synced = a._measures()  # compute() itself refuses to run on manually synced states
+    tol = {"rel": 1e-9} if dtype == torch.float64 else {"abs": 1e-6}
+    for key in (*KEYS, "li_within"):
+        assert synced[key] == pytest.approx(whole[key], **tol), key
+    a.unsync()  # back to this process's own states
+    a._computed = None
+    for key in (*KEYS, "li_within"):
+        assert a.compute()[key] == pytest.approx(mine[key], **tol), key
 
 
 def test_measure_accepts_tensors_datasets_and_loaders(dtype: torch.dtype) -> None:

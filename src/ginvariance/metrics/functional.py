@@ -47,6 +47,11 @@ KEYS = ("accuracy", "orbit_accuracy", "orbit_consistency", "pdi", "li", "li_with
 
 Stats = dict[str, torch.Tensor]
 
+#: ``li`` is 0 when the total variance of the logits is below ``(LI_ROUNDING_ULPS · eps)²``
+#: times their mean square (``eps`` the rounding unit of the logits' dtype): then every
+#: logit equals every other up to rounding, and the variance ratio is noise.
+LI_ROUNDING_ULPS = 8.0
+
 
 # -- pure tensor maths ---------------------------------------------------------------------
 def pdi_per_sample(logits: torch.Tensor) -> torch.Tensor:
@@ -57,11 +62,17 @@ def pdi_per_sample(logits: torch.Tensor) -> torch.Tensor:
     """
     n = logits.shape[0]
     logp = torch.log_softmax(logits, dim=-1)  # (n, B, K)
-    p = logp.exp()
-    mean_entropy = -(p * logp).sum(-1).mean(0)  # (1/n) Σ_g H(p_g)
+    mean_entropy = -_plogp(logp).sum(-1).mean(0)  # (1/n) Σ_g H(p_g)
     log_pbar = torch.logsumexp(logp, dim=0) - math.log(n)  # log p̄
-    entropy_pbar = -(log_pbar.exp() * log_pbar).sum(-1)
+    entropy_pbar = -_plogp(log_pbar).sum(-1)
     return entropy_pbar - mean_entropy
+
+
+def _plogp(logp: torch.Tensor) -> torch.Tensor:
+    """``p · log p`` from ``log p``, with ``0 · log 0 = 0`` (logits so far apart that a
+    log-probability underflows to ``-inf`` would otherwise give NaN)."""
+    p = logp.exp()
+    return torch.where(p > 0, p * logp, torch.zeros_like(logp))
 
 
 def sis_per_sample(saliency: torch.Tensor) -> torch.Tensor:
@@ -98,24 +109,38 @@ def predictions(logits: torch.Tensor) -> torch.Tensor:
     return logits.argmax(dim=-1)
 
 
-def orbit_statistics(out: OrbitOutputs, y: torch.Tensor | None = None) -> Stats:
+def orbit_statistics(
+    out: OrbitOutputs, y: torch.Tensor | None = None, *, li_shift: torch.Tensor | None = None
+) -> Stats:
     """Sufficient statistics of one chunk, summed over its samples (float64).
 
-    Summing these over chunks and calling :func:`finalize` gives the measures of the
-    concatenated data; the streaming classes keep exactly these sums as their state.
+    Merging these over chunks (:func:`merge_statistics`) and calling :func:`finalize` gives
+    the measures of the concatenated data; the streaming classes keep exactly these sums as
+    their state.
+
+    The sums behind ``li``'s total variance are taken of ``z − r`` for a shift ``r``
+    (``li_shift``, ``(K,)``; the chunk's own mean logit when ``None``), stored as
+    ``"li_shift"``: the variance is ``S2 − ‖S1‖²/(nN)``, which cancels catastrophically when
+    the logits' mean is large next to their spread (a large bias, or inputs the model
+    barely tells apart), unless the sums are centred near the mean.
     """
     logits = out.logits
     n, b = logits.shape[0], logits.shape[1]
     f64 = torch.float64
     z = logits.to(f64)
     pred = predictions(logits)
+    shift = z.mean(dim=(0, 1)) if li_shift is None else li_shift.to(f64).expand(z.shape[-1])
+    zc = z - shift
     stats: Stats = {
         "count": torch.tensor(float(b), dtype=f64),
         "order": torch.tensor(float(n), dtype=f64),
+        # the rounding unit of the logits' dtype: below it, li's variances are noise
+        "logit_eps": torch.tensor(torch.finfo(logits.dtype).eps, dtype=f64),
         "pdi_sum": pdi_per_sample(logits).to(f64).sum(),
         "li_within": ((z - z.mean(0, keepdim=True)) ** 2).sum(),
-        "li_sum_z": z.sum(dim=(0, 1)),
-        "li_sum_sq": n * (z.mean(0) ** 2).sum(),  # n Σ_x ‖z̄(x)‖², for the between part
+        "li_shift": shift.clone(),
+        "li_sum_z": zc.sum(dim=(0, 1)),  # Σ_x Σ_g (z_g(x) − r)
+        "li_sum_sq": n * (zc.mean(0) ** 2).sum(),  # n Σ_x ‖z̄(x) − r‖², for the between part
         "consistent": (pred == pred[0:1]).all(0).to(f64).sum(),
     }
     if out.saliency is not None:
@@ -129,13 +154,42 @@ def orbit_statistics(out: OrbitOutputs, y: torch.Tensor | None = None) -> Stats:
     return stats
 
 
+def shift_frame(stats: Stats, shift: torch.Tensor) -> Stats:
+    """``stats`` with ``li``'s sums re-centred on ``shift`` (exact algebra, a copy).
+
+    With ``d = r − r*``: ``S1(r*) = S1(r) + nN·d`` and
+    ``S2(r*) = S2(r) + 2 d·S1(r) + nN‖d‖²``.
+    """
+    out = dict(stats)
+    old = stats.get("li_shift", torch.zeros((), dtype=torch.float64))
+    d = old - shift
+    pooled = stats["order"] * stats["count"]
+    s1 = stats["li_sum_z"]
+    out["li_sum_z"] = s1 + pooled * d
+    out["li_sum_sq"] = stats["li_sum_sq"] + 2 * (d * s1).sum() + pooled * (d * d).sum()
+    out["li_shift"] = shift.clone()
+    return out
+
+
 def merge_statistics(total: Stats | None, part: Stats) -> Stats:
-    """Add the statistics of one chunk to a running total."""
+    """Add the statistics of one chunk to a running total.
+
+    Both should be centred on the same ``li_shift`` (pass the total's to
+    :func:`orbit_statistics`); a part centred elsewhere is re-centred first.
+    """
     if total is None:
         return {k: v.clone() for k, v in part.items()}
+    if "li_shift" in part and not torch.equal(
+        part["li_shift"], total.get("li_shift", torch.zeros((), dtype=torch.float64))
+    ):
+        part = shift_frame(part, total.get("li_shift", torch.zeros((), dtype=torch.float64)))
     for k, v in part.items():
-        if k == "order":
+        if k == "li_shift":
+            total[k] = total.get(k, v).clone()
+        elif k == "order":
             total[k] = v
+        elif k == "logit_eps":
+            total[k] = torch.maximum(total[k], v) if k in total else v.clone()
         elif k in total:
             total[k] = total[k] + v
         else:
@@ -164,7 +218,14 @@ def finalize(stats: Stats) -> dict[str, float]:
         )
     # total = within + between; only the between part cancels, so 0 <= li <= 1 always
     total = within + max(between, 0.0)
-    result["li"] = within / total if total > 0 else 0.0
+    # When every logit equals every other up to a few units of rounding of their dtype
+    # (a constant input, a constant model), both variances are rounding noise and their
+    # ratio means nothing: li is 0, as for a zero denominator.
+    eps = float(stats.get("logit_eps", torch.tensor(0.0)))
+    uncentred = shift_frame(stats, torch.zeros((), dtype=torch.float64))
+    sum_sq_all = within + float(uncentred["li_sum_sq"])  # Σ_x Σ_g ‖z_g(x)‖²
+    floor = (LI_ROUNDING_ULPS * eps) ** 2 * sum_sq_all
+    result["li"] = within / total if total > floor and total > 0 else 0.0
     result["li_within"] = within / pooled
     if "sis_sum" in stats and float(stats["sis_count"]) > 0:
         result["sis"] = float(stats["sis_sum"]) / float(stats["sis_count"])
@@ -193,8 +254,13 @@ def statistics(
     saliency: bool = True,
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    li_shift: torch.Tensor | None = None,
 ) -> Stats:
-    """Summed statistics of the whole of ``x``, chunk by chunk, in eval mode."""
+    """Summed statistics of the whole of ``x``, chunk by chunk, in eval mode.
+
+    ``li_shift`` centres ``li``'s sums (see :func:`orbit_statistics`); by default the first
+    chunk's mean logit, and every later chunk uses the same.
+    """
     check_inputs(x, y)
     group = get_group(group, tuple(x.shape[1:]))
     total: Stats | None = None
@@ -206,7 +272,8 @@ def statistics(
             if y is not None:
                 part_y = y[rows]
                 check_labels(part_y, out.logits.shape[-1])
-            total = merge_statistics(total, orbit_statistics(out, part_y))
+            shift = total["li_shift"] if total is not None else li_shift
+            total = merge_statistics(total, orbit_statistics(out, part_y, li_shift=shift))
     assert total is not None
     return total
 

@@ -58,8 +58,9 @@ class _LayerStats:
     equivariant_shape: bool
     count: int = 0  # samples x
     within: float = 0.0  # Σ ‖φ_g − φ̄‖²
-    sum_sq: float = 0.0  # n Σ_x ‖φ̄(x)‖², for the between-orbit part of the total
-    sum_z: torch.Tensor | None = None  # Σ φ_g  (D,)
+    sum_sq: float = 0.0  # n Σ_x ‖φ̄(x) − r‖², for the between-orbit part of the total
+    sum_z: torch.Tensor | None = None  # Σ (φ_g − r)  (D,)
+    shift: torch.Tensor | None = None  # r: the first chunk's mean output, against cancellation
     defect: float = 0.0  # Σ ‖g⁻¹·φ(g·x) − φ(x)‖²
     order: int = 1
     usable: bool = True
@@ -108,8 +109,10 @@ def _update(stats: _LayerStats, out: torch.Tensor, group: Group, n: int, b: int)
     phi = out.detach().to(torch.float64).reshape(n, b, -1)  # (n, b, D)
     mean = phi.mean(0, keepdim=True)
     stats.within += float(((phi - mean) ** 2).sum())
-    stats.sum_sq += float(n * (mean**2).sum())
-    sum_z = phi.sum(dim=(0, 1))
+    if stats.shift is None:  # centre the sums as functional.orbit_statistics does
+        stats.shift = phi.mean(dim=(0, 1))
+    stats.sum_sq += float(n * ((mean - stats.shift) ** 2).sum())
+    sum_z = (phi - stats.shift).sum(dim=(0, 1))
     stats.sum_z = sum_z if stats.sum_z is None else stats.sum_z + sum_z
     stats.count += b
     stats.order = n

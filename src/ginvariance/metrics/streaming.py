@@ -11,14 +11,16 @@ single-measure classes are there for code that wants one number.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 from torchmetrics import Metric
+from torchmetrics.utilities.distributed import gather_all_tensors
 
 from ginvariance.groups import Group, get_group
-from ginvariance.metrics.functional import finalize, statistics
+from ginvariance.metrics.functional import finalize, shift_frame, statistics
 from ginvariance.metrics.orbit import DEFAULT_MEMORY_BUDGET
 
 _SUM_STATES = (
@@ -95,8 +97,14 @@ class InvarianceMetrics(Metric):
             self.add_state(
                 name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum"
             )
+        for name in ("order", "logit_eps"):
+            self.add_state(
+                name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="max"
+            )
+        # the centre of li's sums (functional.orbit_statistics): set by the first batch;
+        # re-centred on 0 before states are summed across processes (_sync_dist)
         self.add_state(
-            "order", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="max"
+            "li_shift", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="max"
         )
 
     @property
@@ -105,6 +113,7 @@ class InvarianceMetrics(Metric):
         return model
 
     def update(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
+        first = float(getattr(self, "count")) == 0  # noqa: B009 (a dynamic metric state)
         stats = statistics(
             self.model,
             x,
@@ -113,16 +122,24 @@ class InvarianceMetrics(Metric):
             saliency=self.saliency,
             chunk_size=self.chunk_size,
             memory_budget=self.memory_budget,
+            li_shift=None if first else getattr(self, "li_shift").cpu(),  # noqa: B009
         )
         for name, value in stats.items():
             device = self.device
-            if name == "order":
+            if name == "li_shift":
+                if first:
+                    setattr(self, name, value.to(device))
+            elif name == "order":
                 setattr(self, name, value.to(device))
+            elif name == "logit_eps":
+                setattr(self, name, torch.maximum(getattr(self, name), value.to(device)))
             else:
                 setattr(self, name, getattr(self, name) + value.to(device))
 
     def _measures(self) -> dict[str, float]:
-        stats = {name: getattr(self, name) for name in (*_SUM_STATES, "order")}
+        stats = {
+            name: getattr(self, name) for name in (*_SUM_STATES, "order", "logit_eps", "li_shift")
+        }
         if float(stats["sis_count"]) == 0:
             stats.pop("sis_sum"), stats.pop("sis_count")
         if float(stats["labelled"]) == 0:
@@ -132,6 +149,20 @@ class InvarianceMetrics(Metric):
 
     def compute(self) -> dict[str, float]:
         return self._measures()
+
+    def _sync_dist(
+        self, dist_sync_fn: Callable = gather_all_tensors, process_group: Any | None = None
+    ) -> None:
+        # Each process centred li's sums on its own first batch; sums are only additive in a
+        # common frame, so re-centre on 0 (exact algebra) before they are added up.
+        names = ("count", "order", "li_shift", "li_sum_z", "li_sum_sq")
+        centred = shift_frame(
+            {name: getattr(self, name) for name in names},
+            torch.zeros((), dtype=torch.float64, device=self.device),
+        )
+        for name in ("li_sum_z", "li_sum_sq", "li_shift"):
+            setattr(self, name, centred[name])
+        super()._sync_dist(dist_sync_fn, process_group=process_group)
 
 
 class _OneMeasure(InvarianceMetrics):
