@@ -21,7 +21,8 @@ For one input ``x`` and a group ``G = [e = g_0, …, g_{n-1}]``: ``z_g = f(g·x)
   logits across samples, shrinks (pure-noise images look alike to a network) while the
   logits vary over the orbit as much as before; ``li_within`` tells the two apart. Being
   unnormalized, it compares one model across input conditions, not models of different
-  logit scale;* ``sis`` = mean over samples of ``(1/(n−1)) Σ_{g≠e} cos(g⁻¹·s_g, s_e)``.
+  logit scale;
+* ``sis`` = mean over samples of ``(1/(n−1)) Σ_{g≠e} cos(g⁻¹·s_g, s_e)``.
 """
 
 from __future__ import annotations
