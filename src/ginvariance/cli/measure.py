@@ -11,6 +11,7 @@ from rich.table import Table
 
 from ginvariance.cli.common import RichProgress, app, console
 from ginvariance.errors import ConfigError, DataError
+from ginvariance.keys import MEASURE_KEYS
 
 DTYPES = ("float32", "float64")
 
@@ -79,14 +80,13 @@ def _fmt(value: Any) -> str:
 
 def results_table(result: dict[str, Any], title: str) -> Table:
     """A table with one row per condition (in distribution, then each shift)."""
-    keys = ["accuracy", "orbit_accuracy", "orbit_consistency", "pdi", "li", "li_within", "sis"]
     table = Table(title=title)
     table.add_column("inputs")
-    for key in keys:
+    for key in MEASURE_KEYS:
         table.add_column(key, justify="right")
     rows = [("in-dist", result["id"]), *list(result["shift"].items())]
     for name, values in rows:
-        table.add_row(name, *[_fmt(values.get(k)) for k in keys])
+        table.add_row(name, *[_fmt(values.get(k)) for k in MEASURE_KEYS])
     return table
 
 

@@ -66,6 +66,7 @@ from typing import Any
 import numpy as np
 
 from ginvariance.errors import ConfigError, GinvarianceError, ModelError, OutputError
+from ginvariance.keys import MEASURE_KEYS
 from ginvariance.progress import Progress, ensure_progress
 from ginvariance.seeds import check_seed
 
@@ -81,16 +82,6 @@ TRIAL_RESULTS = "results.json"
 SWEEP_MODELS: tuple[str, ...] = ("cnn", "mlp")
 #: The genuinely invariant reference trained once per (group, data set, seed).
 REFERENCE = "weight-tied"
-#: The measures aggregated (those of DESIGN.md; accuracies only where labels exist).
-MEASURE_KEYS: tuple[str, ...] = (
-    "accuracy",
-    "orbit_accuracy",
-    "orbit_consistency",
-    "pdi",
-    "li",
-    "li_within",
-    "sis",
-)
 CONFIDENCE = 0.95
 
 FULL_EPOCHS = 60

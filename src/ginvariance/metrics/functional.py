@@ -35,6 +35,7 @@ from torch import nn
 
 from ginvariance.errors import DataError, LabelError, ModelError
 from ginvariance.groups import Group, get_group
+from ginvariance.keys import MEASURE_KEYS
 from ginvariance.metrics.orbit import (
     DEFAULT_MEMORY_BUDGET,
     OrbitOutputs,
@@ -44,7 +45,7 @@ from ginvariance.metrics.orbit import (
 )
 
 #: The keys a full suite reports.
-KEYS = ("accuracy", "orbit_accuracy", "orbit_consistency", "pdi", "li", "li_within", "sis")
+KEYS = MEASURE_KEYS
 
 Stats = dict[str, torch.Tensor]
 

@@ -20,7 +20,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities.distributed import gather_all_tensors
 
 from ginvariance.groups import Group, get_group
-from ginvariance.metrics.functional import finalize, shift_frame, statistics
+from ginvariance.metrics.functional import KEYS, finalize, shift_frame, statistics
 from ginvariance.metrics.orbit import DEFAULT_MEMORY_BUDGET
 
 _SUM_STATES = (
@@ -67,15 +67,7 @@ class InvarianceMetrics(Metric):
     is_differentiable = False
     higher_is_better: bool | None = None
     full_state_update = False
-    keys: tuple[str, ...] = (
-        "accuracy",
-        "orbit_accuracy",
-        "orbit_consistency",
-        "pdi",
-        "li",
-        "li_within",
-        "sis",
-    )
+    keys: tuple[str, ...] = KEYS
 
     def __init__(
         self,

@@ -17,6 +17,7 @@ import numpy as np
 
 from ginvariance.errors import DataError
 from ginvariance.io import atomic_write_bytes, atomic_write_text, ensure_dir
+from ginvariance.keys import MEASURE_KEYS
 from ginvariance.report.figures import measures_figure, saliency_figure, spectral_figure
 
 REPORT_FILE = "report.html"
@@ -27,7 +28,6 @@ FIGURES = {
     "measures": "measures.png",
     "spectral": "spectral.png",
 }
-MEASURE_KEYS = ("accuracy", "orbit_accuracy", "orbit_consistency", "pdi", "li", "li_within", "sis")
 CLAIM_KEYS = ("C1", "C2", "C3", "C4", "C5")
 
 _CSS = """
