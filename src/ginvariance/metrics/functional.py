@@ -181,10 +181,9 @@ def merge_statistics(total: Stats | None, part: Stats) -> Stats:
     """
     if total is None:
         return {k: v.clone() for k, v in part.items()}
-    if "li_shift" in part and not torch.equal(
-        part["li_shift"], total.get("li_shift", torch.zeros((), dtype=torch.float64))
-    ):
-        part = shift_frame(part, total.get("li_shift", torch.zeros((), dtype=torch.float64)))
+    frame = total.get("li_shift", torch.zeros((), dtype=torch.float64))
+    if "li_shift" in part and not torch.equal(part["li_shift"], frame):
+        part = shift_frame(part, frame)
     for k, v in part.items():
         if k == "li_shift":
             total[k] = total.get(k, v).clone()

@@ -20,7 +20,13 @@ from torchmetrics import Metric
 from torchmetrics.utilities.distributed import gather_all_tensors
 
 from ginvariance.groups import Group, get_group
-from ginvariance.metrics.functional import KEYS, finalize, shift_frame, statistics
+from ginvariance.metrics.functional import (
+    KEYS,
+    finalize,
+    merge_statistics,
+    shift_frame,
+    statistics,
+)
 from ginvariance.metrics.orbit import DEFAULT_MEMORY_BUDGET
 
 _SUM_STATES = (
@@ -116,17 +122,10 @@ class InvarianceMetrics(Metric):
             memory_budget=self.memory_budget,
             li_shift=None if first else getattr(self, "li_shift").cpu(),  # noqa: B009
         )
-        for name, value in stats.items():
-            device = self.device
-            if name == "li_shift":
-                if first:
-                    setattr(self, name, value.to(device))
-            elif name == "order":
-                setattr(self, name, value.to(device))
-            elif name == "logit_eps":
-                setattr(self, name, torch.maximum(getattr(self, name), value.to(device)))
-            else:
-                setattr(self, name, getattr(self, name) + value.to(device))
+        part = {name: value.to(self.device) for name, value in stats.items()}
+        state = None if first else {name: getattr(self, name) for name in self._reductions}
+        for name, value in merge_statistics(state, part).items():
+            setattr(self, name, value)
 
     def _measures(self) -> dict[str, float]:
         stats = {
