@@ -56,6 +56,12 @@ def _file_mode() -> int:
     return 0o666 & ~mask
 
 
+def _cannot_write(dest: Path, exc: OSError) -> OutputError:
+    return OutputError(
+        f"cannot write {str(dest)!r} ({exc.strerror or exc}); choose another file name or folder"
+    )
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
     """Write ``path`` atomically; ``write(tmp_path)`` writes the whole content to ``tmp_path``.
 
@@ -74,10 +80,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
-        raise OutputError(
-            f"cannot write {str(dest)!r} ({exc.strerror or exc}); choose another file name "
-            "or folder"
-        ) from None
+        raise _cannot_write(dest, exc) from None
     try:
         try:
             os.fchmod(fd, _file_mode())
@@ -90,10 +93,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
         try:
             os.replace(tmp, dest)
         except OSError as exc:
-            raise OutputError(
-                f"cannot write {str(dest)!r} ({exc.strerror or exc}); choose another file name "
-                "or folder"
-            ) from None
+            raise _cannot_write(dest, exc) from None
     except BaseException:
         try:
             os.unlink(tmp)

@@ -8,6 +8,7 @@ stderr and exit status 2.
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import typer
 from typer._click import exceptions as click_exceptions
@@ -20,6 +21,11 @@ from ginvariance.cli import sweep as _sweep  # noqa: F401
 from ginvariance.cli import train as _train  # noqa: F401
 from ginvariance.cli.common import app, console_err, fail
 from ginvariance.errors import GinvarianceError
+
+
+def _interrupted() -> NoReturn:
+    console_err.print("ginv: interrupted; run the same command again to continue")
+    sys.exit(130)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,20 +41,18 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
-        console_err.print("ginv: interrupted; run the same command again to continue")
-        sys.exit(130)
+        _interrupted()
     except click_exceptions.ClickException as exc:
         message = exc.format_message().replace("\n", " ").rstrip(". ")
         if not message:  # `ginv` alone: the help has been printed
             sys.exit(exc.exit_code)
         fail(f"{message}; see 'ginv --help'")
     except KeyboardInterrupt:
-        console_err.print("ginv: interrupted; run the same command again to continue")
-        sys.exit(130)
+        _interrupted()
     # without standalone mode, an interrupt (Ctrl-C) comes back as a return value
+    if status == 130:
+        _interrupted()
     if isinstance(status, int) and status != 0:
-        if status == 130:
-            console_err.print("ginv: interrupted; run the same command again to continue")
         sys.exit(status)
 
 
