@@ -87,6 +87,12 @@ NUM_CLASSES = 10
 BENCH_MODELS = ("cnn", "mlp")
 
 
+def check_bench_model(name: str) -> None:
+    """Raise :class:`ConfigError` unless ``name`` is one of :data:`BENCH_MODELS`."""
+    if name not in BENCH_MODELS:
+        raise ConfigError(f"unknown --model {name!r}; choose one of: {', '.join(BENCH_MODELS)}")
+
+
 class BenchCheckError(GinvarianceError):
     """Two implementations that must agree gave different numbers."""
 
@@ -144,10 +150,7 @@ class BenchConfig:
     def check(self) -> None:
         if self.size not in (8, 28):
             raise ConfigError(f"--size must be 8 or 28, got {self.size}")
-        if self.model not in BENCH_MODELS:
-            raise ConfigError(
-                f"unknown --model {self.model!r}; choose one of: {', '.join(BENCH_MODELS)}"
-            )
+        check_bench_model(self.model)
         if self.n < 2:
             raise ConfigError(f"--n must be at least 2 samples, got {self.n}")
         if not self.threads or any(t < 1 for t in self.threads):
@@ -166,8 +169,7 @@ def build_bench_model(name: str, size: int, seed: int = 0) -> nn.Module:
     seeded, in eval mode."""
     from ginvariance.models import build_model
 
-    if name not in BENCH_MODELS:
-        raise ConfigError(f"unknown --model {name!r}; choose one of: {', '.join(BENCH_MODELS)}")
+    check_bench_model(name)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_model(name, (1, size, size), NUM_CLASSES)
