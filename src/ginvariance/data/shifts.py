@@ -1,25 +1,40 @@
-"""Distribution shifts: named, seeded transforms of a batch of inputs.
+"""Distribution shifts: named transforms of inputs, each one fixed distribution.
 
-A shift maps a batch ``x`` ``(N, *S)`` to a batch of the same shape and dtype. It draws its
-randomness from a local ``torch.Generator`` seeded by the caller (never the global
-generator), so ``shift(x, seed)`` is a pure function of ``x`` and ``seed``. Its statistics
-(``std(x)``, ``min(x)``, ``max(x)``) are those of the whole batch ``x``, so every shift works
-for any data: apply it to the whole evaluation set at once, not chunk by chunk.
+A shift maps a batch ``x`` ``(N, *S)`` to a batch of the same shape and dtype. Two things
+make it one fixed distribution, whatever the batching:
+
+* its parameters (intensity range, noise scale) come from a **reference set**, summarised
+  once in a :class:`ShiftReference` (``min``, ``max``, mean and standard deviation of every
+  value of the set): the training split in ``ginv run``; by default in
+  :func:`ginvariance.measure` the whole measured data set, found in a first pass over the
+  inputs without the model; or any set the user gives;
+* its randomness comes from a counter-based generator keyed by ``(seed, stream, global
+  sample index)`` (SplitMix64, :func:`sample_uniform`), so sample ``i`` gets the same draw
+  whether it is measured alone, in a batch of 7 or with the whole set.
+
+Called without a reference (``shift(x)``) a shift takes ``x`` itself as its reference set
+and numbers its samples ``0..N−1``: apply it to the whole evaluation set at once then.
 
 Spatial axes: a sample of rank 1 ``(L,)`` is a 1-D signal; otherwise the last two axes
 ``(H, W)`` are spatial and any leading axes are channels. A ``(1, L)`` sample (MNIST-1D) is
 thus a 1 × L image, on which every shift below acts as its 1-D version.
 
+With ``lo``, ``hi``, ``std`` the reference set's minimum, maximum and standard deviation:
+
 =================  ========================================================================
 name               transform
 =================  ========================================================================
-``noise-σ``        ``x + σ · std(x) · ε``, ``ε ~ N(0, 1)`` i.i.d. (any ``σ > 0``)
-``uniform``        pure noise: i.i.d. ``U[min(x), max(x)]``, ignoring ``x`` (the severe shift)
-``invert``         contrast inversion ``min(x) + max(x) − x`` (exact, no randomness)
+``noise-σ``        ``x + σ · std · ε``, ``ε ~ N(0, 1)`` i.i.d. (any ``σ > 0``; ``std = 0``
+                   counts as 1)
+``uniform``        pure noise: i.i.d. ``U[lo, hi)``, ignoring ``x`` (the severe shift)
+``invert``         contrast inversion ``lo + hi − x`` (exact, no randomness)
 ``blur``           Gaussian blur, σ = 1 pixel, 5-tap separable kernel, reflect padding
 ``patches``        another data set of the same shape: grey patches of scikit-learn's sample
-                   photographs, resized and mapped to ``[min(x), max(x)]``
+                   photographs, resized and mapped to ``[lo, hi]``
 =================  ========================================================================
+
+``uniform`` and ``patches`` make inputs that belong to no class
+(:attr:`Shift.preserves_labels` is false): no accuracy is reported for them.
 """
 
 from __future__ import annotations
@@ -27,7 +42,10 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,61 +70,284 @@ BLUR_RADIUS: int = 2
 #: Side of a photograph patch, as a fraction of the photograph's shorter side.
 PATCH_FRACTIONS: tuple[float, ...] = (1 / 16, 1 / 8, 1 / 4)
 
-ShiftFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+# -- the reference set -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShiftReference:
+    """The statistics of a reference set that fix every shift's parameters.
+
+    Attributes
+    ----------
+    min, max:
+        Smallest and largest value of any entry of the set.
+    mean, std:
+        Mean and population standard deviation of all entries (float64).
+    n_samples:
+        Samples in the set.
+    sample_shape:
+        The shape ``S`` of one sample; a shift refuses inputs of another shape.
+    source:
+        Where the statistics come from, for reports (``"training split"``, ...).
+    """
+
+    min: float
+    max: float
+    mean: float
+    std: float
+    n_samples: int
+    sample_shape: tuple[int, ...]
+    source: str = "measured data"
+
+    @classmethod
+    def from_batches(
+        cls, batches: Iterable[torch.Tensor], source: str = "measured data"
+    ) -> ShiftReference:
+        """Statistics of the concatenation of ``batches`` (each ``(B, *S)``), in one pass.
+
+        The sums are taken in float64 about the first batch's mean, so the standard deviation
+        does not cancel for data with a large offset.
+
+        Raises
+        ------
+        DataError
+            A batch that is not a finite floating-point tensor, batches of different sample
+            shapes, or no sample at all.
+        """
+        shape: tuple[int, ...] | None = None
+        count, lo, hi = 0, math.inf, -math.inf
+        centre = 0.0
+        s1 = s2 = 0.0
+        for x in batches:
+            x = _check_batch(x, "the shift reference")
+            if x.shape[0] == 0:
+                continue
+            if shape is None:
+                shape = tuple(x.shape[1:])
+                centre = float(x.detach().double().mean())
+            elif tuple(x.shape[1:]) != shape:
+                raise DataError(
+                    f"the shift reference has samples of shape {shape} and "
+                    f"{tuple(x.shape[1:])}; pass one data set of one sample shape"
+                )
+            xd = x.detach().double() - centre
+            count += x.shape[0]
+            lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
+            s1 += float(xd.sum())
+            s2 += float((xd * xd).sum())
+        if shape is None:
+            raise DataError("the shift reference holds no samples; pass at least one sample")
+        values = count * math.prod(shape)
+        mean_c = s1 / values
+        var = max(s2 / values - mean_c * mean_c, 0.0)
+        return cls(
+            min=lo,
+            max=hi,
+            mean=centre + mean_c,
+            std=math.sqrt(var),
+            n_samples=count,
+            sample_shape=shape,
+            source=source,
+        )
+
+    @classmethod
+    def of(cls, x: torch.Tensor, source: str = "measured data") -> ShiftReference:
+        """Statistics of one tensor ``x`` ``(N, *S)``."""
+        return cls.from_batches([x], source)
+
+    def check(self, x: torch.Tensor, shift: str) -> None:
+        """Raise :class:`DataError` if ``x``'s samples are not of the reference's shape."""
+        if tuple(x.shape[1:]) != tuple(self.sample_shape):
+            raise DataError(
+                f"shift {shift!r} has a reference set of samples {tuple(self.sample_shape)} "
+                f"but got samples {tuple(x.shape[1:])}; take the reference from data of the "
+                "measured shape"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field."""
+        return {
+            "min": self.min,
+            "max": self.max,
+            "mean": self.mean,
+            "std": self.std,
+            "n_samples": self.n_samples,
+            "sample_shape": list(self.sample_shape),
+            "source": self.source,
+        }
+
+
+def _check_batch(x: Any, what: str) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise DataError(
+            f"{what} takes a tensor, got {type(x).__name__}; convert with torch.as_tensor"
+        )
+    if not x.is_floating_point():
+        raise DataError(f"{what} needs floating-point inputs, got {x.dtype}; convert x to float32")
+    if x.ndim < 2:
+        raise DataError(
+            f"{what} got shape {tuple(x.shape)}; pass a batch (N, *S) with at least one axis "
+            "per sample"
+        )
+    if x.numel() and not bool(torch.isfinite(x).all()):
+        raise DataError(f"{what} got NaN or infinite inputs; remove or replace them")
+    return x
+
+
+# -- counter-based randomness --------------------------------------------------------------
+
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_MASK = (1 << 64) - 1
+
+
+def _mix64(z: np.ndarray) -> np.ndarray:
+    """The SplitMix64 finalizer on an array of uint64 (wrapping arithmetic)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def _stream_key(seed: int, stream: str) -> int:
+    """A 64-bit key of ``(seed, stream)``."""
+    return (int(seed) * 0x9E3779B97F4A7C15 + zlib.crc32(stream.encode()) + 1) & _MASK
+
+
+def sample_uniform(seed: int, stream: str, indices: torch.Tensor, k: int) -> torch.Tensor:
+    """``k`` uniform draws in ``[0, 1)`` per sample, keyed by ``(seed, stream, index)``.
+
+    Row ``r`` is a pure function of ``(seed, stream, indices[r])``: the SplitMix64 sequence
+    started from a hash of the three (Steele, Lea & Flood 2014), 53 bits per draw.
+    Returns float64 ``(len(indices), k)`` on the CPU.
+    """
+    idx = indices.detach().to("cpu", torch.int64).numpy().astype(np.uint64)
+    with np.errstate(over="ignore"):
+        start = _mix64(_mix64(idx + np.uint64(_stream_key(seed, stream))) + _GAMMA)
+        steps = np.arange(1, k + 1, dtype=np.uint64) * _GAMMA
+        bits = _mix64(start[:, None] + steps[None, :])
+    return torch.from_numpy((bits >> np.uint64(11)).astype(np.float64) * 2.0**-53)
+
+
+def sample_normal(seed: int, stream: str, indices: torch.Tensor, k: int) -> torch.Tensor:
+    """``k`` standard normal draws per sample (Box–Muller on :func:`sample_uniform`)."""
+    u = sample_uniform(seed, stream, indices, 2 * ((k + 1) // 2))
+    u1, u2 = 1.0 - u[:, 0::2], u[:, 1::2]  # u1 in (0, 1]
+    radius = torch.sqrt(-2.0 * torch.log(u1))
+    z = torch.cat([radius * torch.cos(2 * math.pi * u2), radius * torch.sin(2 * math.pi * u2)], 1)
+    return z[:, :k]
+
+
+@dataclass(frozen=True)
+class ShiftDraws:
+    """What a shift's transform may draw on: the reference set and per-sample randomness."""
+
+    reference: ShiftReference
+    seed: int
+    indices: torch.Tensor
+
+    def uniform(self, stream: str, k: int) -> torch.Tensor:
+        """``(N, k)`` float64 uniform draws, one row per sample (:func:`sample_uniform`)."""
+        return sample_uniform(self.seed, stream, self.indices, k)
+
+    def normal(self, stream: str, k: int) -> torch.Tensor:
+        """``(N, k)`` float64 standard normal draws, one row per sample."""
+        return sample_normal(self.seed, stream, self.indices, k)
+
+
+ShiftTransform = Callable[[torch.Tensor, ShiftDraws], torch.Tensor]
+
+
+# -- the shift -----------------------------------------------------------------------------
 
 
 class Shift:
-    """A named, seeded transform of a batch of inputs.
+    """A named transform of inputs whose parameters come from a reference set.
 
     Parameters
     ----------
     name:
         The shift's key in results (``"noise-0.5"``, ``"blur"``, ...).
     fn:
-        ``fn(x, generator) -> x'``: the transform of a CPU batch ``x`` ``(N, *S)``, drawing
-        randomness only from ``generator``; must return the same shape.
+        ``fn(x, draws) -> x'``: the transform of a CPU batch ``x`` ``(N, *S)``, taking its
+        parameters from ``draws.reference`` and its randomness only from ``draws``
+        (:class:`ShiftDraws`: per-sample draws keyed by the global sample index); must return
+        the same shape.
     description:
         One line for reports.
-
-    Calling ``shift(x, seed)`` checks ``x`` (floating point, ``(N, *S)``, finite), runs
-    ``fn`` on a CPU copy with ``torch.Generator().manual_seed(seed)`` and returns a tensor of
-    ``x``'s shape, dtype and device.
+    preserves_labels:
+        Whether a shifted input keeps its class (false for pure noise and other data sets).
+    parameters:
+        ``parameters(reference) -> dict``: the shift's parameters as numbers, for reports.
     """
 
-    def __init__(self, name: str, fn: ShiftFn, description: str = "") -> None:
+    def __init__(
+        self,
+        name: str,
+        fn: ShiftTransform,
+        description: str = "",
+        *,
+        preserves_labels: bool = True,
+        parameters: Callable[[ShiftReference], dict[str, Any]] | None = None,
+    ) -> None:
         self.name = name
         self.description = description
+        self.preserves_labels = preserves_labels
         self._fn = fn
+        self._parameters = parameters
 
     def __repr__(self) -> str:
         return f"Shift({self.name!r})"
 
-    def __call__(self, x: torch.Tensor, seed: int = 0) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor):
-            raise DataError(
-                f"shift {self.name!r} takes a tensor, got {type(x).__name__}; "
-                "convert with torch.as_tensor"
-            )
-        if not x.is_floating_point():
-            raise DataError(
-                f"shift {self.name!r} needs floating-point inputs, got {x.dtype}; "
-                "convert x to float32"
-            )
-        if x.ndim < 2:
-            raise DataError(
-                f"shift {self.name!r} got shape {tuple(x.shape)}; pass a batch (N, *S) "
-                "with at least one axis per sample"
-            )
+    def parameters(self, reference: ShiftReference) -> dict[str, Any]:
+        """The shift's parameters under ``reference``, JSON-ready (with its description)."""
+        values = self._parameters(reference) if self._parameters is not None else {}
+        return {"description": self.description, **values}
+
+    def __call__(
+        self,
+        x: torch.Tensor,
+        seed: int = 0,
+        *,
+        reference: ShiftReference | None = None,
+        indices: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Shift the batch ``x`` ``(N, *S)``.
+
+        Parameters
+        ----------
+        x:
+            Floating-point, finite inputs.
+        seed:
+            Seed of the per-sample randomness, ``0 ≤ seed < 2**63``.
+        reference:
+            The reference set's statistics; ``None``: those of ``x`` itself.
+        indices:
+            The global index of each sample of ``x`` ``(N,)`` (its position in the whole
+            data set); ``None``: ``0..N−1``. Sample ``i`` is shifted alike in any batch.
+
+        Returns
+        -------
+        Tensor
+            ``x``'s shape, dtype and device.
+        """
+        x = _check_batch(x, f"shift {self.name!r}")
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
             raise ConfigError(f"shift seed={seed!r}; pass an integer in 0..2**63 - 1")
         if x.numel() == 0:
             return x.clone()
-        if not torch.isfinite(x).all():
+        if reference is None:
+            reference = ShiftReference.of(x, "the shifted batch itself")
+        reference.check(x, self.name)
+        if indices is None:
+            indices = torch.arange(x.shape[0])
+        elif not isinstance(indices, torch.Tensor) or indices.shape != (x.shape[0],):
             raise DataError(
-                f"shift {self.name!r} got NaN or infinite inputs; remove or replace them"
+                f"shift {self.name!r} got indices of shape "
+                f"{tuple(getattr(indices, 'shape', ()))} for {x.shape[0]} samples; pass one "
+                "global sample index per sample"
             )
-        generator = torch.Generator().manual_seed(seed)
-        out = self._fn(x.detach().cpu(), generator)
+        draws = ShiftDraws(reference=reference, seed=int(seed), indices=indices)
+        out = self._fn(x.detach().cpu(), draws)
         if out.shape != x.shape:
             raise DataError(
                 f"shift {self.name!r} returned shape {tuple(out.shape)} for input "
@@ -115,11 +356,7 @@ class Shift:
         return out.to(device=x.device, dtype=x.dtype)
 
 
-# -- helpers ------------------------------------------------------------------------------
-
-
-def _range(x: torch.Tensor) -> tuple[float, float]:
-    return float(x.min()), float(x.max())
+# -- the transforms ------------------------------------------------------------------------
 
 
 def gaussian_kernel1d(
@@ -157,26 +394,30 @@ def blur(x: torch.Tensor, sigma: float = BLUR_SIGMA, radius: int = BLUR_RADIUS) 
     return F.conv2d(planes, kernel).reshape(x.shape)
 
 
-def _noise_fn(sigma: float) -> ShiftFn:
-    def fn(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        std = float(x.double().std(correction=0))
-        scale = sigma * (std if std > 0 else 1.0)  # a constant batch gets noise of std σ
-        return x + scale * torch.randn(x.shape, generator=generator, dtype=x.dtype)
+def _noise_scale(sigma: float, reference: ShiftReference) -> float:
+    # a constant reference set gets noise of standard deviation σ
+    return sigma * (reference.std if reference.std > 0 else 1.0)
+
+
+def _noise_fn(sigma: float) -> ShiftTransform:
+    def fn(x: torch.Tensor, draws: ShiftDraws) -> torch.Tensor:
+        eps = draws.normal("noise", math.prod(x.shape[1:])).reshape(x.shape)
+        return x + (_noise_scale(sigma, draws.reference) * eps).to(x.dtype)
 
     return fn
 
 
-def _uniform(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    lo, hi = _range(x)
-    return lo + (hi - lo) * torch.rand(x.shape, generator=generator, dtype=x.dtype)
+def _uniform(x: torch.Tensor, draws: ShiftDraws) -> torch.Tensor:
+    lo, hi = draws.reference.min, draws.reference.max
+    u = draws.uniform("uniform", math.prod(x.shape[1:])).reshape(x.shape)
+    return (lo + (hi - lo) * u).to(x.dtype)
 
 
-def _invert(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    lo, hi = _range(x)
-    return (lo + hi) - x
+def _invert(x: torch.Tensor, draws: ShiftDraws) -> torch.Tensor:
+    return (draws.reference.min + draws.reference.max) - x
 
 
-def _blur(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def _blur(x: torch.Tensor, draws: ShiftDraws) -> torch.Tensor:
     return blur(x)
 
 
@@ -196,16 +437,17 @@ def sample_photographs() -> tuple[torch.Tensor, ...]:
     )
 
 
-def _patches(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def _patches(x: torch.Tensor, draws: ShiftDraws) -> torch.Tensor:
     n = x.shape[0]
     if x.ndim == 2:
         height, width = 1, x.shape[1]
     else:
         height, width = x.shape[-2], x.shape[-1]
     photos = sample_photographs()
-    which = torch.randint(len(photos), (n,), generator=generator)
-    fraction = torch.randint(len(PATCH_FRACTIONS), (n,), generator=generator)
-    offset = torch.rand((n, 2), generator=generator, dtype=torch.float64)
+    u = draws.uniform("patches", 4)
+    which = (u[:, 0] * len(photos)).long().clamp_max(len(photos) - 1)
+    fraction = (u[:, 1] * len(PATCH_FRACTIONS)).long().clamp_max(len(PATCH_FRACTIONS) - 1)
+    offset = u[:, 2:4]
     grey = torch.empty((n, height, width), dtype=torch.float64)
     for p, photo in enumerate(photos):
         ph_max, pw_max = photo.shape
@@ -230,7 +472,7 @@ def _patches(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
                 align_corners=False,
             )
             grey[members] = resized[:, 0]
-    lo, hi = _range(x)
+    lo, hi = draws.reference.min, draws.reference.max
     grey = lo + (hi - lo) * grey.clamp(0.0, 1.0)
     if x.ndim == 2:
         return grey[:, 0, :].to(x.dtype)
@@ -239,11 +481,30 @@ def _patches(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return out.to(x.dtype).contiguous()
 
 
-_FIXED: dict[str, tuple[ShiftFn, str]] = {
-    "uniform": (_uniform, "pure noise images, i.i.d. uniform in [min(x), max(x)]"),
-    "invert": (_invert, "contrast inversion min(x) + max(x) - x"),
-    "blur": (_blur, "Gaussian blur, sigma 1 pixel, 5-tap kernel, reflect padding"),
-    "patches": (_patches, "grey patches of photographs, resized to the sample's size"),
+def _range(reference: ShiftReference) -> dict[str, Any]:
+    return {"low": reference.min, "high": reference.max}
+
+
+_FIXED: dict[str, tuple[ShiftTransform, str, bool, Callable[[ShiftReference], dict]]] = {
+    "uniform": (
+        _uniform,
+        "pure noise images, i.i.d. uniform in [min, max] of the reference set",
+        False,
+        _range,
+    ),
+    "invert": (_invert, "contrast inversion min + max - x (reference set's range)", True, _range),
+    "blur": (
+        _blur,
+        "Gaussian blur, sigma 1 pixel, 5-tap kernel, reflect padding",
+        True,
+        lambda r: {"sigma_pixels": BLUR_SIGMA, "radius": BLUR_RADIUS},
+    ),
+    "patches": (
+        _patches,
+        "grey patches of photographs, resized to the sample's size, in [min, max]",
+        False,
+        lambda r: {**_range(r), "fractions": list(PATCH_FRACTIONS)},
+    ),
 }
 _NOISE = re.compile(r"noise-(.*)")
 
@@ -273,8 +534,8 @@ def get_shift(name: str | Shift) -> Shift:
         raise ConfigError(f"shift {name!r} is not a name; valid shifts: {valid}")
     key = name.strip().lower()
     if key in _FIXED:
-        fn, description = _FIXED[key]
-        return Shift(key, fn, description)
+        fn, description, keeps, params = _FIXED[key]
+        return Shift(key, fn, description, preserves_labels=keeps, parameters=params)
     match = _NOISE.fullmatch(key)
     if match:
         try:
@@ -286,16 +547,30 @@ def get_shift(name: str | Shift) -> Shift:
                 f"shift {name!r} has noise level {match.group(1)!r}; pass a positive number, "
                 "e.g. noise-0.5"
             )
-        return Shift(key, _noise_fn(sigma), f"additive Gaussian noise, {sigma:g} x std(x)")
+        return Shift(
+            key,
+            _noise_fn(sigma),
+            f"additive Gaussian noise, {sigma:g} x the reference set's std",
+            parameters=lambda r: {"sigma": sigma, "scale": _noise_scale(sigma, r)},
+        )
     raise ConfigError(f"unknown shift {name!r}; valid shifts: {valid}")
+
+
+#: Built-in shifts whose inputs belong to no class (no accuracy is reported for them).
+LABEL_FREE_SHIFTS = frozenset(k for k, v in _FIXED.items() if not v[2])
 
 
 __all__ = [
     "DEFAULT_SHIFTS",
+    "LABEL_FREE_SHIFTS",
     "SHIFT_NAMES",
     "Shift",
+    "ShiftDraws",
+    "ShiftReference",
     "blur",
     "gaussian_kernel1d",
     "get_shift",
+    "sample_normal",
     "sample_photographs",
+    "sample_uniform",
 ]

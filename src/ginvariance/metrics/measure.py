@@ -17,10 +17,8 @@ from ginvariance.metrics.orbit import DEFAULT_MEMORY_BUDGET
 from ginvariance.progress import Progress, ensure_progress
 from ginvariance.seeds import check_seed
 
+#: A user's own shift as a plain callable ``(x, seed) → x`` (see :func:`measure`).
 ShiftFn = Callable[[torch.Tensor, int], torch.Tensor]
-
-#: Shifts whose inputs no longer belong to any class: accuracy is not reported for them.
-LABEL_FREE_SHIFTS = frozenset({"uniform", "patches"})
 
 
 @dataclass
@@ -37,15 +35,31 @@ class InvarianceReport:
         that belong to no class (``uniform``, ``patches``) carry no accuracies.
     group:
         The group's name.
+
+    shift_reference:
+        The statistics of the reference set that fixed the shifts' parameters
+        (:class:`~ginvariance.data.shifts.ShiftReference` as a dict); ``None`` without shifts.
+    shift_parameters:
+        Each shift's parameters under that reference (noise scale, intensity range, ...).
     """
 
     id: dict[str, float]
     shift: dict[str, dict[str, float]] = field(default_factory=dict)
     group: str = ""
+    shift_reference: dict[str, Any] | None = None
+    shift_parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``{"id": {...}, "shift": {...}}`` form of DESIGN.md."""
-        return {"id": dict(self.id), "shift": {k: dict(v) for k, v in self.shift.items()}}
+        """The ``{"id": {...}, "shift": {...}}`` form of DESIGN.md, with the shifts'
+        ``shift_reference`` and ``shift_parameters`` when there are shifts."""
+        out: dict[str, Any] = {
+            "id": dict(self.id),
+            "shift": {k: dict(v) for k, v in self.shift.items()},
+        }
+        if self.shift:
+            out["shift_reference"] = self.shift_reference
+            out["shift_parameters"] = {k: dict(v) for k, v in self.shift_parameters.items()}
+        return out
 
 
 def _batches(data: Any) -> tuple[Iterable[tuple[torch.Tensor, torch.Tensor | None]], int]:
@@ -82,23 +96,42 @@ def _split(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
 
 
 def _resolve_shifts(
-    shifts: Sequence[str] | Mapping[str, ShiftFn] | None,
-) -> dict[str, ShiftFn]:
+    shifts: Sequence[Any] | Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    from ginvariance.data.shifts import Shift, get_shift
+
     if not shifts:
         return {}
     if isinstance(shifts, Mapping):
-        return dict(shifts)
-    from ginvariance.data.shifts import get_shift
+        return {
+            name: get_shift(fn) if isinstance(fn, str | Shift) else fn
+            for name, fn in shifts.items()
+        }
+    resolved = {}
+    for item in shifts:
+        shift = get_shift(item)
+        resolved[shift.name] = shift
+    return resolved
 
-    return {name: get_shift(name) for name in shifts}
+
+def _reference(data: Any, given: Any) -> Any:
+    """The :class:`ShiftReference` of ``given``, or of ``data`` in a first pass (no model)."""
+    from ginvariance.data.shifts import ShiftReference
+
+    if isinstance(given, ShiftReference):
+        return given
+    source = "measured data" if given is None else "given reference set"
+    batches, _ = _batches(data if given is None else given)
+    return ShiftReference.from_batches((x for x, _ in batches), source)
 
 
 def measure(
     model: nn.Module,
     data: Any,
     group: Group | str,
-    shifts: Sequence[str] | Mapping[str, ShiftFn] | None = None,
+    shifts: Sequence[Any] | Mapping[str, Any] | None = None,
     *,
+    shift_reference: Any = None,
     saliency: bool = True,
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
@@ -118,13 +151,18 @@ def measure(
     group:
         A group or its name (see :func:`ginvariance.groups.get_group`).
     shifts:
-        Names of distribution shifts (:mod:`ginvariance.data.shifts`), or a mapping from
-        name to a callable ``(x, seed) → x``. Each shift is applied to the inputs with
-        ``seed`` (per batch: ``seed + batch index``) and measured like the original.
-        Shifts act batch by batch: their random draws and the statistics they scale by
-        (the noise's standard deviation, the range of ``uniform``) are the batch's, so
-        shifted values depend on how ``data`` is batched. Pass an ``(x, y)`` pair (one
-        batch) or the same ``DataLoader`` settings to compare runs.
+        Distribution shifts (names or :class:`~ginvariance.data.shifts.Shift` objects, see
+        :mod:`ginvariance.data.shifts`), or a mapping from name to a shift. Each is one
+        fixed distribution: its parameters come from ``shift_reference`` and its randomness
+        from ``(seed, global sample index)``, the sample's position in ``data``'s order, so
+        the numbers do not depend on how ``data`` is batched. A mapping may also hold a
+        plain callable ``(x, seed) → x``; it is called per batch with ``seed + batch index``
+        and is batch-independent only if the callable is.
+    shift_reference:
+        The reference set of the shifts: a
+        :class:`~ginvariance.data.shifts.ShiftReference`, or data in any form ``data``
+        takes (e.g. the training split). ``None``: the measured ``data`` itself, found in a
+        first pass over its inputs without the model (a ``DataLoader`` is iterated twice).
     saliency:
         Also compute ``sis`` (one backward pass over each orbit chunk).
     chunk_size, memory_budget:
@@ -132,21 +170,32 @@ def measure(
     progress:
         Receives one unit per batch and condition.
     """
+    from ginvariance.data.shifts import LABEL_FREE_SHIFTS, Shift
+
     check_seed(seed, "seed", "seed=0")
-    batches, n_batches = _batches(data)
     shift_fns = _resolve_shifts(shifts)
-    conditions: list[tuple[str, ShiftFn | None]] = [("id", None), *shift_fns.items()]
+    reference = _reference(data, shift_reference) if shift_fns else None
+    batches, n_batches = _batches(data)
+    conditions: list[tuple[str, Any]] = [("id", None), *shift_fns.items()]
     progress = ensure_progress(progress)
     progress.start(n_batches * len(conditions), "measuring")
     totals: dict[str, Any] = {name: None for name, _ in conditions}
     resolved: Group | None = None
+    offset = 0
     for index, (x, y) in enumerate(batches):
         if resolved is None:
             resolved = get_group(group, tuple(x.shape[1:]) if x.dim() >= 2 else None)
+        indices = torch.arange(offset, offset + (x.shape[0] if x.dim() else 0))
+        offset += len(indices)
         for name, fn in conditions:
             xs, ys = x, y
-            if fn is not None:
+            if isinstance(fn, Shift):
+                xs = fn(x, seed, reference=reference, indices=indices)
+                if not fn.preserves_labels:
+                    ys = None
+            elif fn is not None:
                 xs = fn(x, seed + index)
+                # a callable under a label-free built-in name (e.g. a user's own "uniform")
                 if name in LABEL_FREE_SHIFTS or not getattr(fn, "preserves_labels", True):
                     ys = None
             part = statistics(
@@ -170,5 +219,12 @@ def measure(
         results[name] = values
     assert resolved is not None
     return InvarianceReport(
-        id=results.pop("id"), shift=results, group=getattr(resolved, "name", str(group))
+        id=results.pop("id"),
+        shift=results,
+        group=getattr(resolved, "name", str(group)),
+        shift_reference=None if reference is None else reference.to_dict(),
+        shift_parameters={
+            name: fn.parameters(reference) if isinstance(fn, Shift) and reference else {}
+            for name, fn in shift_fns.items()
+        },
     )

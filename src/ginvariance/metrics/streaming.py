@@ -19,6 +19,7 @@ from torch import nn
 from torchmetrics import Metric
 from torchmetrics.utilities.distributed import gather_all_tensors
 
+from ginvariance.errors import ConfigError
 from ginvariance.groups import Group, get_group
 from ginvariance.metrics.functional import (
     KEYS,
@@ -28,6 +29,7 @@ from ginvariance.metrics.functional import (
     statistics,
 )
 from ginvariance.metrics.orbit import DEFAULT_MEMORY_BUDGET
+from ginvariance.seeds import check_seed
 
 _SUM_STATES = (
     "count",
@@ -58,8 +60,18 @@ class InvarianceMetrics(Metric):
         Compute ``sis`` (one backward pass per batch).
     chunk_size, memory_budget:
         Bound the memory of one orbit pass (see :mod:`ginvariance.metrics.orbit`).
+    shift, shift_reference, seed:
+        Measure under a distribution shift (a name or a
+        :class:`~ginvariance.data.shifts.Shift`): each batch is shifted before it is
+        measured, with the parameters of ``shift_reference`` (a
+        :class:`~ginvariance.data.shifts.ShiftReference`, required with a shift: a stream
+        cannot look ahead) and the randomness of ``(seed, global sample index)``. The index
+        of a sample is its position in the stream of ``update`` calls since the last
+        ``reset``, or what ``update(..., indices=...)`` gives (pass it for sharded data).
+        The result equals :func:`ginvariance.measure` under the same shift and reference.
 
-    ``update(x, y=None)`` adds a batch; ``compute()`` returns a dict of the measures.
+    ``update(x, y=None, indices=None)`` adds a batch; ``compute()`` returns a dict of the
+    measures.
 
     Examples
     --------
@@ -83,6 +95,9 @@ class InvarianceMetrics(Metric):
         saliency: bool = True,
         chunk_size: int | None = None,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        shift: Any = None,
+        shift_reference: Any = None,
+        seed: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -91,6 +106,21 @@ class InvarianceMetrics(Metric):
         self.saliency = saliency
         self.chunk_size = chunk_size
         self.memory_budget = memory_budget
+        self._shift = None
+        if shift is not None:
+            from ginvariance.data.shifts import ShiftReference, get_shift
+
+            if not isinstance(shift_reference, ShiftReference):
+                raise ConfigError(
+                    "a streaming measure under a shift needs shift_reference="
+                    "ShiftReference.from_batches(...) of the reference set (e.g. the training "
+                    "split)"
+                )
+            check_seed(seed, "seed", "seed=0")
+            self._shift = get_shift(shift)
+        self.shift_reference = shift_reference
+        self.seed = seed
+        self._seen = 0
         for name in _SUM_STATES:
             self.add_state(
                 name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum"
@@ -110,7 +140,16 @@ class InvarianceMetrics(Metric):
         model: nn.Module = self.__dict__["_model"]
         return model
 
-    def update(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
+    def update(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, indices: torch.Tensor | None = None
+    ) -> None:
+        if self._shift is not None:
+            if indices is None:
+                indices = torch.arange(self._seen, self._seen + len(x))
+            self._seen += len(x)
+            x = self._shift(x, self.seed, reference=self.shift_reference, indices=indices)
+            if not self._shift.preserves_labels:
+                y = None
         first = float(getattr(self, "count")) == 0  # noqa: B009 (a dynamic metric state)
         stats = statistics(
             self.model,
@@ -140,6 +179,10 @@ class InvarianceMetrics(Metric):
 
     def compute(self) -> dict[str, float]:
         return self._measures()
+
+    def reset(self) -> None:
+        super().reset()
+        self._seen = 0
 
     def _sync_dist(
         self, dist_sync_fn: Callable = gather_all_tensors, process_group: Any | None = None
