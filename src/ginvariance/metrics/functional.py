@@ -13,7 +13,9 @@ Two layers:
 For one input ``x`` and a group ``G = [e = g_0, …, g_{n-1}]``: ``z_g = f(g·x)``,
 ``p_g = softmax(z_g)``.
 
-* ``pdi`` = ``H(p̄) − (1/n) Σ_g H(p_g)``, ``p̄ = (1/n) Σ_g p_g`` (nats; mean over samples);
+* ``pdi`` = ``H(p̄) − (1/n) Σ_g H(p_g)``, ``p̄ = (1/n) Σ_g p_g`` (nats; mean over samples),
+  computed from the logits cast to float64, so that a float32 model's rounding does not
+  make a divergence come out negative;
 * ``li`` = ``Σ_x Σ_g ‖z_g(x) − z̄(x)‖² / Σ_x Σ_g ‖z_g(x) − μ‖²`` pooled over the data set;
 * ``li_within`` = ``(1/(N·n)) Σ_x Σ_g ‖z_g(x) − z̄(x)‖²``: the numerator of ``li`` per sample
   and group element, in squared logit units (the quantity the ``logit`` regularizer
@@ -138,7 +140,7 @@ def orbit_statistics(
         "order": torch.tensor(float(n), dtype=f64),
         # the rounding unit of the logits' dtype: below it, li's variances are noise
         "logit_eps": torch.tensor(torch.finfo(logits.dtype).eps, dtype=f64),
-        "pdi_sum": pdi_per_sample(logits).to(f64).sum(),
+        "pdi_sum": pdi_per_sample(z).sum(),  # from float64 logits: no float32 rounding
         "li_within": ((z - z.mean(0, keepdim=True)) ** 2).sum(),
         "li_shift": shift.clone(),
         "li_sum_z": zc.sum(dim=(0, 1)),  # Σ_x Σ_g (z_g(x) − r)
