@@ -223,8 +223,14 @@ def test_streaming_equals_one_batch_fuzz(
     assert streamed.keys() == whole.keys()
     # float64 sums in another order, and a float32 model may round differently per batch size
     rel, tol = (1e-9, 1e-12) if x.dtype == torch.float64 else (1e-4, 1e-6)
+    # li_within is in squared logit units: identical inputs in batches of other sizes can
+    # differ by the rounding of their logits, so its floor is (a few ulps of |z|)²
+    with torch.no_grad():
+        z_max = float(model(x).double().abs().max())
+    eps = torch.finfo(x.dtype if x.dtype == torch.float64 else torch.float32).eps
     for key, value in whole.items():
-        assert streamed[key] == pytest.approx(value, rel=rel, abs=tol), key
+        floor = max(tol, (64 * eps * z_max) ** 2) if key == "li_within" else tol
+        assert streamed[key] == pytest.approx(value, rel=rel, abs=floor), key
     check_ranges(streamed, get_group(group, tuple(x.shape[1:])).order)
 
 
