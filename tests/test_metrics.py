@@ -410,3 +410,20 @@ def test_bad_inputs_raise_specific_errors() -> None:
         invariance_suite(nn.Identity(), x, "c4")
     with pytest.raises(DataError, match="Dataset"):
         measure(model, "not data", "c4")
+
+
+def test_pdi_of_an_invariant_float32_model_is_not_negative() -> None:
+    """pdi is computed from float64 logits: float32 rounding cannot make a divergence < 0.
+
+    Logits that agree over the orbit up to one float32 rounding (what a weight-tied or
+    group-averaged float32 net returns) gave per-sample pdi down to −1.2e-7 when the
+    log-probabilities were taken in float32.
+    """
+    g = torch.Generator().manual_seed(0)
+    z = (torch.randn(1, 256, 10, generator=g) * 8).repeat(4, 1, 1)
+    z = (z + torch.randint(-1, 2, z.shape, generator=g) * z.abs() * 6e-8).float()
+    stats = functional.orbit_statistics(OrbitOutputs(logits=z))
+    reference = functional.pdi_per_sample(z.double())
+    assert float(stats["pdi_sum"]) == pytest.approx(float(reference.sum()), abs=1e-15)
+    assert float(stats["pdi_sum"]) / 256 >= -1e-15
+    assert float(reference.min()) >= -1e-15
