@@ -407,8 +407,20 @@ def test_spectral_analysis_is_json_ready_seeded_and_consistent(dtype):
         "sensitivity_group",
         "saliency_power",
         "jacobian_ratio",
+        "singular_value_ratios",
+        "effective_rank",
+        "sensitivity_probability",
+        "lie_transform",
+        "lie_derivative",
+        "lie_derivative_generators",
+        "logit_scale",
+        "singular_values_normalized",
+        "frobenius_normalized",
+        "sensitivity_random_normalized",
+        "lie_derivative_normalized",
     }
     assert set(out) == keys
+    assert out["lie_transform"] == "rotation"
     json.loads(to_json(out))  # finite, plain Python types
     assert len(out["singular_values"]) == 3 and len(out["sensitivity_group"]) == 3
     ratio = out["sensitivity_random"][1] / (out["frobenius"] / math.sqrt(16))
@@ -428,6 +440,10 @@ def test_undefined_values_become_none():
     zero = Linear(torch.zeros(2, 16, dtype=torch.float64), torch.zeros(2, dtype=torch.float64))
     out = spectral_analysis(zero, torch.randn(3, 1, 4, 4, dtype=torch.float64), "c4", eps=[0.1])
     assert out["jacobian_ratio"] is None and out["frobenius"] == 0.0
+    # a constant model has no logit scale: nothing can be normalized by it
+    assert out["logit_scale"] == 0.0 and out["frobenius_normalized"] is None
+    assert out["singular_values_normalized"] == [None, None]
+    assert out["effective_rank"] is None and out["singular_value_ratios"] is None
     json.loads(to_json(out))
 
 

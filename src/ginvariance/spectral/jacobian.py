@@ -132,17 +132,36 @@ def jacobian_spectrum(
     For each sample ``σ(x) = svdvals(J(x))`` (``min(K, D)`` values, descending, by
     ``torch.linalg.svdvals`` on the whole batch) and ``‖J(x)‖_F``.
 
+    The spectrum's shape, which a change of logit scale ``f → α·f`` leaves alone:
+    ``σ_k(x)/σ_1(x)`` and the effective rank ``exp(−Σ_k p_k log p_k)``, ``p_k = σ_k / Σ_j σ_j``
+    (Roy & Vetterli 2007; 1 for a rank-one Jacobian, ``min(K, D)`` for a flat spectrum), each
+    averaged over the samples whose Jacobian is not zero.
+
     Returns
     -------
     dict
         ``{"singular_values": [mean_x σ_1(x), …] (descending), "frobenius": mean_x ‖J(x)‖_F,
-        "frobenius_std": population standard deviation of ‖J(x)‖_F over samples}``.
+        "frobenius_std": population standard deviation of ‖J(x)‖_F over samples,
+        "singular_value_ratios": [mean_x σ_k(x)/σ_1(x), …], "effective_rank": float}``
+        (the last two ``None`` when every Jacobian is zero).
     """
     jac = jacobian(model, x, chunk_size=chunk_size, method=method)
     sv = torch.linalg.svdvals(jac)  # (B, min(K, D)), descending per sample
     fro = torch.linalg.matrix_norm(jac, ord="fro")  # (B,)
+    svd = sv.double()
+    alive = svd[:, 0] > 0
+    ratios: list[float] | None = None
+    effective_rank: float | None = None
+    if bool(alive.any()):
+        live = svd[alive]
+        ratios = [float(v) for v in (live / live[:, :1]).mean(dim=0)]
+        p = live / live.sum(dim=1, keepdim=True)
+        entropy = -torch.where(p > 0, p * torch.log(p), torch.zeros_like(p)).sum(dim=1)
+        effective_rank = float(torch.exp(entropy).mean())
     return {
         "singular_values": [float(v) for v in sv.mean(dim=0)],
         "frobenius": float(fro.mean()),
         "frobenius_std": float(fro.std(correction=0)),
+        "singular_value_ratios": ratios,
+        "effective_rank": effective_rank,
     }

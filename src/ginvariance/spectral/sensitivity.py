@@ -7,9 +7,11 @@ For a step ``ε > 0`` and unit directions ``u`` (``‖u‖ = 1`` in ``R^D``, ``D
 With ``u`` uniform on the unit sphere this measures how much the model reacts to *any*
 small perturbation (for small ``ε`` it tends to ``E ‖J(x) u‖ ≈ ‖J(x)‖_F / √D``); with
 ``u = (g·x − x) / ‖g·x − x‖`` it measures the reaction along the straight line from an input
-towards its transformed copies. A model that is invariant to ``G`` has ``f(g·x) = f(x)``, but
-the straight line between ``x`` and ``g·x`` leaves the orbit, so the group sensitivity of an
-invariant model is in general *not* zero at small ``ε``.
+towards its transformed copies. That line is **not an invariance probe**: a model invariant
+to ``G`` has ``f(g·x) = f(x)``, but the line between ``x`` and ``g·x`` leaves the orbit, so
+the group sensitivity of an exactly invariant model is in general not zero at small ``ε``
+(the weight-tied net of the study scores like the others). The invariance probe along a
+continuous transformation is the Lie derivative (:mod:`ginvariance.spectral.lie`).
 """
 
 from __future__ import annotations
@@ -62,13 +64,24 @@ def _mean_sensitivity(
     z_base: Tensor,
     eps: list[float],
     chunk_size: int | None,
+    probabilities: bool = False,
 ) -> Tensor:
-    """``[mean_rows ‖f(base + ε·directions) − z_base‖ / ε for ε in eps]``, one forward per ε."""
-    out = []
+    """``[mean_rows ‖f(base + ε·directions) − z_base‖ / ε for ε in eps]``, one forward per ε.
+
+    With ``probabilities`` a second row holds the same for ``softmax(f)``:
+    ``(2, len(eps))``; otherwise ``(len(eps),)``.
+    """
+    logit_rows, prob_rows = [], []
+    p_base = torch.softmax(z_base.double(), dim=1) if probabilities else None
     for e in eps:
         z = forward_chunked(model, base + e * directions, chunk_size)
-        out.append(((z - z_base).norm(dim=1) / e).mean())
-    return torch.stack(out)
+        logit_rows.append(((z - z_base).norm(dim=1) / e).mean())
+        if p_base is not None:
+            p = torch.softmax(z.double(), dim=1)
+            prob_rows.append(((p - p_base).norm(dim=1) / e).mean().to(z.dtype))
+    if probabilities:
+        return torch.stack([torch.stack(logit_rows), torch.stack(prob_rows)])
+    return torch.stack(logit_rows)
 
 
 def sensitivity(
@@ -79,6 +92,7 @@ def sensitivity(
     n_directions: int = 8,
     seed: int = 0,
     chunk_size: int | None = None,
+    probabilities: bool = False,
 ) -> Tensor:
     """Sensitivity of the logits to random perturbations of size ``ε``.
 
@@ -100,11 +114,15 @@ def sensitivity(
         Seed of the directions.
     chunk_size:
         Perturbed inputs per forward (default: all ``n·B`` of one ``ε`` at once).
+    probabilities:
+        Also return the same sensitivity of the predicted probabilities ``softmax(f)``
+        (from the same forward passes; softmax in float64).
 
     Returns
     -------
     Tensor
-        ``(len(eps),)`` in ``x``'s dtype.
+        ``(len(eps),)`` in ``x``'s dtype; ``(2, len(eps))`` (logits, probabilities) with
+        ``probabilities``.
     """
     x = check_inputs(x)
     eps_list = check_eps(eps)
@@ -117,7 +135,9 @@ def sensitivity(
     with eval_mode(model):
         z0 = forward_chunked(model, x, chunk_size)
         base = x.repeat(n_directions, *([1] * (x.ndim - 1)))
-        return _mean_sensitivity(model, base, u, z0.repeat(n_directions, 1), eps_list, chunk_size)
+        return _mean_sensitivity(
+            model, base, u, z0.repeat(n_directions, 1), eps_list, chunk_size, probabilities
+        )
 
 
 def group_sensitivity(
