@@ -11,6 +11,7 @@ import pytest
 
 from ginvariance.errors import DataError
 from ginvariance.experiments import MODELS, evaluate_claims
+from ginvariance.experiments.study import CLAIM_KEYS
 from ginvariance.io import atomic_write_json
 from ginvariance.report import FIGURES, check_results, render_report
 from ginvariance.report.figures import saliency_figure
@@ -24,9 +25,10 @@ def synthetic_results(seeds: int = 2, sample_shape=(1, 8, 8)) -> dict:
 
     def measures(labels: bool = True) -> dict:
         values = {"pdi": float(rng.random() * 0.1), "li": float(rng.random() * 0.1),
-                  "sis": float(rng.random()), "n_samples": 20}  # fmt: skip
+                  "li_within": float(rng.random()), "sis": float(rng.random()),
+                  "orbit_consistency": float(rng.random()), "n_samples": 20}  # fmt: skip
         if labels:
-            values.update(accuracy=0.9, orbit_accuracy=0.85, orbit_consistency=0.8)
+            values.update(accuracy=0.9, orbit_accuracy=0.85)
         return values
 
     def spectral() -> dict:
@@ -36,8 +38,16 @@ def synthetic_results(seeds: int = 2, sample_shape=(1, 8, 8)) -> dict:
             "frobenius_std": 0.1,
             "eps": [1e-3, 1e-1],
             "sensitivity_random": [1.0, 1.1],
+            "sensitivity_random_normalized": [0.1, 0.11],
+            "sensitivity_probability": [0.01, 0.02],
             "sensitivity_group": [2.0, None],
             "jacobian_ratio": 0.9,
+            "logit_scale": 10.0,
+            "singular_value_ratios": [1.0, 0.8, 0.5],
+            "effective_rank": 4.2,
+            "lie_transform": "rotation",
+            "lie_derivative": 1.5,
+            "lie_derivative_normalized": 0.15,
             "saliency_power": {
                 "high_frequency_fraction": 0.3,
                 "radial_power": [1.0],
@@ -94,10 +104,11 @@ def test_report_is_self_contained_and_complete(tmp_path: Path, seeds: int) -> No
         data = (tmp_path / source).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n", source
     assert "<script" not in page and "http" not in page and "<link" not in page
-    for key in ("C1", "C2", "C3", "C4", "C5"):
+    for key in CLAIM_KEYS:
         assert f"<b>{key}</b>" in page
     verdicts = page.count("class='holds'") + page.count("class='fails'")
-    assert verdicts == 5
+    assert verdicts == len(CLAIM_KEYS) == 7
+    assert "C3 on two levels" in page and "C5 raw and scale-free" in page
     assert page.count("±") > (0 if seeds == 1 else 50)
     for shift in SHIFTS:
         assert shift in page
@@ -128,7 +139,7 @@ def test_saliency_figure_draws_any_group_order() -> None:
     "damage",
     [
         lambda r: r.pop("claims"),
-        lambda r: r["claims"].pop("C3"),
+        lambda r: r["claims"].pop("C3-logit"),
         lambda r: r["models"]["augmented"].pop("spectral"),
         lambda r: r["models"]["plain"]["id"].pop("sis"),
         lambda r: r["models"]["plain"]["shift"].pop("blur"),

@@ -26,7 +26,7 @@ from ginvariance.experiments import (
     plan_checkpoints,
     run_study,
 )
-from ginvariance.experiments.study import _aggregate
+from ginvariance.experiments.study import CLAIM_KEYS, _aggregate
 from ginvariance.io import to_json
 
 # A tiny study: a few training samples and epochs, few test samples. Its numbers mean
@@ -60,11 +60,10 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 def test_quick_study_shows_the_claims(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """`ginv run --quick` for real: every file written, and the claims as measured.
 
-    C1, C2, C4 and C5 hold. C3 holds for the weight-tied net (exact on every input) but its
-    first half, the augmented net's pdi and li on uniform noise at least 5× their
-    in-distribution values, does not hold in this setting (about 2.5× after 20 epochs; pdi
-    7× and li 4× after the full 60): the study reports it as failing, and this test checks
-    only the direction of that effect, not the 5× that the claim states.
+    C1, C2, C4 and C5 in the paper's raw terms hold. C3 holds for the weight-tied net (exact on
+    every input) but the augmented net's pdi on uniform noise is not 5× its in-distribution
+    value in this short setting: the study reports what it measures, and this test checks only
+    the direction of that effect. C5 beyond a change of scale is not asserted either way.
     """
     from ginvariance.cli import main
 
@@ -81,11 +80,12 @@ def test_quick_study_shows_the_claims(tmp_path: Path, capsys: pytest.CaptureFixt
     # The verdicts are what the numbers say ...
     assert claims == json.loads(to_json(evaluate_claims(results["models"])))
     # ... and in the quick setting these claims of the paper hold.
-    for key in ("C1", "C2", "C4", "C5"):
+    for key in ("C1", "C2", "C4", "C5-raw"):
         assert claims[key]["holds"], f"{key} fails: {numbers}"
-    c3 = claims["C3"]["numbers"]
-    assert c3["weight_tied_max_abs_pdi"] <= 1e-5 and c3["weight_tied_max_li"] <= 1e-5
-    assert c3["pdi_ratio"] > 1.0 and c3["li_ratio"] > 1.0, numbers
+    c3 = claims["C3-decision"]["numbers"]
+    assert c3["weight_tied_max_abs_pdi"] <= 1e-5 and c3["weight_tied_min_consistency"] == 1.0
+    assert claims["C3-logit"]["numbers"]["weight_tied_max_li"] <= 1e-5
+    assert c3["pdi_ratio"] > 1.0, numbers
     # Weight-tying is exact on every input condition.
     wt = results["models"]["weight-tied"]
     for values in [wt["id"], *wt["shift"].values()]:
@@ -115,7 +115,13 @@ def test_results_have_the_design_format(tiny_run: tuple[Path, dict]) -> None:
     _, results = tiny_run
     assert results["group"] == "c4" and results["dataset"] == "digits"
     assert results["seed"] == 0 and results["seeds"] == [0]
-    assert set(results["claims"]) == {"C1", "C2", "C3", "C4", "C5"}
+    assert set(results["claims"]) == set(CLAIM_KEYS)
+    reference = results["shift_reference"]
+    assert reference["source"] == "training split" and reference["n_samples"] == TINY.limit
+    assert set(results["shift_parameters"]) == set(TINY.shifts)
+    assert results["shift_parameters"]["noise-0.5"]["scale"] == pytest.approx(
+        0.5 * reference["std"]
+    )
     assert "torch" in results["versions"]
     for mode in MODELS:
         entry = results["models"][mode]
@@ -238,31 +244,51 @@ def test_refuses_a_folder_without_a_study(tmp_path: Path) -> None:
 def _models(**overrides: float) -> dict:
     """Measures of four models for which every claim holds; ``overrides`` break one."""
 
-    def entry(pdi_id, li_id, sis, pdi_u, li_u, sens, acc=0.95, orbit=0.94):
+    def entry(
+        pdi_id,
+        li_id,
+        sis,
+        pdi_u,
+        li_u,
+        sens,
+        acc=0.95,
+        orbit=0.94,
+        cons_id=0.95,
+        cons_u=0.6,
+        within_id=0.01,
+        within_u=0.1,
+        scale=20.0,
+    ):
         return {
             "id": {"accuracy": acc, "orbit_accuracy": orbit, "pdi": pdi_id, "li": li_id,
-                   "sis": sis},
-            "shift": {"uniform": {"pdi": pdi_u, "li": li_u, "sis": sis},
-                      "blur": {"pdi": pdi_id, "li": li_id, "sis": sis}},
+                   "li_within": within_id, "sis": sis, "orbit_consistency": cons_id},
+            "shift": {"uniform": {"pdi": pdi_u, "li": li_u, "li_within": within_u, "sis": sis,
+                                  "orbit_consistency": cons_u},
+                      "blur": {"pdi": pdi_id, "li": li_id, "li_within": within_id, "sis": sis,
+                               "orbit_consistency": cons_id}},
             "spectral": {"eps": [0.1, 1e-3], "sensitivity_random": [9.0, sens],
-                         "frobenius": 10.0 * sens},
+                         "sensitivity_random_normalized": [9.0 / scale, sens / scale],
+                         "logit_scale": scale, "frobenius": 10.0 * sens},
         }  # fmt: skip
 
     v = {
         "aug_pdi_id": 0.01, "aug_li_id": 0.01, "aug_sis": 0.85, "aug_pdi_u": 0.2,
-        "aug_li_u": 0.1, "aug_sens": 4.0, "aug_orbit": 0.94, "reg_pdi_u": 0.001,
-        "reg_li_u": 0.001, "reg_sis": 0.995, "reg_sens": 2.0, "wt_sis": 1.0, "wt_pdi": 1e-9,
-        "wt_li": 1e-12,
+        "aug_li_u": 0.1, "aug_sens": 4.0, "aug_orbit": 0.94, "aug_cons_u": 0.6,
+        "aug_within_u": 0.1, "reg_pdi_u": 0.001, "reg_li_u": 0.001, "reg_sis": 0.995,
+        "reg_sens": 2.0, "reg_scale": 20.0, "wt_sis": 1.0, "wt_pdi": 1e-9, "wt_li": 1e-12,
+        "wt_cons_u": 1.0,
     }  # fmt: skip
     v.update(overrides)
     return {
         "plain": entry(0.5, 0.5, 0.1, 0.5, 0.5, 6.0),
         "augmented": entry(v["aug_pdi_id"], v["aug_li_id"], v["aug_sis"], v["aug_pdi_u"],
-                           v["aug_li_u"], v["aug_sens"], orbit=v["aug_orbit"]),
+                           v["aug_li_u"], v["aug_sens"], orbit=v["aug_orbit"],
+                           cons_u=v["aug_cons_u"], within_u=v["aug_within_u"]),
         "regularized": entry(0.001, 0.001, v["reg_sis"], v["reg_pdi_u"], v["reg_li_u"],
-                             v["reg_sens"]),
+                             v["reg_sens"], scale=v["reg_scale"]),
         "weight-tied": entry(v["wt_pdi"], v["wt_li"], v["wt_sis"], -v["wt_pdi"], v["wt_li"],
-                             1.0),
+                             1.0, cons_id=1.0, cons_u=v["wt_cons_u"], within_id=1e-14,
+                             within_u=1e-14),
     }  # fmt: skip
 
 
@@ -272,29 +298,47 @@ def _models(**overrides: float) -> dict:
         ("C1", {"aug_orbit": 0.85}),
         ("C2", {"aug_sis": 0.99}),
         ("C2", {"wt_sis": 0.95, "aug_sis": 0.5}),
-        ("C3", {"aug_pdi_u": 0.04}),
-        ("C3", {"aug_li_u": 0.04}),
-        ("C3", {"wt_pdi": 2e-5}),
-        ("C3", {"wt_li": 2e-5}),
+        ("C3-decision", {"aug_pdi_u": 0.04}),
+        ("C3-decision", {"aug_cons_u": 0.95}),
+        ("C3-decision", {"wt_pdi": 2e-5}),
+        ("C3-decision", {"wt_cons_u": 0.99}),
+        ("C3-logit", {"aug_within_u": 0.04}),
+        ("C3-logit", {"wt_li": 2e-5}),
         ("C4", {"reg_pdi_u": 0.05}),
         ("C4", {"reg_li_u": 0.05}),
         ("C4", {"reg_sis": 0.80}),
-        ("C5", {"reg_sens": 4.0}),
+        ("C5-raw", {"reg_sens": 4.0, "reg_scale": 40.0}),
+        ("C5-scale-free", {"reg_scale": 10.0}),
+        ("C5-scale-free", {"reg_sens": 3.8}),
     ],
 )
 def test_each_claim_fails_on_its_own_numbers(claim: str, override: dict) -> None:
     holds = evaluate_claims(_models())
     assert all(c["holds"] for c in holds.values())
+    assert set(holds) == set(CLAIM_KEYS)
     broken = evaluate_claims(_models(**override))
     assert {k for k, c in broken.items() if not c["holds"]} == {claim}
     assert broken[claim]["statement"] and broken[claim]["numbers"]
 
 
+def test_c3_logit_level_reads_li_within_not_li() -> None:
+    """li can rise 10× only because the spread across inputs shrinks: that is no verdict."""
+    claims = evaluate_claims(_models(aug_li_u=0.1, aug_within_u=0.0125))
+    numbers = claims["C3-logit"]["numbers"]
+    assert numbers["li_ratio"] == pytest.approx(10.0)
+    assert numbers["li_within_ratio"] == pytest.approx(1.25)
+    assert numbers["total_variance_ratio"] == pytest.approx(0.125)
+    assert not claims["C3-logit"]["holds"] and claims["C3-decision"]["holds"]
+
+
 def test_claims_use_the_smallest_eps_and_absolute_pdi() -> None:
-    claims = evaluate_claims(_models(wt_pdi=6e-9))  # weight-tied pdi = -6e-9 on uniform
-    assert claims["C3"]["numbers"]["weight_tied_max_abs_pdi"] == pytest.approx(6e-9)
-    assert claims["C5"]["numbers"]["eps"] == 1e-3
-    assert claims["C5"]["numbers"]["ratio"] == pytest.approx(0.5)
+    claims = evaluate_claims(_models(wt_pdi=6e-9, reg_scale=10.0))
+    assert claims["C3-decision"]["numbers"]["weight_tied_max_abs_pdi"] == pytest.approx(6e-9)
+    assert claims["C5-raw"]["numbers"]["eps"] == 1e-3
+    assert claims["C5-raw"]["numbers"]["ratio"] == pytest.approx(0.5)
+    free = claims["C5-scale-free"]["numbers"]
+    assert free["logit_scale_ratio"] == pytest.approx(0.5)
+    assert free["ratio"] == pytest.approx(1.0)  # half the sensitivity, half the logits
     json.loads(to_json(claims))  # JSON-ready, no NaN or infinity
 
 
@@ -398,7 +442,7 @@ def test_cli_report_redraws(tiny_run: tuple[Path, dict], capsys: pytest.CaptureF
     main(["report", str(out)])
     assert report.is_file()
     printed = capsys.readouterr().out
-    assert "C1" in printed and "C5" in printed
+    assert "C1" in printed and "C5-scale-free" in printed
     assert (out / "saliency.png").is_file()
 
 

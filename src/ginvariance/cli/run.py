@@ -27,8 +27,8 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 
 
 def claims_table(results: dict[str, Any]) -> Table:
-    """The claims C1–C5 with their key numbers and verdicts."""
-    from ginvariance.report.html import CLAIM_KEYS
+    """The claims (C3 and C5 on two levels) with their key numbers and verdicts."""
+    from ginvariance.experiments.study import CLAIM_KEYS
 
     table = Table(
         title=f"Claims: {results['dataset']}, {results['group']}, "

@@ -71,6 +71,9 @@ C2_WEIGHT_TIED_MIN = 0.99
 C3_FACTOR = 5.0
 C3_WEIGHT_TIED_MAX = 1e-5
 C4_FACTOR = 5.0
+#: C5 beyond scale: the regularized net's sensitivity divided by its logit scale must be at
+#: most this fraction of the augmented net's (a 10% cut that a change of scale cannot make).
+C5_SCALE_FREE_RATIO = 0.9
 
 CLAIMS: dict[str, str] = {
     "C1": (
@@ -82,20 +85,35 @@ CLAIMS: dict[str, str] = {
         f"net's: sis(augmented) ≤ sis(weight-tied) − {C2_MARGIN:g}, with sis(weight-tied) ≥ "
         f"{C2_WEIGHT_TIED_MIN:g}."
     ),
-    "C3": (
-        f"Its pdi and li on uniform-noise inputs are at least {C3_FACTOR:g}× its "
-        f"in-distribution values, while the weight-tied net has |pdi| ≤ {C3_WEIGHT_TIED_MAX:g} "
-        f"and li ≤ {C3_WEIGHT_TIED_MAX:g} on every input condition."
+    "C3-decision": (
+        f"Under the severe shift (uniform noise) the augmented net's decisions lose their "
+        f"invariance: its pdi is at least {C3_FACTOR:g}× its in-distribution value and its "
+        f"orbit consistency falls, while the weight-tied net keeps |pdi| ≤ "
+        f"{C3_WEIGHT_TIED_MAX:g} and orbit consistency 1 on every input condition."
+    ),
+    "C3-logit": (
+        f"Under uniform noise the augmented net's logits vary more over the orbit: its "
+        f"within-orbit logit variance (li_within, i.e. li's numerator on the in-distribution "
+        f"scale) is at least {C3_FACTOR:g}× its in-distribution value, while the weight-tied "
+        f"net keeps li ≤ {C3_WEIGHT_TIED_MAX:g} on every input condition."
     ),
     "C4": (
         f"The regularized net's pdi and li on uniform noise are at least {C4_FACTOR:g}× below "
         "the augmented net's, and its sis (in distribution) is closer to 1."
     ),
-    "C5": (
+    "C5-raw": (
         "The regularized net is less sensitive than the augmented one to random perturbations "
-        "(E‖f(x+εu) − f(x)‖/ε at the smallest ε): spectral decay."
+        "(E‖f(x+εu) − f(x)‖/ε at the smallest ε): spectral decay, in the paper's raw terms."
+    ),
+    "C5-scale-free": (
+        f"Divided by each net's logit scale (the spread of its in-distribution logits), the "
+        f"regularized net's random-perturbation sensitivity is at most {C5_SCALE_FREE_RATIO:g}× "
+        f"the augmented net's: less sensitive beyond a change of scale."
     ),
 }
+
+#: The claims in the order of the report.
+CLAIM_KEYS: tuple[str, ...] = tuple(CLAIMS)
 
 #: The shift on which C3 and C4 are judged (the severe shift).
 SEVERE_SHIFT = "uniform"
@@ -403,8 +421,29 @@ def _finite(v: float | None) -> float | None:
     return v if v is not None and math.isfinite(v) else None
 
 
+def _smallest_eps(spectral: Mapping[str, Any]) -> int:
+    eps = list(spectral["eps"])
+    return min(range(len(eps)), key=eps.__getitem__)
+
+
+def _at(values: Any, i: int) -> float | None:
+    return None if values is None or values[i] is None else float(values[i])
+
+
+def _cut(smaller: float | None, larger: float | None) -> float | None:
+    """``smaller / larger`` when both are numbers (``None`` otherwise)."""
+    return None if smaller is None or larger is None else _finite(_ratio(smaller, larger))
+
+
 def evaluate_claims(models: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Check claims C1–C5 on the (seed-mean) measures of the four models.
+    """Check the claims of :data:`CLAIMS` on the (seed-mean) measures of the four models.
+
+    C3 is judged on two levels: the decisions (``pdi``, orbit consistency) and the logits
+    (``li_within`` under the shift relative to its in-distribution value — ``li`` itself can
+    rise only because its denominator, the spread of the logits across inputs, shrinks on
+    noise images). C5 is judged raw (the paper's wording) and divided by each net's logit
+    scale, since a net whose logits are all smaller is "less sensitive" without reacting
+    differently to anything.
 
     Parameters
     ----------
@@ -415,8 +454,8 @@ def evaluate_claims(models: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[s
     Returns
     -------
     dict
-        ``{"C1": {"statement", "numbers", "holds"}, ...}``; ``holds`` is computed from
-        ``numbers`` with the thresholds stated in ``statement``.
+        ``{KEY: {"statement", "numbers", "holds"}}`` for every key of :data:`CLAIM_KEYS`;
+        ``holds`` is computed from ``numbers`` with the thresholds stated in ``statement``.
     """
     aug, reg, wt = models["augmented"], models["regularized"], models["weight-tied"]
     claims: dict[str, dict[str, Any]] = {}
@@ -437,44 +476,63 @@ def evaluate_claims(models: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[s
         "numbers": {
             "augmented_sis": sis_aug,
             "weight_tied_sis": sis_wt,
-            "gap": sis_wt - sis_aug,
+            "gap": None if sis_aug is None or sis_wt is None else sis_wt - sis_aug,
             "margin": C2_MARGIN,
         },
-        "holds": bool(sis_wt >= C2_WEIGHT_TIED_MIN and sis_aug <= sis_wt - C2_MARGIN),
+        "holds": bool(
+            sis_aug is not None
+            and sis_wt is not None
+            and sis_wt >= C2_WEIGHT_TIED_MIN
+            and sis_aug <= sis_wt - C2_MARGIN
+        ),
     }
 
-    severe_aug = aug["shift"][SEVERE_SHIFT]
-    pdi_ratio = _ratio(severe_aug["pdi"], aug["id"]["pdi"])
-    li_ratio = _ratio(severe_aug["li"], aug["id"]["li"])
-    # li's numerator alone: says whether li moved through the orbit spread or the
-    # spread across samples (informative; the verdict uses pdi and li as stated)
-    within_ratio = _ratio(
-        severe_aug.get("li_within", math.nan), aug["id"].get("li_within", math.nan)
-    )
+    aug_id, severe_aug = aug["id"], aug["shift"][SEVERE_SHIFT]
     conditions = [wt["id"], *wt["shift"].values()]
     wt_pdi = max(abs(c["pdi"]) for c in conditions)
     wt_li = max(abs(c["li"]) for c in conditions)
-    claims["C3"] = {
+    wt_consistency = min(c["orbit_consistency"] for c in conditions)
+    pdi_ratio = _ratio(severe_aug["pdi"], aug_id["pdi"])
+    claims["C3-decision"] = {
         "numbers": {
-            "augmented_pdi_id": aug["id"]["pdi"],
+            "augmented_pdi_id": aug_id["pdi"],
             "augmented_pdi_uniform": severe_aug["pdi"],
             "pdi_ratio": _finite(pdi_ratio),
-            "augmented_li_id": aug["id"]["li"],
-            "augmented_li_uniform": severe_aug["li"],
-            "li_ratio": _finite(li_ratio),
-            "augmented_li_within_ratio": _finite(within_ratio),
+            "augmented_consistency_id": aug_id["orbit_consistency"],
+            "augmented_consistency_uniform": severe_aug["orbit_consistency"],
             "factor": C3_FACTOR,
             "weight_tied_max_abs_pdi": wt_pdi,
-            "weight_tied_max_li": wt_li,
+            "weight_tied_min_consistency": wt_consistency,
             "weight_tied_bound": C3_WEIGHT_TIED_MAX,
         },
         "holds": bool(
             pdi_ratio is not None
             and pdi_ratio >= C3_FACTOR
-            and li_ratio is not None
-            and li_ratio >= C3_FACTOR
+            and severe_aug["orbit_consistency"] < aug_id["orbit_consistency"]
             and wt_pdi <= C3_WEIGHT_TIED_MAX
-            and wt_li <= C3_WEIGHT_TIED_MAX
+            and wt_consistency == 1.0
+        ),
+    }
+    within_ratio = _ratio(severe_aug["li_within"], aug_id["li_within"])
+    # li = li_within / (total variance per sample and element): the ratio of the
+    # denominators says how much of li's move comes from the spread across inputs
+    total_id = _ratio(aug_id["li_within"], aug_id["li"])
+    total_uniform = _ratio(severe_aug["li_within"], severe_aug["li"])
+    claims["C3-logit"] = {
+        "numbers": {
+            "augmented_li_within_id": aug_id["li_within"],
+            "augmented_li_within_uniform": severe_aug["li_within"],
+            "li_within_ratio": _finite(within_ratio),
+            "augmented_li_id": aug_id["li"],
+            "augmented_li_uniform": severe_aug["li"],
+            "li_ratio": _finite(_ratio(severe_aug["li"], aug_id["li"])),
+            "total_variance_ratio": _cut(_finite(total_uniform), _finite(total_id)),
+            "factor": C3_FACTOR,
+            "weight_tied_max_li": wt_li,
+            "weight_tied_bound": C3_WEIGHT_TIED_MAX,
+        },
+        "holds": bool(
+            within_ratio is not None and within_ratio >= C3_FACTOR and wt_li <= C3_WEIGHT_TIED_MAX
         ),
     }
 
@@ -499,25 +557,56 @@ def evaluate_claims(models: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[s
             and pdi_cut >= C4_FACTOR
             and li_cut is not None
             and li_cut >= C4_FACTOR
+            and sis_reg is not None
+            and sis_aug is not None
             and abs(1.0 - sis_reg) < abs(1.0 - sis_aug)
         ),
     }
 
     spec_aug, spec_reg = aug["spectral"], reg["spectral"]
-    eps = list(spec_aug["eps"])
-    i_min = min(range(len(eps)), key=eps.__getitem__)
-    s_aug = spec_aug["sensitivity_random"][i_min]
-    s_reg = spec_reg["sensitivity_random"][i_min]
-    claims["C5"] = {
+    i_min = _smallest_eps(spec_aug)
+    s_aug = _at(spec_aug["sensitivity_random"], i_min)
+    s_reg = _at(spec_reg["sensitivity_random"], i_min)
+    raw_ratio = _cut(s_reg, s_aug)
+    claims["C5-raw"] = {
         "numbers": {
-            "eps": eps[i_min],
+            "eps": spec_aug["eps"][i_min],
             "augmented_sensitivity": s_aug,
             "regularized_sensitivity": s_reg,
-            "ratio": None if s_aug is None or s_reg is None else _finite(_ratio(s_reg, s_aug)),
+            "ratio": raw_ratio,
             "augmented_frobenius": spec_aug["frobenius"],
             "regularized_frobenius": spec_reg["frobenius"],
+            "augmented_lie_derivative": spec_aug.get("lie_derivative"),
+            "regularized_lie_derivative": spec_reg.get("lie_derivative"),
         },
-        "holds": bool(s_aug is not None and s_reg is not None and s_reg < s_aug),
+        "holds": bool(raw_ratio is not None and raw_ratio < 1.0),
+    }
+    n_aug = _at(spec_aug.get("sensitivity_random_normalized"), i_min)
+    n_reg = _at(spec_reg.get("sensitivity_random_normalized"), i_min)
+    free_ratio = _cut(n_reg, n_aug)
+
+    def sigma_2(spec: Mapping[str, Any]) -> float | None:
+        ratios = spec.get("singular_value_ratios")
+        return None if not ratios or len(ratios) < 2 else ratios[1]
+
+    claims["C5-scale-free"] = {
+        "numbers": {
+            "eps": spec_aug["eps"][i_min],
+            "augmented_logit_scale": spec_aug.get("logit_scale"),
+            "regularized_logit_scale": spec_reg.get("logit_scale"),
+            "logit_scale_ratio": _cut(spec_reg.get("logit_scale"), spec_aug.get("logit_scale")),
+            "augmented_sensitivity_normalized": n_aug,
+            "regularized_sensitivity_normalized": n_reg,
+            "ratio": free_ratio,
+            "threshold": C5_SCALE_FREE_RATIO,
+            "augmented_lie_derivative_normalized": spec_aug.get("lie_derivative_normalized"),
+            "regularized_lie_derivative_normalized": spec_reg.get("lie_derivative_normalized"),
+            "augmented_sigma2_over_sigma1": sigma_2(spec_aug),
+            "regularized_sigma2_over_sigma1": sigma_2(spec_reg),
+            "augmented_effective_rank": spec_aug.get("effective_rank"),
+            "regularized_effective_rank": spec_reg.get("effective_rank"),
+        },
+        "holds": bool(free_ratio is not None and free_ratio <= C5_SCALE_FREE_RATIO),
     }
     for key, claim in claims.items():
         claim["statement"] = CLAIMS[key]
@@ -535,8 +624,12 @@ def _measure_model(
     group: Any,
     seed: int,
     progress: Progress | None,
+    reference: Any = None,
 ) -> tuple[dict[str, Any], dict[str, Any], Any, dict[str, float]]:
-    """Measures, spectral entry and the saliency grid of one trained model."""
+    """Measures, spectral entry and the saliency grid of one trained model.
+
+    ``reference``: the shifts' reference set (the training split's statistics).
+    """
     from ginvariance.metrics import eval_mode, measure, orbit_pass
     from ginvariance.spectral import spectral_analysis
 
@@ -547,10 +640,13 @@ def _measure_model(
         (x_test[:n], y_test[:n]),
         group,
         shifts=list(config.shifts),
+        shift_reference=reference,
         saliency=True,
         seed=seed,
         progress=progress,
     ).to_dict()
+    report.pop("shift_reference", None)  # the same for every model: written once
+    report.pop("shift_parameters", None)
     measured = time.perf_counter() - began
 
     began = time.perf_counter()
@@ -622,6 +718,7 @@ def run_study(
     import torch
 
     from ginvariance.data import get_shift, load_dataset
+    from ginvariance.data.shifts import ShiftReference
     from ginvariance.groups import get_group
     from ginvariance.io import atomic_write_bytes, atomic_write_json, ensure_dir
     from ginvariance.training import train, versions
@@ -652,6 +749,12 @@ def run_study(
     dtype = getattr(torch, config.dtype)
     x_test = torch.as_tensor(test_set.x).to(dtype)
     y_test = torch.as_tensor(test_set.y).long()
+    # every shift is one fixed distribution, its parameters those of the training split
+    train_x = torch.as_tensor(
+        load_dataset(config.dataset, "train", root=config.root).x[: config.limit]
+    ).to(dtype)
+    reference = ShiftReference.from_batches([train_x], "training split")
+    del train_x
 
     per_model: dict[str, list[dict[str, Any]]] = {m: [] for m in MODELS}
     grids: dict[str, np.ndarray] = {}
@@ -669,7 +772,7 @@ def run_study(
                 name=mode,
             )
             report, spectral, grid, t = _measure_model(
-                result.model, config, x_test, y_test, group, seed, progress
+                result.model, config, x_test, y_test, group, seed, progress, reference
             )
             per_model[mode].append(
                 {
@@ -701,6 +804,8 @@ def run_study(
         "config": config.to_dict(),
         "versions": versions(),
         "claims": evaluate_claims(models),
+        "shift_reference": reference.to_dict(),
+        "shift_parameters": {name: get_shift(name).parameters(reference) for name in config.shifts},
         "group_elements": list(group.elements),
         "sample_shape": list(test_set.sample_shape),
     }
@@ -758,6 +863,7 @@ def load_saliency(out_dir: str | Path) -> dict[str, np.ndarray] | None:
 
 __all__ = [
     "CLAIMS",
+    "CLAIM_KEYS",
     "MODELS",
     "REPORT_FILE",
     "RESULTS_FILE",

@@ -7,7 +7,7 @@
 - :func:`measures_figure` — ``pdi``, ``li``, ``sis`` per model, in distribution next to each
   shift (grouped bars; log scale for ``pdi`` and ``li``).
 - :func:`spectral_figure` — mean Jacobian singular values and sensitivity against ``ε`` per
-  model (random directions solid, group directions dashed).
+  model, raw (solid) and divided by the model's logit scale (dashed).
 """
 
 from __future__ import annotations
@@ -242,40 +242,53 @@ def measures_figure(results: Mapping[str, Any], models: Sequence[str]) -> bytes:
     return _png(fig)
 
 
+def _scaled(values: Any, scale: Any) -> np.ndarray:
+    """``values / scale`` with ``None`` (and a missing or zero scale) as NaN."""
+    arr = np.asarray([math.nan if v is None else float(v) for v in values], dtype=np.float64)
+    if not isinstance(scale, int | float) or not scale > 0:
+        return np.full_like(arr, math.nan)
+    return arr / float(scale)
+
+
 def spectral_figure(results: Mapping[str, Any], models: Sequence[str]) -> bytes:
-    """Mean Jacobian singular values, and sensitivity against ``ε`` (log–log), per model."""
+    """Mean Jacobian singular values and random-direction sensitivity against ``ε``, per
+    model, raw (solid) and divided by the model's logit scale (dashed)."""
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.8))
     for j, name in enumerate(models):
         spectral = results["models"][name]["spectral"]
         color = _color(name, j)
+        scale = spectral.get("logit_scale")
         sv = np.asarray(spectral["singular_values"], dtype=np.float64)
-        left.plot(
-            np.arange(1, sv.size + 1), np.maximum(sv, LOG_FLOOR), "o-", color=color, label=name
-        )
+        k = np.arange(1, sv.size + 1)
+        left.plot(k, np.maximum(sv, LOG_FLOOR), "o-", color=color, label=name)
+        left.plot(k, np.maximum(_scaled(sv, scale), LOG_FLOOR), "o--", color=color, alpha=0.7)
         eps = np.asarray(spectral["eps"], dtype=np.float64)
-        for key, style, what in (
-            ("sensitivity_random", "-", "random"),
-            ("sensitivity_group", "--", "group"),
-        ):
-            values = np.asarray(
-                [math.nan if v is None else max(float(v), LOG_FLOOR) for v in spectral[key]]
-            )
-            right.plot(eps, values, style, marker="o", color=color, label=f"{name} ({what})")
+        raw = np.asarray(
+            [math.nan if v is None else float(v) for v in spectral["sensitivity_random"]]
+        )
+        right.plot(eps, np.maximum(raw, LOG_FLOOR), "-", marker="o", color=color, label=name)
+        right.plot(
+            eps,
+            np.maximum(_scaled(raw, scale), LOG_FLOOR),
+            "--",
+            marker="o",
+            color=color,
+            alpha=0.7,
+        )
     left.set_yscale("log")
     left.set_xlabel("index k")
     left.set_ylabel("mean singular value σ_k of ∂z/∂x")
-    left.set_title("Jacobian spectrum", fontsize=9)
+    left.set_title("Jacobian spectrum: raw (solid), ÷ logit scale (dashed)", fontsize=9)
     left.grid(alpha=0.3)
     left.legend(fontsize=8)
     right.set_xscale("log")
     right.set_yscale("log")
     right.set_xlabel("ε")
     right.set_ylabel("E‖f(x+εu) − f(x)‖ / ε")
-    right.set_title("Sensitivity: random directions (solid), group directions (dashed)", fontsize=9)
+    right.set_title("Random-direction sensitivity: raw (solid), ÷ logit scale (dashed)", fontsize=9)
     right.grid(alpha=0.3)
-    # below the axes, so that it never hides a curve
-    right.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+    right.legend(fontsize=8)
     fig.suptitle("Spectral decay", fontsize=10)
     fig.tight_layout()
     return _png(fig)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ginvariance.errors import DataError
+from ginvariance.experiments.study import CLAIM_KEYS
 from ginvariance.io import atomic_write_bytes, atomic_write_text, ensure_dir
 from ginvariance.keys import MEASURE_KEYS
 from ginvariance.report.figures import measures_figure, saliency_figure, spectral_figure
@@ -28,7 +29,6 @@ FIGURES = {
     "measures": "measures.png",
     "spectral": "spectral.png",
 }
-CLAIM_KEYS = ("C1", "C2", "C3", "C4", "C5")
 
 _CSS = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -77,7 +77,7 @@ def check_results(results: Any) -> list[str]:
             shifts = names
         elif names != shifts:
             raise _fail(f"model {name!r} was measured under other shifts")
-        for key in ("singular_values", "eps", "sensitivity_random", "sensitivity_group"):
+        for key in ("singular_values", "eps", "sensitivity_random"):
             if key not in entry["spectral"]:
                 raise _fail(f"model {name!r} has no spectral {key!r}")
     claims = results.get("claims")
@@ -136,6 +136,48 @@ def _claims_table(claims: Mapping[str, Any]) -> str:
     )
 
 
+def _times(v: Any) -> str:
+    return "—" if not isinstance(v, int | float) else f"{v:.3g}×"
+
+
+def claim_readings(claims: Mapping[str, Any]) -> list[str]:
+    """One plain sentence for each two-level claim (C3, C5): what its two verdicts say."""
+    out = []
+    dec, logit = claims["C3-decision"], claims["C3-logit"]
+    dn, ln = dec["numbers"], logit["numbers"]
+    out.append(
+        f"C3 on two levels. Decisions: on uniform noise the augmented net's pdi is "
+        f"{_times(dn.get('pdi_ratio'))} its in-distribution value and its orbit consistency goes "
+        f"from {_number(dn.get('augmented_consistency_id'))} to "
+        f"{_number(dn.get('augmented_consistency_uniform'))} "
+        f"({'holds' if dec['holds'] else 'fails'}). Logits: its within-orbit logit variance "
+        f"changes {_times(ln.get('li_within_ratio'))} ({'holds' if logit['holds'] else 'fails'}); "
+        f"li changes {_times(ln.get('li_ratio'))} because its denominator, the spread of the "
+        f"logits across inputs, changes {_times(ln.get('total_variance_ratio'))} on noise images."
+    )
+    raw, free = claims["C5-raw"], claims["C5-scale-free"]
+    rn, fn = raw["numbers"], free["numbers"]
+    if raw["holds"] and not free["holds"]:
+        meaning = (
+            "the regularized net is less sensitive only as much as its logits are smaller: the "
+            "spectral decay is a change of scale, not a change in what the network reacts to"
+        )
+    elif raw["holds"] and free["holds"]:
+        meaning = (
+            "the regularized net is less sensitive beyond the shrinking of its logits: the "
+            "spectral decay is more than a change of scale"
+        )
+    else:
+        meaning = "the regularized net is not less sensitive to random perturbations"
+    out.append(
+        f"C5 raw and scale-free. The regularized net's sensitivity to random perturbations is "
+        f"{_times(rn.get('ratio'))} the augmented net's, and its logit scale "
+        f"{_times(fn.get('logit_scale_ratio'))}; divided by the logit scale the ratio is "
+        f"{_times(fn.get('ratio'))}: {meaning}."
+    )
+    return out
+
+
 def _measures_table(results: Mapping[str, Any], models: list[str]) -> str:
     head = "".join(f"<th>{k}</th>" for k in MEASURE_KEYS)
     rows = []
@@ -172,23 +214,33 @@ def _spectral_table(results: Mapping[str, Any], models: list[str]) -> str:
         def at(key: str, index: int = i, s: Mapping[str, Any] = spectral, d: Any = spread) -> str:
             std_list = d.get(key) if isinstance(d, Mapping) else None
             std = std_list[index] if isinstance(std_list, list) else None
-            return _pm(s[key][index], std)
+            values = s.get(key)
+            return _pm(values[index] if isinstance(values, list) else None, std)
+
+        def one(key: str, s: Mapping[str, Any] = spectral, d: Any = spread) -> str:
+            return _pm(s.get(key), d.get(key) if isinstance(d, Mapping) else None)
 
         power = spectral.get("saliency_power") or {}
         power_std = spread.get("saliency_power") if isinstance(spread, Mapping) else None
-        sv = spectral["singular_values"]
+        ratios = spectral.get("singular_value_ratios") or []
         rows.append(
             f"<tr><td class='l'><b>{html.escape(name)}</b></td>"
-            f"<td>{_pm(spectral.get('frobenius'), spread.get('frobenius'))}</td>"
-            f"<td>{_number(sv[0] if sv else None)}</td>"
-            f"<td>{at('sensitivity_random')}</td><td>{at('sensitivity_group')}</td>"
-            f"<td>{_number(spectral.get('jacobian_ratio'))}</td>"
+            f"<td>{one('logit_scale')}</td>"
+            f"<td>{at('sensitivity_random')}</td><td>{at('sensitivity_random_normalized')}</td>"
+            f"<td>{at('sensitivity_probability')}</td>"
+            f"<td>{one('lie_derivative')}</td><td>{one('lie_derivative_normalized')}</td>"
+            f"<td>{one('frobenius')}</td>"
+            f"<td>{_number(ratios[1] if len(ratios) > 1 else None)}</td>"
+            f"<td>{one('effective_rank')}</td>"
             f"<td>{_pm(power.get('high_frequency_fraction'), (power_std or {}).get('high_frequency_fraction'))}</td></tr>"  # noqa: E501
         )
+    transform = next((results["models"][m]["spectral"].get("lie_transform") for m in models), None)
     return (
-        "<table><tr><th class='l'>model</th><th>‖J‖<sub>F</sub></th><th>σ<sub>1</sub></th>"
-        f"<th>sensitivity, random (ε = {_number(eps_min)})</th>"
-        f"<th>sensitivity, group (ε = {_number(eps_min)})</th><th>ratio to ‖J‖<sub>F</sub>/√D</th>"
+        "<table><tr><th class='l'>model</th><th>logit scale</th>"
+        f"<th>sensitivity, random (ε = {_number(eps_min)})</th><th>÷ logit scale</th>"
+        "<th>sensitivity of softmax</th>"
+        f"<th>Lie derivative ({html.escape(str(transform))})</th><th>÷ logit scale</th>"
+        "<th>‖J‖<sub>F</sub></th><th>σ<sub>2</sub>/σ<sub>1</sub></th><th>effective rank</th>"
         "<th>saliency energy above ½ Nyquist</th></tr>" + "".join(rows) + "</table>"
     )
 
@@ -291,6 +343,7 @@ invariant by construction). {seed_note}. {holds} of {len(CLAIM_KEYS)} claims hol
 
 <h2>Claims</h2>
 {_claims_table(results["claims"])}
+{"".join(f"<p>{html.escape(t)}</p>" for t in claim_readings(results["claims"]))}
 
 <h2>Saliency over the orbit</h2>
 {saliency_html}
@@ -306,9 +359,18 @@ invariant). <code>uniform</code> (pure noise) is the severe shift.</p>
 
 <h2>Spectral decay</h2>
 <img src='{FIGURES["spectral"]}' alt='Jacobian singular values and sensitivity curves'>
-<p class='note'>Left: singular values of the input–logit Jacobian, averaged over test samples.
-Right: E‖f(x+εu) − f(x)‖/ε for random unit directions u (solid) and for group directions
-(g·x − x)/‖g·x − x‖ (dashed). Compare models of the same architecture.</p>
+<p class='note'>Left: singular values σ<sub>k</sub> of the input–logit Jacobian, averaged over
+test samples, raw (solid) and divided by the model's logit scale (dashed). Right:
+E‖f(x+εu) − f(x)‖/ε for random unit directions u, raw (solid) and divided by the logit scale
+(dashed). Every raw figure scales with the logits (f → α·f multiplies it by α); the
+<b>logit scale</b> is the spread of a model's in-distribution logits,
+sqrt(mean ‖z(x) − μ‖²), and the columns "÷ logit scale" do not change under f → α·f + b, nor do
+σ<sub>2</sub>/σ<sub>1</sub> and the effective rank (exp of the entropy of the normalized
+singular values). The <b>Lie derivative</b> is mean ‖d/dt f(T<sub>t</sub>x)‖ at t = 0 along a
+continuous transformation (rotation by t radians for images, sub-pixel cyclic translation for
+shifts): local invariance, which exact invariance to a finite group does not imply. The
+saliency energy above half the Nyquist radius is reported without an expected direction (white
+noise scores 0.81 on 8×8). Compare models of the same architecture.</p>
 {_spectral_table(results, models)}
 
 <h2>Configuration</h2>
@@ -318,4 +380,11 @@ Right: E‖f(x+εu) − f(x)‖/ε for random unit directions u (solid) and for 
     return atomic_write_text(out / REPORT_FILE, page)
 
 
-__all__ = ["FIGURES", "REPORT_FILE", "check_results", "render_report"]
+__all__ = [
+    "CLAIM_KEYS",
+    "FIGURES",
+    "REPORT_FILE",
+    "check_results",
+    "claim_readings",
+    "render_report",
+]
