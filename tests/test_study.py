@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -26,7 +27,8 @@ from ginvariance.experiments import (
     plan_checkpoints,
     run_study,
 )
-from ginvariance.experiments.study import CLAIM_KEYS, _aggregate
+from ginvariance.experiments.claims import CLAIM_KEYS, verdict
+from ginvariance.experiments.stats import aggregate as _aggregate
 from ginvariance.io import to_json
 
 # A tiny study: a few training samples and epochs, few test samples. Its numbers mean
@@ -340,6 +342,60 @@ def test_claims_use_the_smallest_eps_and_absolute_pdi() -> None:
     assert free["logit_scale_ratio"] == pytest.approx(0.5)
     assert free["ratio"] == pytest.approx(1.0)  # half the sensitivity, half the logits
     json.loads(to_json(claims))  # JSON-ready, no NaN or infinity
+
+
+def _with_seeds(values: list[dict]) -> dict:
+    """Per-seed model entries (from ``_models(**v)`` for each ``v``) under one mean entry."""
+    runs = [_models(**v) for v in values]
+    mean = _models()
+    for name in mean:
+        mean[name]["per_seed"] = [run[name] for run in runs]
+    return mean
+
+
+def test_verdicts_use_the_interval_over_seeds() -> None:
+    summary = {"n": 3, "mean": 6.0, "ci": [5.5, 6.5]}
+    assert verdict(summary, ">=", 5.0, True) == "holds"
+    assert verdict({**summary, "ci": [4.0, 8.0]}, ">=", 5.0, True) == "unclear"
+    assert verdict({**summary, "mean": 3.0, "ci": [2.0, 4.0]}, ">=", 5.0, True) == "fails"
+    assert verdict(summary, ">=", 5.0, False) == "fails"  # a side condition fails
+    assert verdict({"n": 1, "mean": 0.95, "ci": None}, "<", 1.0, True) == "holds"
+    assert verdict({"n": 1, "mean": 1.0, "ci": None}, "<", 1.0, True) == "fails"
+    assert verdict({"n": 2, "mean": 0.9, "ci": [0.85, 0.95]}, "<=", 0.9, True) == "unclear"
+
+
+def test_claims_over_seeds_hold_fail_or_stay_unclear() -> None:
+    # pdi on uniform / in-dist: 20, 21, 19 (holds), or 3, 12, 6 (interval straddles 5)
+    steady = _with_seeds([{"aug_pdi_u": 0.20}, {"aug_pdi_u": 0.21}, {"aug_pdi_u": 0.19}])
+    claims = evaluate_claims(steady)
+    c3 = claims["C3-decision"]
+    assert c3["verdict"] == "holds" and c3["holds"]
+    assert c3["deciding"]["values"] == pytest.approx([20.0, 21.0, 19.0])
+    lo, hi = c3["deciding"]["ci"]
+    half = 4.302652729911275 * 1.0 / math.sqrt(3)  # t_{0.975, 2} · s / √n, s = 1
+    assert (lo, hi) == pytest.approx((20.0 - half, 20.0 + half))
+    shaky = evaluate_claims(
+        _with_seeds([{"aug_pdi_u": 0.03}, {"aug_pdi_u": 0.12}, {"aug_pdi_u": 0.06}])
+    )
+    assert shaky["C3-decision"]["verdict"] == "unclear" and not shaky["C3-decision"]["holds"]
+    # a side condition that fails in one seed fails the claim
+    one_bad = evaluate_claims(_with_seeds([{}, {"wt_pdi": 2e-5}, {}]))
+    assert one_bad["C3-decision"]["verdict"] == "fails"
+    assert not one_bad["C3-decision"]["deciding"]["side_conditions_hold"]
+    assert {k for k, c in one_bad.items() if c["verdict"] != "holds"} == {"C3-decision"}
+    json.loads(to_json(claims))
+
+
+def test_a_second_regularizer_gets_its_own_c4_and_c5() -> None:
+    models = _models()
+    models["regularized-normalized"] = copy.deepcopy(models["regularized"])
+    models["regularized-normalized"]["spectral"]["logit_scale"] = 40.0
+    models["regularized-normalized"]["spectral"]["sensitivity_random_normalized"] = [0.45, 0.2]
+    claims = evaluate_claims(models)
+    assert {"C4-normalized", "C5-raw-normalized", "C5-scale-free-normalized"} <= set(claims)
+    assert claims["C5-scale-free-normalized"]["numbers"]["ratio"] == pytest.approx(1.0)
+    assert not claims["C5-scale-free-normalized"]["holds"] and claims["C5-scale-free"]["holds"]
+    assert "regularized-normalized net" in claims["C4-normalized"]["statement"]
 
 
 def test_aggregate_is_mean_and_sample_std_over_seeds() -> None:

@@ -27,22 +27,26 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 
 
 def claims_table(results: dict[str, Any]) -> Table:
-    """The claims (C3 and C5 on two levels) with their key numbers and verdicts."""
-    from ginvariance.experiments.study import CLAIM_KEYS
+    """Every claim with its deciding quantity over seeds and its verdict."""
+    from ginvariance.experiments.claims import CLAIM_KEYS
+    from ginvariance.report.html import claim_verdict, deciding_text
 
     table = Table(
         title=f"Claims: {results['dataset']}, {results['group']}, "
         f"seeds {', '.join(map(str, results['seeds']))}"
     )
     table.add_column("claim")
-    table.add_column("measured")
+    table.add_column("deciding quantity")
     table.add_column("verdict")
-    for key in CLAIM_KEYS:
-        claim = results["claims"][key]
-        numbers = claim["numbers"]
-        text = "  ".join(f"{k}={_short(v)}" for k, v in numbers.items())
-        verdict = "[green]holds[/green]" if claim["holds"] else "[red]fails[/red]"
-        table.add_row(key, text, verdict)
+    colours = {"holds": "green", "fails": "red", "unclear": "yellow"}
+    claims = results["claims"]
+    for key in [k for k in CLAIM_KEYS if k in claims] + [k for k in claims if k not in CLAIM_KEYS]:
+        claim = claims[key]
+        verdict = claim_verdict(claim)
+        text = deciding_text(claim) or "  ".join(
+            f"{k}={_short(v)}" for k, v in claim["numbers"].items()
+        )
+        table.add_row(key, text, f"[{colours[verdict]}]{verdict}[/{colours[verdict]}]")
     return table
 
 

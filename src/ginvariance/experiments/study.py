@@ -28,7 +28,7 @@ import io
 import json
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,8 @@ import numpy as np
 
 from ginvariance.data.shifts import DEFAULT_SHIFTS
 from ginvariance.errors import ConfigError, OutputError
+from ginvariance.experiments.claims import CLAIM_KEYS, CLAIMS, SEVERE_SHIFT, evaluate_claims
+from ginvariance.experiments.stats import aggregate
 from ginvariance.progress import Progress
 from ginvariance.seeds import check_seed
 
@@ -63,60 +65,6 @@ FULL_N_SPECTRAL = 256
 QUICK_N_SPECTRAL = 64
 DEFAULT_EPS: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0)
 FULL_ORBIT_MAX_ORDER = 8
-
-# Thresholds of the claims (stated in the claims' text, and in the report).
-C1_FRACTION = 0.9
-C2_MARGIN = 0.02
-C2_WEIGHT_TIED_MIN = 0.99
-C3_FACTOR = 5.0
-C3_WEIGHT_TIED_MAX = 1e-5
-C4_FACTOR = 5.0
-#: C5 beyond scale: the regularized net's sensitivity divided by its logit scale must be at
-#: most this fraction of the augmented net's (a 10% cut that a change of scale cannot make).
-C5_SCALE_FREE_RATIO = 0.9
-
-CLAIMS: dict[str, str] = {
-    "C1": (
-        f"The augmented net classifies the orbit well in distribution: its orbit accuracy is "
-        f"at least {C1_FRACTION:g} × its accuracy."
-    ),
-    "C2": (
-        f"Its saliency invariance similarity (in distribution) is clearly below the weight-tied "
-        f"net's: sis(augmented) ≤ sis(weight-tied) − {C2_MARGIN:g}, with sis(weight-tied) ≥ "
-        f"{C2_WEIGHT_TIED_MIN:g}."
-    ),
-    "C3-decision": (
-        f"Under the severe shift (uniform noise) the augmented net's decisions lose their "
-        f"invariance: its pdi is at least {C3_FACTOR:g}× its in-distribution value and its "
-        f"orbit consistency falls, while the weight-tied net keeps |pdi| ≤ "
-        f"{C3_WEIGHT_TIED_MAX:g} and orbit consistency 1 on every input condition."
-    ),
-    "C3-logit": (
-        f"Under uniform noise the augmented net's logits vary more over the orbit: its "
-        f"within-orbit logit variance (li_within, i.e. li's numerator on the in-distribution "
-        f"scale) is at least {C3_FACTOR:g}× its in-distribution value, while the weight-tied "
-        f"net keeps li ≤ {C3_WEIGHT_TIED_MAX:g} on every input condition."
-    ),
-    "C4": (
-        f"The regularized net's pdi and li on uniform noise are at least {C4_FACTOR:g}× below "
-        "the augmented net's, and its sis (in distribution) is closer to 1."
-    ),
-    "C5-raw": (
-        "The regularized net is less sensitive than the augmented one to random perturbations "
-        "(E‖f(x+εu) − f(x)‖/ε at the smallest ε): spectral decay, in the paper's raw terms."
-    ),
-    "C5-scale-free": (
-        f"Divided by each net's logit scale (the spread of its in-distribution logits), the "
-        f"regularized net's random-perturbation sensitivity is at most {C5_SCALE_FREE_RATIO:g}× "
-        f"the augmented net's: less sensitive beyond a change of scale."
-    ),
-}
-
-#: The claims in the order of the report.
-CLAIM_KEYS: tuple[str, ...] = tuple(CLAIMS)
-
-#: The shift on which C3 and C4 are judged (the severe shift).
-SEVERE_SHIFT = "uniform"
 
 
 @dataclass(frozen=True)
@@ -374,245 +322,6 @@ def plan_checkpoints(config: StudyConfig, out_dir: str | Path, *, force: bool) -
     return plan
 
 
-# -- aggregation over seeds -----------------------------------------------------------------
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _aggregate(values: Sequence[Any], how: str) -> Any:
-    """Mean (``how="mean"``) or sample std (``"std"``) of equally shaped nested values.
-
-    Dicts are aggregated key by key, lists element by element, numbers over seeds; a
-    ``None`` in any seed gives ``None``; ``n_samples`` (a count) is kept as it is by the
-    mean and has no std. The std of one seed is ``None`` (undefined).
-    """
-    first = values[0]
-    if isinstance(first, dict):
-        return {
-            k: (
-                (first[k] if how == "mean" else None)
-                if k == "n_samples"
-                else _aggregate([v[k] for v in values], how)
-            )
-            for k in first
-        }
-    if isinstance(first, list):
-        return [_aggregate([v[i] for v in values], how) for i in range(len(first))]
-    if any(v is None for v in values) or not all(_is_number(v) for v in values):
-        return None
-    arr = np.asarray(values, dtype=np.float64)
-    if how == "mean":
-        return float(arr.mean())
-    return float(arr.std(ddof=1)) if arr.size > 1 else None
-
-
-# -- claims ----------------------------------------------------------------------------------
-
-
-def _ratio(a: float, b: float) -> float | None:
-    if b == 0:
-        return None if a == 0 else math.inf if a > 0 else -math.inf
-    return a / b
-
-
-def _finite(v: float | None) -> float | None:
-    return v if v is not None and math.isfinite(v) else None
-
-
-def _smallest_eps(spectral: Mapping[str, Any]) -> int:
-    eps = list(spectral["eps"])
-    return min(range(len(eps)), key=eps.__getitem__)
-
-
-def _at(values: Any, i: int) -> float | None:
-    return None if values is None or values[i] is None else float(values[i])
-
-
-def _cut(smaller: float | None, larger: float | None) -> float | None:
-    """``smaller / larger`` when both are numbers (``None`` otherwise)."""
-    return None if smaller is None or larger is None else _finite(_ratio(smaller, larger))
-
-
-def evaluate_claims(models: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Check the claims of :data:`CLAIMS` on the (seed-mean) measures of the four models.
-
-    C3 is judged on two levels: the decisions (``pdi``, orbit consistency) and the logits
-    (``li_within`` under the shift relative to its in-distribution value — ``li`` itself can
-    rise only because its denominator, the spread of the logits across inputs, shrinks on
-    noise images). C5 is judged raw (the paper's wording) and divided by each net's logit
-    scale, since a net whose logits are all smaller is "less sensitive" without reacting
-    differently to anything.
-
-    Parameters
-    ----------
-    models:
-        ``{NAME: {"id": {...}, "shift": {SHIFT: {...}}, "spectral": {...}}}`` for the four
-        names of :data:`MODELS`, with ``uniform`` among the shifts.
-
-    Returns
-    -------
-    dict
-        ``{KEY: {"statement", "numbers", "holds"}}`` for every key of :data:`CLAIM_KEYS`;
-        ``holds`` is computed from ``numbers`` with the thresholds stated in ``statement``.
-    """
-    aug, reg, wt = models["augmented"], models["regularized"], models["weight-tied"]
-    claims: dict[str, dict[str, Any]] = {}
-
-    acc, orbit_acc = aug["id"]["accuracy"], aug["id"]["orbit_accuracy"]
-    claims["C1"] = {
-        "numbers": {
-            "augmented_accuracy": acc,
-            "augmented_orbit_accuracy": orbit_acc,
-            "ratio": _finite(_ratio(orbit_acc, acc)),
-            "threshold": C1_FRACTION,
-        },
-        "holds": bool(orbit_acc >= C1_FRACTION * acc),
-    }
-
-    sis_aug, sis_wt = aug["id"]["sis"], wt["id"]["sis"]
-    claims["C2"] = {
-        "numbers": {
-            "augmented_sis": sis_aug,
-            "weight_tied_sis": sis_wt,
-            "gap": None if sis_aug is None or sis_wt is None else sis_wt - sis_aug,
-            "margin": C2_MARGIN,
-        },
-        "holds": bool(
-            sis_aug is not None
-            and sis_wt is not None
-            and sis_wt >= C2_WEIGHT_TIED_MIN
-            and sis_aug <= sis_wt - C2_MARGIN
-        ),
-    }
-
-    aug_id, severe_aug = aug["id"], aug["shift"][SEVERE_SHIFT]
-    conditions = [wt["id"], *wt["shift"].values()]
-    wt_pdi = max(abs(c["pdi"]) for c in conditions)
-    wt_li = max(abs(c["li"]) for c in conditions)
-    wt_consistency = min(c["orbit_consistency"] for c in conditions)
-    pdi_ratio = _ratio(severe_aug["pdi"], aug_id["pdi"])
-    claims["C3-decision"] = {
-        "numbers": {
-            "augmented_pdi_id": aug_id["pdi"],
-            "augmented_pdi_uniform": severe_aug["pdi"],
-            "pdi_ratio": _finite(pdi_ratio),
-            "augmented_consistency_id": aug_id["orbit_consistency"],
-            "augmented_consistency_uniform": severe_aug["orbit_consistency"],
-            "factor": C3_FACTOR,
-            "weight_tied_max_abs_pdi": wt_pdi,
-            "weight_tied_min_consistency": wt_consistency,
-            "weight_tied_bound": C3_WEIGHT_TIED_MAX,
-        },
-        "holds": bool(
-            pdi_ratio is not None
-            and pdi_ratio >= C3_FACTOR
-            and severe_aug["orbit_consistency"] < aug_id["orbit_consistency"]
-            and wt_pdi <= C3_WEIGHT_TIED_MAX
-            and wt_consistency == 1.0
-        ),
-    }
-    within_ratio = _ratio(severe_aug["li_within"], aug_id["li_within"])
-    # li = li_within / (total variance per sample and element): the ratio of the
-    # denominators says how much of li's move comes from the spread across inputs
-    total_id = _ratio(aug_id["li_within"], aug_id["li"])
-    total_uniform = _ratio(severe_aug["li_within"], severe_aug["li"])
-    claims["C3-logit"] = {
-        "numbers": {
-            "augmented_li_within_id": aug_id["li_within"],
-            "augmented_li_within_uniform": severe_aug["li_within"],
-            "li_within_ratio": _finite(within_ratio),
-            "augmented_li_id": aug_id["li"],
-            "augmented_li_uniform": severe_aug["li"],
-            "li_ratio": _finite(_ratio(severe_aug["li"], aug_id["li"])),
-            "total_variance_ratio": _cut(_finite(total_uniform), _finite(total_id)),
-            "factor": C3_FACTOR,
-            "weight_tied_max_li": wt_li,
-            "weight_tied_bound": C3_WEIGHT_TIED_MAX,
-        },
-        "holds": bool(
-            within_ratio is not None and within_ratio >= C3_FACTOR and wt_li <= C3_WEIGHT_TIED_MAX
-        ),
-    }
-
-    severe_reg = reg["shift"][SEVERE_SHIFT]
-    pdi_cut = _ratio(severe_aug["pdi"], severe_reg["pdi"])
-    li_cut = _ratio(severe_aug["li"], severe_reg["li"])
-    sis_reg = reg["id"]["sis"]
-    claims["C4"] = {
-        "numbers": {
-            "augmented_pdi_uniform": severe_aug["pdi"],
-            "regularized_pdi_uniform": severe_reg["pdi"],
-            "pdi_reduction": _finite(pdi_cut),
-            "augmented_li_uniform": severe_aug["li"],
-            "regularized_li_uniform": severe_reg["li"],
-            "li_reduction": _finite(li_cut),
-            "factor": C4_FACTOR,
-            "augmented_sis": sis_aug,
-            "regularized_sis": sis_reg,
-        },
-        "holds": bool(
-            pdi_cut is not None
-            and pdi_cut >= C4_FACTOR
-            and li_cut is not None
-            and li_cut >= C4_FACTOR
-            and sis_reg is not None
-            and sis_aug is not None
-            and abs(1.0 - sis_reg) < abs(1.0 - sis_aug)
-        ),
-    }
-
-    spec_aug, spec_reg = aug["spectral"], reg["spectral"]
-    i_min = _smallest_eps(spec_aug)
-    s_aug = _at(spec_aug["sensitivity_random"], i_min)
-    s_reg = _at(spec_reg["sensitivity_random"], i_min)
-    raw_ratio = _cut(s_reg, s_aug)
-    claims["C5-raw"] = {
-        "numbers": {
-            "eps": spec_aug["eps"][i_min],
-            "augmented_sensitivity": s_aug,
-            "regularized_sensitivity": s_reg,
-            "ratio": raw_ratio,
-            "augmented_frobenius": spec_aug["frobenius"],
-            "regularized_frobenius": spec_reg["frobenius"],
-            "augmented_lie_derivative": spec_aug.get("lie_derivative"),
-            "regularized_lie_derivative": spec_reg.get("lie_derivative"),
-        },
-        "holds": bool(raw_ratio is not None and raw_ratio < 1.0),
-    }
-    n_aug = _at(spec_aug.get("sensitivity_random_normalized"), i_min)
-    n_reg = _at(spec_reg.get("sensitivity_random_normalized"), i_min)
-    free_ratio = _cut(n_reg, n_aug)
-
-    def sigma_2(spec: Mapping[str, Any]) -> float | None:
-        ratios = spec.get("singular_value_ratios")
-        return None if not ratios or len(ratios) < 2 else ratios[1]
-
-    claims["C5-scale-free"] = {
-        "numbers": {
-            "eps": spec_aug["eps"][i_min],
-            "augmented_logit_scale": spec_aug.get("logit_scale"),
-            "regularized_logit_scale": spec_reg.get("logit_scale"),
-            "logit_scale_ratio": _cut(spec_reg.get("logit_scale"), spec_aug.get("logit_scale")),
-            "augmented_sensitivity_normalized": n_aug,
-            "regularized_sensitivity_normalized": n_reg,
-            "ratio": free_ratio,
-            "threshold": C5_SCALE_FREE_RATIO,
-            "augmented_lie_derivative_normalized": spec_aug.get("lie_derivative_normalized"),
-            "regularized_lie_derivative_normalized": spec_reg.get("lie_derivative_normalized"),
-            "augmented_sigma2_over_sigma1": sigma_2(spec_aug),
-            "regularized_sigma2_over_sigma1": sigma_2(spec_reg),
-            "augmented_effective_rank": spec_aug.get("effective_rank"),
-            "regularized_effective_rank": spec_reg.get("effective_rank"),
-        },
-        "holds": bool(free_ratio is not None and free_ratio <= C5_SCALE_FREE_RATIO),
-    }
-    for key, claim in claims.items():
-        claim["statement"] = CLAIMS[key]
-    return claims
-
-
 # -- the study -------------------------------------------------------------------------------
 
 
@@ -790,10 +499,10 @@ def run_study(
     models: dict[str, Any] = {}
     for mode, runs in per_model.items():
         keys = ("id", "shift", "spectral")
-        mean = {k: _aggregate([r[k] for r in runs], "mean") for k in keys}
-        std = {k: _aggregate([r[k] for r in runs], "std") for k in ("id", "shift")}
-        std["spectral"] = _aggregate([r["spectral"] for r in runs], "std")
-        models[mode] = {**mean, "std": std, "per_seed": runs}
+        mean = {k: aggregate([r[k] for r in runs], "mean") for k in keys}
+        std = {k: aggregate([r[k] for r in runs], "std") for k in keys}
+        half = {k: aggregate([r[k] for r in runs], "half") for k in keys}
+        models[mode] = {**mean, "std": std, "ci_half": half, "per_seed": runs}
 
     results: dict[str, Any] = {
         "models": models,

@@ -63,9 +63,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ginvariance.errors import ConfigError, GinvarianceError, ModelError, OutputError
+from ginvariance.experiments.stats import CONFIDENCE, summarize
 from ginvariance.keys import MEASURE_KEYS
 from ginvariance.progress import Progress, ensure_progress
 from ginvariance.seeds import check_seed
@@ -82,7 +81,6 @@ TRIAL_RESULTS = "results.json"
 SWEEP_MODELS: tuple[str, ...] = ("cnn", "mlp")
 #: The genuinely invariant reference trained once per (group, data set, seed).
 REFERENCE = "weight-tied"
-CONFIDENCE = 0.95
 
 FULL_EPOCHS = 60
 QUICK_EPOCHS = 20
@@ -460,34 +458,6 @@ def _trial_dirname(trial: Any) -> str:
 
 
 # -- statistics ----------------------------------------------------------------------------
-
-
-def summarize(values: Sequence[float | None], confidence: float = CONFIDENCE) -> dict[str, Any]:
-    """Mean, sample std and the Student-t confidence interval of the mean of ``values``.
-
-    ``half = t_{(1+confidence)/2, n−1} · s / √n``; ``ci = [mean − half, mean + half]``.
-    With ``n = 1``: ``std``, ``ci`` and ``half`` are ``None``. ``None`` values are dropped.
-    """
-    from scipy import stats
-
-    vals = [float(v) for v in values if v is not None]
-    n = len(vals)
-    if n == 0:
-        return {"n": 0, "mean": None, "std": None, "ci": None, "half": None, "values": []}
-    arr = np.asarray(vals, dtype=np.float64)
-    mean = float(arr.mean())
-    if n == 1:
-        return {"n": 1, "mean": mean, "std": None, "ci": None, "half": None, "values": vals}
-    std = float(arr.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * std / math.sqrt(n))
-    return {
-        "n": n,
-        "mean": mean,
-        "std": std,
-        "ci": [mean - half, mean + half],
-        "half": half,
-        "values": vals,
-    }
 
 
 def aggregate(

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ginvariance.errors import DataError
-from ginvariance.experiments.study import CLAIM_KEYS
+from ginvariance.experiments.claims import CLAIM_KEYS
 from ginvariance.io import atomic_write_bytes, atomic_write_text, ensure_dir
 from ginvariance.keys import MEASURE_KEYS
 from ginvariance.report.figures import measures_figure, saliency_figure, spectral_figure
@@ -39,6 +39,7 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.55em; text-align: right; vert
 th { background: #f3f3f3; } td.l, th.l { text-align: left; }
 td.holds { background: #e3f4e3; color: #165016; font-weight: bold; text-align: center; }
 td.fails { background: #fbe3e3; color: #7a1010; font-weight: bold; text-align: center; }
+td.unclear { background: #fdf3d8; color: #6b4e00; font-weight: bold; text-align: center; }
 img { max-width: 100%; border: 1px solid #eee; }
 code { background: #f5f5f5; padding: 0 0.2em; }
 .note { color: #555; font-size: 0.9em; }
@@ -87,6 +88,8 @@ def check_results(results: Any) -> list[str]:
         claim = claims.get(key)
         if not isinstance(claim, Mapping) or not {"statement", "numbers", "holds"} <= set(claim):
             raise _fail(f"claim {key} is missing")
+        if not isinstance(claim["numbers"], Mapping):
+            raise _fail(f"claim {key} has no numbers")
     known = [m for m in MODEL_ORDER if m in models]
     return known + [m for m in models if m not in MODEL_ORDER]
 
@@ -116,21 +119,50 @@ def _pm(mean: Any, std: Any) -> str:
     return text
 
 
+def claim_verdict(claim: Mapping[str, Any]) -> str:
+    """``holds``, ``fails`` or ``unclear`` (results without a verdict: from ``holds``)."""
+    verdict = claim.get("verdict")
+    if verdict in ("holds", "fails", "unclear"):
+        return str(verdict)
+    return "holds" if claim.get("holds") else "fails"
+
+
+def deciding_text(claim: Mapping[str, Any]) -> str:
+    """The deciding quantity with its interval and threshold, in plain text."""
+    d = claim.get("deciding") or {}
+    if not d:
+        return ""
+    ci = d.get("ci")
+    spread = (
+        f" [{_number(ci[0])}, {_number(ci[1])}] ({round(100 * d.get('confidence', 0.95))}% CI, "
+        f"{len(d.get('values') or [])} seeds)"
+        if ci
+        else " (one seed: no interval)"
+    )
+    side = "" if d.get("side_conditions_hold", True) else "; a side condition fails"
+    return (
+        f"{d.get('name')} = {_number(d.get('mean'))}{spread}; needs {d.get('op')} "
+        f"{_number(d.get('threshold'))}{side}"
+    )
+
+
 def _claims_table(claims: Mapping[str, Any]) -> str:
     rows = []
-    for key in CLAIM_KEYS:
+    for key in [k for k in CLAIM_KEYS if k in claims] + [k for k in claims if k not in CLAIM_KEYS]:
         claim = claims[key]
         numbers = "<br>".join(
             f"{html.escape(k)} = {_number(v)}" for k, v in sorted(claim["numbers"].items())
         )
-        verdict = "holds" if claim["holds"] else "fails"
+        verdict = claim_verdict(claim)
         rows.append(
             f"<tr><td class='l'><b>{key}</b></td><td class='l'>{html.escape(claim['statement'])}"
-            f"</td><td class='l'>{numbers}</td><td class='{verdict}'>{verdict}</td></tr>"
+            f"</td><td class='l'>{html.escape(deciding_text(claim))}</td>"
+            f"<td class='l'>{numbers}</td><td class='{verdict}'>{verdict}</td></tr>"
         )
     return (
         "<table><tr><th class='l'>claim</th><th class='l'>statement</th>"
-        "<th class='l'>measured (mean over seeds)</th><th>verdict</th></tr>"
+        "<th class='l'>deciding quantity over seeds</th>"
+        "<th class='l'>measured (means over seeds)</th><th>verdict</th></tr>"
         + "".join(rows)
         + "</table>"
     )
@@ -150,14 +182,16 @@ def claim_readings(claims: Mapping[str, Any]) -> list[str]:
         f"{_times(dn.get('pdi_ratio'))} its in-distribution value and its orbit consistency goes "
         f"from {_number(dn.get('augmented_consistency_id'))} to "
         f"{_number(dn.get('augmented_consistency_uniform'))} "
-        f"({'holds' if dec['holds'] else 'fails'}). Logits: its within-orbit logit variance "
-        f"changes {_times(ln.get('li_within_ratio'))} ({'holds' if logit['holds'] else 'fails'}); "
+        f"({claim_verdict(dec)}). Logits: its within-orbit logit variance "
+        f"changes {_times(ln.get('li_within_ratio'))} ({claim_verdict(logit)}); "
         f"li changes {_times(ln.get('li_ratio'))} because its denominator, the spread of the "
         f"logits across inputs, changes {_times(ln.get('total_variance_ratio'))} on noise images."
     )
     raw, free = claims["C5-raw"], claims["C5-scale-free"]
     rn, fn = raw["numbers"], free["numbers"]
-    if raw["holds"] and not free["holds"]:
+    if claim_verdict(raw) == "unclear" or claim_verdict(free) == "unclear":
+        meaning = "the seeds do not settle whether it is less sensitive beyond a change of scale"
+    elif raw["holds"] and not free["holds"]:
         meaning = (
             "the regularized net is less sensitive only as much as its logits are smaller: the "
             "spectral decay is a change of scale, not a change in what the network reacts to"
@@ -183,7 +217,7 @@ def _measures_table(results: Mapping[str, Any], models: list[str]) -> str:
     rows = []
     for name in models:
         entry = results["models"][name]
-        std = entry.get("std") or {}
+        std = entry.get("ci_half") or entry.get("std") or {}
         conditions = [("in-dist", entry["id"], std.get("id") or {})]
         for shift, values in entry["shift"].items():
             conditions.append((shift, values, (std.get("shift") or {}).get(shift) or {}))
@@ -206,7 +240,7 @@ def _spectral_table(results: Mapping[str, Any], models: list[str]) -> str:
     for name in models:
         entry = results["models"][name]
         spectral = entry["spectral"]
-        spread = (entry.get("std") or {}).get("spectral") or {}
+        spread = (entry.get("ci_half") or entry.get("std") or {}).get("spectral") or {}
         eps = list(spectral["eps"])
         i = min(range(len(eps)), key=eps.__getitem__)
         eps_min = eps[i]
@@ -309,12 +343,12 @@ def render_report(
     dataset = html.escape(str(results.get("dataset", "")))
     group = html.escape(str(results.get("group", "")))
     seeds = results.get("seeds") or [results.get("seed")]
-    holds = sum(bool(results["claims"][k]["holds"]) for k in CLAIM_KEYS)
+    holds = sum(claim_verdict(results["claims"][k]) == "holds" for k in CLAIM_KEYS)
     seed_note = (
-        f"{len(seeds)} seeds ({', '.join(map(str, seeds))}): every number is the mean, ± the "
-        "sample standard deviation over seeds"
+        f"{len(seeds)} seeds ({', '.join(map(str, seeds))}): every number is the mean over "
+        "seeds ± the half-width of its 95% Student-t confidence interval"
         if len(seeds) > 1
-        else f"one seed ({seeds[0]}): run with several seeds for mean ± std"
+        else f"one seed ({seeds[0]}): run with several seeds for means and intervals"
     )
     if "saliency" in figures:
         saliency_html = (
@@ -386,5 +420,7 @@ __all__ = [
     "REPORT_FILE",
     "check_results",
     "claim_readings",
+    "claim_verdict",
+    "deciding_text",
     "render_report",
 ]
