@@ -19,7 +19,9 @@ def train_command(
         None, "--model", help="Model name (default: cnn; weight-tied for --mode weight-tied)."
     ),
     dataset: str = typer.Option("digits", "--dataset", help="Data set name."),
-    root: str | None = typer.Option(None, "--root", help="Folder of the data set's files."),
+    root: str | None = typer.Option(
+        None, "--root", "--data-dir", help="Folder of the data set's files (MNIST IDX files)."
+    ),
     group: str = typer.Option("c4", "--group", help="Group: c4, d4, flip, shift, cyclic1d, ..."),
     epochs: int = typer.Option(60, "--epochs", help="Passes over the training data."),
     batch_size: int = typer.Option(64, "--batch-size", help="Samples per step."),
