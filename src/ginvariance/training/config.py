@@ -27,7 +27,7 @@ MODES = ("plain", "augmented", "regularized", "weight-tied")
     cross-entropy on the weight-tied (G-invariant by construction) model, no augmentation.
 """
 
-PENALTIES = ("logit", "js")
+PENALTIES = ("logit", "js", "logit-normalized")
 ORBITS = ("full", "sample")
 DTYPES = ("float32", "float64")
 
@@ -61,9 +61,10 @@ class TrainConfig:
     epochs, batch_size, lr, weight_decay:
         Adam with a constant learning rate; ``epochs`` full passes over the training data.
     lam, penalty, orbit:
-        Regularized mode: the weight ``λ`` of the penalty, its kind (``"logit"`` or
-        ``"js"``) and whether it runs over the full orbit or over the identity and one
-        sampled element (see :class:`~ginvariance.training.InvarianceRegularizer`).
+        Regularized mode: the weight ``λ`` of the penalty, its kind (``"logit"``, ``"js"``
+        or ``"logit-normalized"``) and whether it runs over the full orbit or over the
+        identity and one sampled element (see
+        :class:`~ginvariance.training.InvarianceRegularizer`).
     seed:
         Seeds the model's initialization and, with the epoch, the data order and the
         augmentation of every epoch.
@@ -174,4 +175,11 @@ def _finite(name: str, value: object, positive: bool = False) -> None:
         raise ConfigError(f"{name} must be zero or positive, got {value!r}")
 
 
-__all__ = ["DTYPES", "MODES", "ORBITS", "PENALTIES", "TrainConfig", "default_model"]
+__all__ = [
+    "DTYPES",
+    "MODES",
+    "ORBITS",
+    "PENALTIES",
+    "TrainConfig",
+    "default_model",
+]

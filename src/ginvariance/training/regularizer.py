@@ -9,8 +9,22 @@ logits ``z_g = f(g·x)`` are penalized for how much they vary over the ``g``:
 ``"js"``
     ``H(p̄) − (1/m) Σ_g H(p_g)`` with ``p_g = softmax(z_g)``, ``p̄ = (1/m) Σ_g p_g``: the
     generalized Jensen–Shannon divergence of the predictive distributions (``pdi``).
+``"logit-normalized"``
+    the ``"logit"`` penalty of the batch divided by the *detached* spread of the batch's
+    logits, ``Σ_b Σ_g ‖z_g(b) − z̄(b)‖² / sg[Σ_b Σ_g ‖z_g(b) − μ‖²]`` with ``μ`` the mean
+    over the batch and the orbit and ``sg`` a stop-gradient: the logit invariance error
+    ``li`` of the batch, with the gradient of its numerator only.
 
-Both are averaged over the samples of the batch.
+``"logit"`` and ``"js"`` are averaged over the samples of the batch; ``"logit-normalized"``
+is a ratio of sums over the batch.
+
+Why ``"logit-normalized"``: the ``"logit"`` penalty scales with the logits, ``f → α·f``
+multiplies it by ``α²``, so a network can lower it by shrinking its logits, and a
+regularized net that looks robust off-distribution may only have smaller logits. The
+normalized penalty is unchanged by ``f → α·f + b`` (its value cannot be lowered by a change
+of scale), and with the denominator detached its gradient is the ``"logit"`` gradient at
+the weight ``λ / sg[spread]``: it cannot be lowered by inflating the spread between samples
+either.
 
 Why ``"logit"`` is the default: a prototype on digits 8×8 with C4 found that the logit
 penalty at ``λ = 1`` (full orbit) cut ``pdi`` under pure-noise inputs 17–19× against data
@@ -45,8 +59,10 @@ class InvarianceRegularizer(nn.Module):
     group:
         The group (a :class:`~ginvariance.groups.Group` or its name).
     penalty:
-        ``"logit"`` (squared deviation from the orbit mean) or ``"js"`` (generalized
-        Jensen–Shannon divergence of the softmax outputs); see the module docstring.
+        ``"logit"`` (squared deviation from the orbit mean), ``"js"`` (generalized
+        Jensen–Shannon divergence of the softmax outputs) or ``"logit-normalized"`` (the
+        ``"logit"`` penalty divided by the detached spread of the batch's logits: invariant
+        to their scale); see the module docstring.
     orbit:
         ``"full"``: every group element, ``m = n``. ``"sample"``: the identity and one
         non-identity element drawn uniformly per sample, ``m = 2`` — an unbiased estimate
@@ -114,12 +130,36 @@ class InvarianceRegularizer(nn.Module):
         if self.penalty == "logit":
             centred = logits_orbit - logits_orbit.mean(dim=0, keepdim=True)
             return centred.square().sum(dim=-1).mean()
+        if self.penalty == "logit-normalized":
+            return normalized_logit_penalty(logits_orbit)
         m = logits_orbit.shape[0]
         log_p = F.log_softmax(logits_orbit, dim=-1)  # (m, B, K)
         entropy_each = -(log_p.exp() * log_p).sum(dim=-1)  # (m, B)
         log_p_mean = torch.logsumexp(log_p, dim=0) - math.log(m)  # (B, K)
         entropy_mean = -(log_p_mean.exp() * log_p_mean).sum(dim=-1)  # (B,)
         return (entropy_mean - entropy_each.mean(dim=0)).mean()
+
+
+def normalized_logit_penalty(logits_orbit: Tensor) -> Tensor:
+    """``Σ_{g,b} ‖z_g(b) − z̄(b)‖² / sg[Σ_{g,b} ‖z_g(b) − μ‖²]``, the batch's ``li``.
+
+    Parameters
+    ----------
+    logits_orbit:
+        ``(m, B, K)`` orbit logits; ``z̄(b)`` is the mean over ``g`` (axis 0), ``μ`` the mean
+        over ``g`` and ``b`` (axes 0 and 1), ``sg`` a stop-gradient.
+
+    Returns
+    -------
+    Tensor
+        A scalar in ``[0, 1]`` (the numerator is the within-orbit part of the denominator's
+        sum of squares), unchanged by ``z → α·z + c`` for any ``α ≠ 0`` and vector ``c``;
+        0 when every logit of the batch is the same (the denominator is then clamped to
+        the dtype's smallest normal number).
+    """
+    within = (logits_orbit - logits_orbit.mean(dim=0, keepdim=True)).square().sum()
+    spread = (logits_orbit - logits_orbit.mean(dim=(0, 1), keepdim=True)).square().sum()
+    return within / spread.detach().clamp_min(torch.finfo(spread.dtype).tiny)
 
 
 def regularized_loss(
@@ -168,4 +208,4 @@ def regularized_terms(
     return ce + lam * penalty, ce, penalty, logits_orbit
 
 
-__all__ = ["InvarianceRegularizer", "regularized_loss"]
+__all__ = ["InvarianceRegularizer", "normalized_logit_penalty", "regularized_loss"]
