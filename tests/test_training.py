@@ -142,7 +142,7 @@ def test_normalized_penalty_cannot_be_lowered_by_the_logit_scale(
 
 
 def test_normalized_penalty_gradient_matches_float64_reference(dtype: torch.dtype) -> None:
-    """Gradient through the numerator only: ∂/∂z_g(b) = 2 (z_g(b) − z̄(b)) / sg[spread]."""
+    """∂(W/S)/∂z_g(b) = 2 (z_g(b) − z̄(b)) / S − 2 (W/S) (z_g(b) − μ) / S, none along z − μ."""
     gen = torch.Generator().manual_seed(2)
     base = torch.randn(3, 4, 5, generator=gen, dtype=torch.float64)
     logits = base.to(dtype).requires_grad_(True)
@@ -153,15 +153,26 @@ def test_normalized_penalty_gradient_matches_float64_reference(dtype: torch.dtyp
     spread = sum(
         (z[g][b][c] - mu[c]) ** 2 for g in range(m) for b in range(batch) for c in range(k)
     )
+    within = sum(
+        (z[g][b][c] - sum(z[h][b][c] for h in range(m)) / m) ** 2
+        for g in range(m)
+        for b in range(batch)
+        for c in range(k)
+    )
     expected = torch.zeros(m, batch, k, dtype=torch.float64)
     for b in range(batch):
         for c in range(k):
             mean = sum(z[g][b][c] for g in range(m)) / m
             for g in range(m):
-                expected[g, b, c] = 2 * (z[g][b][c] - mean) / spread
+                expected[g, b, c] = (
+                    2 * (z[g][b][c] - mean) / spread - 2 * within * (z[g][b][c] - mu[c]) / spread**2
+                )
     assert logits.grad is not None and logits.grad.dtype == dtype
     tol = 1e-6 if dtype == torch.float32 else 1e-14
     torch.testing.assert_close(logits.grad.double(), expected, rtol=tol * 10, atol=tol)
+    # shrinking the logits is not rewarded: the derivative along z (and along z − μ) is 0
+    radial = float((logits.grad.double() * base).sum())
+    assert abs(radial) < tol * float(base.abs().sum())
     # a constant batch: no division by zero, penalty 0
     flat = torch.ones(4, 3, 5, dtype=dtype, requires_grad=True)
     value = InvarianceRegularizer("c4", penalty="logit-normalized")(flat)
