@@ -376,6 +376,22 @@ def test_training_learns(tmp_path: Path) -> None:
     assert meta["metrics"] == result.metrics
 
 
+def test_normalized_penalty_trains_at_its_calibrated_lambda() -> None:
+    from ginvariance.training import CALIBRATED_LAM
+
+    lam = CALIBRATED_LAM["logit-normalized"]
+    config = TrainConfig(
+        mode="regularized", penalty="logit-normalized", lam=lam, epochs=2, limit=128
+    )
+    config.validate()
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    result = train(config)
+    for row in result.history:
+        assert 0.0 < row["penalty"] < 1.0  # the batch's li
+        assert row["loss"] == pytest.approx(row["ce"] + lam * row["penalty"], rel=1e-5)
+    assert all(bool(torch.isfinite(q).all()) for q in result.model.parameters())
+
+
 def test_weight_tied_mode_is_invariant() -> None:
     result = train(TrainConfig(mode="weight-tied", epochs=1, limit=64, batch_size=32))
     assert result.metrics["orbit_consistency"] == 1.0

@@ -28,7 +28,9 @@ def train_command(
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
     weight_decay: float = typer.Option(0.0, "--weight-decay", help="Adam weight decay."),
     lam: float = typer.Option(1.0, "--lam", help="Weight λ of the invariance penalty."),
-    penalty: str = typer.Option("logit", "--penalty", help="Invariance penalty: logit | js."),
+    penalty: str = typer.Option(
+        "logit", "--penalty", help="Invariance penalty: logit | js | logit-normalized."
+    ),
     orbit: str = typer.Option(
         "full", "--orbit", help="Penalty over the full orbit or one sampled element: full | sample."
     ),
