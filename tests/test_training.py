@@ -145,7 +145,7 @@ def test_normalized_penalty_gradient_matches_float64_reference(dtype: torch.dtyp
     """∂(W/S)/∂z_g(b) = 2 (z_g(b) − z̄(b)) / S − 2 (W/S) (z_g(b) − μ) / S, none along z − μ."""
     gen = torch.Generator().manual_seed(2)
     base = torch.randn(3, 4, 5, generator=gen, dtype=torch.float64)
-    logits = base.to(dtype).requires_grad_(True)
+    logits = base.to(dtype, copy=True).requires_grad_(True)
     InvarianceRegularizer("c4", penalty="logit-normalized")(logits).backward()
     m, batch, k = base.shape
     z = base.tolist()
