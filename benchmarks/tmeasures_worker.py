@@ -57,6 +57,8 @@ def build(layers: list[dict]) -> nn.Sequential:
             modules.append(nn.ReLU())
         elif kind == "maxpool2d":
             modules.append(nn.MaxPool2d(layer["kernel"]))
+        elif kind == "avgpool2d":
+            modules.append(nn.AvgPool2d(layer["kernel"]))
         elif kind == "flatten":
             modules.append(nn.Flatten())
         elif kind == "linear":

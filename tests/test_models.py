@@ -16,6 +16,7 @@ from ginvariance.models import (
     MODEL_NAMES,
     CNN1d,
     GroupConv2d,
+    InvariantLinear,
     LiftingConv2d,
     WeightTiedCNN,
     WeightTiedCNN1d,
@@ -103,9 +104,46 @@ def test_cnn_architecture_follows_the_prototype() -> None:
     small = build_model("cnn", (1, 8, 8), 10)
     assert isinstance(small, CNN) and not small.pool
     assert small.head.in_features == 64 * 8 * 8
+    assert [type(m) for m in small.features] == [nn.Conv2d, nn.ReLU, nn.Conv2d, nn.ReLU]
+    assert sum(p.numel() for p in small.parameters()) == 59786  # the study's 8×8 network
+
+
+def test_large_images_get_the_28x28_architectures() -> None:
+    """28×28: a 2×2 average pool, then 14 → 7; the weight-tied net ends in a G-invariant
+    linear head."""
     big = build_model("cnn", (1, 28, 28), 10)
-    assert isinstance(big, CNN) and big.pool
-    assert big.head.in_features == 64 * 7 * 7
+    assert isinstance(big, CNN) and big.pool and big.width == 16
+    kinds = [nn.AvgPool2d, nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.Conv2d, nn.ReLU]
+    assert [type(m) for m in big.features] == kinds
+    assert big.head.in_features == 32 * 7 * 7
+    assert build_model("cnn", (28, 28), 10, width=8).head.in_features == 16 * 7 * 7
+    for group, params in (("c4", 6322), ("d4", 8626), ("flip", 5170)):
+        tied = build_model("weight-tied", (1, 28, 28), 10, group=group)
+        assert isinstance(tied, WeightTiedCNN) and tied.pool and tied.width == 8
+        assert isinstance(tied.head, InvariantLinear)
+        assert tuple(tied.head.weight.shape) == (10, 8, 7, 7)
+        assert sum(p.numel() for p in tied.parameters()) == params
+        features = tied.equivariant_features(torch.rand(2, 1, 28, 28))
+        assert features.shape == (2, 8, get_group(group).order, 7, 7)
+    small = build_model("weight-tied", (1, 8, 8), 10, group="c4")
+    assert not small.pool and small.width == 40 and isinstance(small.head, nn.Linear)
+
+
+@pytest.mark.parametrize("group", ["c4", "d4", "flip"])
+def test_invariant_linear_head_is_exactly_invariant(group, dtype) -> None:
+    g_group = get_group(group)
+    head = InvariantLinear(3, 6, 6, 5, g_group).to(dtype)
+    weight = head.invariant_weight().detach()
+    for g in range(g_group.order):
+        assert float((g_group.act(weight, g) - weight).abs().max()) <= LOGIT_TOL[dtype] / 100
+    x = torch.randn(4, 3, 6, 6, dtype=dtype)
+    with torch.no_grad():
+        base = head(x)
+        for g in range(g_group.order):
+            assert float((head(g_group.act(x, g)) - base).abs().max()) <= LOGIT_TOL[dtype]
+    # not invariant to what the group does not do: a one-pixel shift changes the output
+    with torch.no_grad():
+        assert float((head(torch.roll(x, 1, dims=-1)) - base).abs().max()) > 1e-3
 
 
 def test_weight_tied_parameter_count_matches_cnn() -> None:
@@ -266,7 +304,10 @@ def test_weight_tied_1d_is_invariant_to_cyclic_shifts(shape, dtype) -> None:
     ("name", "shape", "group"),
     [
         ("cnn", (1, 8, 8), "c4"),
+        ("cnn", (1, 8, 8), "d4"),
         ("cnn", (1, 9, 9), "d4"),
+        ("cnn", (1, 28, 28), "c4"),
+        ("cnn", (1, 28, 28), "d4"),
         ("cnn", (1, 7, 10), "flip"),
         ("cnn", (1, 6, 6), "shift"),
         ("mlp", (1, 8, 8), "c4"),
@@ -356,5 +397,7 @@ def test_wrong_input_shape_raises_model_error() -> None:
         build_model("weight-tied", (1, 8, 8), 10, group="c4")(torch.rand(2, 3, 8, 8))
     with pytest.raises(ModelError, match="divisible by 4"):
         build_model("weight-tied", (1, 28, 28), 10, group="c4")(torch.rand(2, 1, 30, 30))
+    with pytest.raises(ModelError, match=r"built for 28×28 images.*sample_shape=\(1, 32, 32\)"):
+        build_model("weight-tied", (1, 28, 28), 10, group="c4")(torch.rand(2, 1, 32, 32))
     with pytest.raises(ModelError, match="pool=False"):
         WeightTiedCNN((1, 30, 30), 10, group="c4", pool=True)

@@ -30,6 +30,18 @@ def reference_penalty(logits: torch.Tensor, penalty: str) -> float:
     m, batch, k = logits.shape
     values = logits.double().tolist()
     total = 0.0
+    if penalty == "logit-normalized":
+        within = spread = 0.0
+        mu = [
+            sum(values[g][b][c] for g in range(m) for b in range(batch)) / (m * batch)
+            for c in range(k)
+        ]
+        for b in range(batch):
+            mean = [sum(values[g][b][c] for g in range(m)) / m for c in range(k)]
+            for g in range(m):
+                within += sum((values[g][b][c] - mean[c]) ** 2 for c in range(k))
+                spread += sum((values[g][b][c] - mu[c]) ** 2 for c in range(k))
+        return within / spread
     for b in range(batch):
         zs = [values[g][b] for g in range(m)]
         if penalty == "logit":
@@ -78,7 +90,7 @@ class GroupAveraged(nn.Module):
 # -- the regularizer ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("penalty", ["logit", "js"])
+@pytest.mark.parametrize("penalty", ["logit", "js", "logit-normalized"])
 @pytest.mark.parametrize("m", [2, 4, 8])
 def test_penalty_matches_reference(penalty: str, m: int, dtype: torch.dtype) -> None:
     logits = (3 * torch.randn(m, 7, 5)).to(dtype)
@@ -97,7 +109,7 @@ def test_js_penalty_is_stable_for_confident_logits(dtype: torch.dtype) -> None:
     assert 0 <= float(got) <= math.log(4) + 1e-6
 
 
-@pytest.mark.parametrize("penalty", ["logit", "js"])
+@pytest.mark.parametrize("penalty", ["logit", "js", "logit-normalized"])
 def test_penalty_is_zero_for_group_averaged_model(penalty: str, dtype: torch.dtype) -> None:
     x = torch.randn(6, 1, 8, 8, dtype=dtype)
     base = TinyNet().to(dtype)
@@ -109,6 +121,64 @@ def test_penalty_is_zero_for_group_averaged_model(penalty: str, dtype: torch.dty
     tol = 1e-6 if dtype == torch.float32 else 1e-14
     assert abs(float(zero)) < tol
     assert float(not_zero) > 1e3 * tol  # the check can fail
+
+
+@pytest.mark.parametrize("alpha", [1e-3, 0.1, 0.5, 2.0, 37.0, -3.0])
+def test_normalized_penalty_cannot_be_lowered_by_the_logit_scale(
+    alpha: float, dtype: torch.dtype
+) -> None:
+    """f → α·f + c leaves the normalized penalty as it is; the plain logit penalty scales by α²."""
+    gen = torch.Generator().manual_seed(1)
+    logits = (2 * torch.randn(4, 9, 6, generator=gen)).to(dtype)
+    shift = torch.randn(6, generator=gen).to(dtype)
+    normalized = InvarianceRegularizer("c4", penalty="logit-normalized")
+    plain = InvarianceRegularizer("c4", penalty="logit")
+    base = float(normalized(logits))
+    assert 0.05 < base < 1.0
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    assert float(normalized(alpha * logits + shift)) == pytest.approx(base, rel=tol)
+    scaled = float(plain(alpha * logits + shift))
+    assert scaled == pytest.approx(alpha**2 * float(plain(logits)), rel=10 * tol)
+
+
+def test_normalized_penalty_gradient_matches_float64_reference(dtype: torch.dtype) -> None:
+    """∂(W/S)/∂z_g(b) = 2 (z_g(b) − z̄(b)) / S − 2 (W/S) (z_g(b) − μ) / S, none along z − μ."""
+    gen = torch.Generator().manual_seed(2)
+    base = torch.randn(3, 4, 5, generator=gen, dtype=torch.float64)
+    logits = base.to(dtype, copy=True).requires_grad_(True)
+    InvarianceRegularizer("c4", penalty="logit-normalized")(logits).backward()
+    m, batch, k = base.shape
+    z = base.tolist()
+    mu = [sum(z[g][b][c] for g in range(m) for b in range(batch)) / (m * batch) for c in range(k)]
+    spread = sum(
+        (z[g][b][c] - mu[c]) ** 2 for g in range(m) for b in range(batch) for c in range(k)
+    )
+    within = sum(
+        (z[g][b][c] - sum(z[h][b][c] for h in range(m)) / m) ** 2
+        for g in range(m)
+        for b in range(batch)
+        for c in range(k)
+    )
+    expected = torch.zeros(m, batch, k, dtype=torch.float64)
+    for b in range(batch):
+        for c in range(k):
+            mean = sum(z[g][b][c] for g in range(m)) / m
+            for g in range(m):
+                expected[g, b, c] = (
+                    2 * (z[g][b][c] - mean) / spread - 2 * within * (z[g][b][c] - mu[c]) / spread**2
+                )
+    assert logits.grad is not None and logits.grad.dtype == dtype
+    tol = 1e-6 if dtype == torch.float32 else 1e-14
+    torch.testing.assert_close(logits.grad.double(), expected, rtol=tol * 10, atol=tol)
+    # shrinking the logits is not rewarded: the derivative along z (and along z − μ) is 0
+    radial = float((logits.grad.double() * base).sum())
+    assert abs(radial) < tol * float(base.abs().sum())
+    # a constant batch: no division by zero, penalty 0
+    flat = torch.ones(4, 3, 5, dtype=dtype, requires_grad=True)
+    value = InvarianceRegularizer("c4", penalty="logit-normalized")(flat)
+    value.backward()
+    assert float(value.detach()) == 0.0
+    assert flat.grad is not None and torch.isfinite(flat.grad).all()
 
 
 def test_orbit_inputs_full_and_sampled(dtype: torch.dtype) -> None:
@@ -304,6 +374,22 @@ def test_training_learns(tmp_path: Path) -> None:
     rebuilt, meta = load_checkpoint(result.checkpoint)
     assert _equal(_params(rebuilt), _params(result.model))
     assert meta["metrics"] == result.metrics
+
+
+def test_normalized_penalty_trains_at_its_calibrated_lambda() -> None:
+    from ginvariance.training import CALIBRATED_LAM
+
+    lam = CALIBRATED_LAM["logit-normalized"]
+    config = TrainConfig(
+        mode="regularized", penalty="logit-normalized", lam=lam, epochs=2, limit=128
+    )
+    config.validate()
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    result = train(config)
+    for row in result.history:
+        assert 0.0 < row["penalty"] < 1.0  # the batch's li
+        assert row["loss"] == pytest.approx(row["ce"] + lam * row["penalty"], rel=1e-5)
+    assert all(bool(torch.isfinite(q).all()) for q in result.model.parameters())
 
 
 def test_weight_tied_mode_is_invariant() -> None:

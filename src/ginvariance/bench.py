@@ -357,9 +357,9 @@ def sequential_spec(model: nn.Module, sample: torch.Tensor) -> tuple[list[dict],
     """Describe ``model`` as a plain ``nn.Sequential`` that another process can rebuild.
 
     Supports networks whose leaf modules, in registration order, are ``Conv2d``, ``ReLU``,
-    ``MaxPool2d``, ``Flatten`` and ``Linear`` (a ``Flatten`` is put before the first
-    ``Linear`` if the model flattens in its ``forward``); the rebuilt network is checked to
-    give the same logits as ``model`` on ``sample``.
+    ``MaxPool2d``, ``AvgPool2d`` (default stride), ``Flatten`` and ``Linear`` (a ``Flatten``
+    is put before the first ``Linear`` if the model flattens in its ``forward``); the rebuilt
+    network is checked to give the same logits as ``model`` on ``sample``.
     """
     spec: list[dict] = []
     layers: list[nn.Module] = []
@@ -382,6 +382,8 @@ def sequential_spec(model: nn.Module, sample: torch.Tensor) -> tuple[list[dict],
             spec.append({"type": "relu"})
         elif isinstance(module, nn.MaxPool2d):
             spec.append({"type": "maxpool2d", "kernel": module.kernel_size})
+        elif isinstance(module, nn.AvgPool2d):
+            spec.append({"type": "avgpool2d", "kernel": module.kernel_size})
         elif (
             isinstance(module, nn.Flatten)
             and not flat

@@ -70,7 +70,12 @@ def run_command(
     group: Annotated[str, typer.Option(help="c4, d4, flip, shift, cyclic1d, ...")] = "c4",
     dataset: Annotated[str, typer.Option(help="digits, mnist1d, mnist, ...")] = "digits",
     root: Annotated[
-        Path | None, typer.Option(help="Folder of IDX files for mnist-style data sets.")
+        Path | None,
+        typer.Option(
+            "--root",
+            "--data-dir",
+            help="Folder of the four MNIST IDX files (mnist without it: 5,000 built-in digits).",
+        ),
     ] = None,
     epochs: Annotated[
         int | None, typer.Option(help="Training epochs (default 60, quick 20).")

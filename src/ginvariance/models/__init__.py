@@ -25,6 +25,7 @@ from ginvariance.models.mlp import MLP
 from ginvariance.models.symmetrize import Symmetrized, symmetrize
 from ginvariance.models.weight_tied import (
     GroupConv2d,
+    InvariantLinear,
     LiftingConv2d,
     WeightTiedCNN,
     WeightTiedCNN1d,
@@ -113,11 +114,7 @@ def build_model(
     if name == "mlp":
         return MLP(shape, num_classes, width or 256)
     if name == "cnn":
-        return (
-            CNN1d(shape, num_classes, width or 32)
-            if signal
-            else CNN(shape, num_classes, width or 32)
-        )
+        return CNN1d(shape, num_classes, width or 32) if signal else CNN(shape, num_classes, width)
     if group is None:
         raise ModelError(
             "'weight-tied' needs a group: pass group= 'c4', 'd4' or 'flip' for images, "
@@ -139,6 +136,7 @@ __all__ = [
     "MODEL_NAMES",
     "CNN1d",
     "GroupConv2d",
+    "InvariantLinear",
     "LiftingConv2d",
     "Symmetrized",
     "WeightTiedCNN",

@@ -20,11 +20,17 @@ by applying elements to a random probe), so the same code serves every group of 
 symmetries.
 
 Exactness needs each layer to commute with the action on *every* input size: stride 1 and
-"same" padding ``(k − 1)/2`` with odd ``k`` are exact at any size. A 2×2 max-pool with
-stride 2 is exact only when both sides are even (more generally, a strided layer is
-exact only when ``size + 2·pad − k`` is divisible by the stride, so that its windows tile
-the image symmetrically); :class:`WeightTiedCNN` pools only when built with ``pool=True``
-and then refuses sides not divisible by 4.
+"same" padding ``(k − 1)/2`` with odd ``k`` are exact at any size. A 2×2 pool (average or
+max) with stride 2 is exact only when both sides are even (more generally, a strided layer
+is exact only when ``size + 2·pad − k`` is divisible by the stride, so that its windows tile
+the image symmetrically; a strided 3×3 convolution with padding 1 is never exact on an even
+side); :class:`WeightTiedCNN` pools only when built with ``pool=True`` (large images) and
+then refuses sides not divisible by 4.
+
+A G-invariant linear map of an image-like feature map ``F`` (one that transforms by
+``(g·F)(x) = F(g⁻¹x)``, as after group pooling) is ``Σ_x F(x)·W̄(x)`` with a weight map
+that the group leaves alone, ``W̄ = (1/n) Σ_g g·W``: the weight-tied counterpart of a
+flatten head (:class:`InvariantLinear`).
 """
 
 from __future__ import annotations
@@ -241,25 +247,83 @@ def matched_width(n: int, in_channels: int, num_classes: int, params: int) -> in
 
 
 def _cnn_params(channels: int, h: int, w: int, num_classes: int, width: int = 32) -> int:
-    if min(h, w) >= POOL_MIN_SIDE:
-        h, w = h // 4, w // 4
+    """Parameters of the small-image :class:`~ginvariance.models.CNN`."""
     convs = width * (channels * 9 + 1) + 2 * width * (width * 9 + 1)
     return convs + (2 * width * h * w + 1) * num_classes
+
+
+#: Channels per group element of :class:`WeightTiedCNN` on large images (28×28).
+LARGE_WIDTH = 8
+
+
+class InvariantLinear(nn.Module):
+    """A linear map of feature maps ``(B, C, H, W)`` that is invariant to a group of the grid.
+
+    ``y_k = b_k + Σ_{c, x} F_c(x) · W̄_kc(x)`` with ``W̄ = (1/n) Σ_g g·W``: the weight maps are
+    averaged over the group, so ``g·W̄ = W̄`` and, for any ``F`` that transforms as an image,
+    ``y(g·F) = Σ F · (g⁻¹·W̄) = y(F)`` exactly (the same products, summed in another order).
+    Unlike a global pooling it keeps where a feature is, up to the group (for ``c4``: the
+    distance from the centre and the position on the ring, modulo quarter turns).
+
+    Parameters
+    ----------
+    channels, height, width:
+        Shape ``(C, H, W)`` of one input.
+    num_classes:
+        Outputs ``K``.
+    group:
+        A group of symmetries of the ``H × W`` grid (``c4``, ``d4``, ``flip``).
+    """
+
+    def __init__(
+        self, channels: int, height: int, width: int, num_classes: int, group: Group
+    ) -> None:
+        super().__init__()
+        self.group = group
+        fan_in = channels * height * width
+        bound = 1 / math.sqrt(fan_in)
+        self.weight = nn.Parameter(torch.empty(num_classes, channels, height, width))
+        self.bias = nn.Parameter(torch.empty(num_classes))
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def invariant_weight(self) -> Tensor:
+        """``W̄ = (1/n) Σ_g g·W``, shape ``(K, C, H, W)``."""
+        n = self.group.order
+        return torch.stack([self.group.act(self.weight, g) for g in range(n)]).mean(dim=0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.flatten(1) @ self.invariant_weight().flatten(1).T + self.bias
 
 
 class WeightTiedCNN(nn.Module):
     """A weight-tied G-invariant CNN for ``c4``, ``d4`` and ``flip``.
 
-    lifting conv 3×3 ``w`` → ReLU → [max-pool 2] → group conv 3×3 ``w`` → ReLU →
-    [max-pool 2] → group max-pool over ``G`` → global max over space → linear ``K``.
+    Small images (``pool=False``, 8×8 digits)::
+
+        lifting conv 3×3 w → ReLU → group conv 3×3 w → ReLU → group max-pool over G
+        → global max over space → linear K
 
     Both pools are maxima: measured on 8×8 digits (``c4``, width 40, 60 epochs Adam), a
     global *mean* over space reached 0.85 test accuracy against 0.97 for the max, and a
-    group *mean* pool 0.47.
+    group *mean* pool 0.47. Fully convolutional: any input size.
+
+    Large images (``pool=True``, 28×28 MNIST), the counterpart of the large-image
+    :class:`~ginvariance.models.CNN`::
+
+        avg-pool 2 → lifting conv 3×3 w → ReLU → max-pool 2 → group conv 3×3 w → ReLU
+        → group max-pool over G → InvariantLinear K
+
+    (28 → 14 → 7; every pool halves an even side, so each is exact). The G-invariant linear
+    head keeps the layout that a global max would discard. Inputs must have the built size.
+    Measured on the 5,000-digit MNIST (``c4``, 15 epochs, Adam 1e-3, one core): test
+    accuracy 0.865 with ``w = 8`` and 0.867 with ``w = 12`` against 0.841 for a third
+    group convolution (at 1.6× the time); the augmented :class:`~ginvariance.models.CNN`
+    reached orbit accuracy 0.864 in that setting. A ``c4``-invariant network cannot tell a
+    6 from a 9 turned upside down, which caps its accuracy on MNIST.
 
     ``f(g·x) = f(x)`` exactly (up to floating-point rounding) for every element and every
-    input size the model accepts: any size with ``pool=False``; sides divisible by 4 with
-    ``pool=True``.
+    input the model accepts.
 
     Parameters
     ----------
@@ -270,11 +334,12 @@ class WeightTiedCNN(nn.Module):
     group:
         ``"c4"``, ``"d4"``, ``"flip"`` or such a :class:`~ginvariance.groups.Group`.
     width:
-        Channels per group element ``w`` in both layers (each layer has ``w·n`` feature
-        maps). Default: the width whose parameter count is closest to that of
-        :class:`~ginvariance.models.CNN` for the same shape (on 8×8 digits, ``c4``: 40).
+        Channels per group element ``w`` in every layer (each layer has ``w·n`` feature
+        maps). Default on small images: the width whose parameter count is closest to that
+        of :class:`~ginvariance.models.CNN` for the same shape (on 8×8 digits, ``c4``: 40);
+        on large images :data:`LARGE_WIDTH` (8).
     pool:
-        2×2 max-pool after each layer; default ``True`` when the shorter side is at least
+        The large-image architecture; default ``True`` when the shorter side is at least
         16 and both sides are divisible by 4 (28×28), as in :class:`CNN`.
 
     Examples
@@ -299,10 +364,6 @@ class WeightTiedCNN(nn.Module):
         channels, h, w, self._add_channel = image_layout(self.sample_shape)
         self.group = _resolve_group(group, self.sample_shape, WEIGHT_TIED_2D, "CNN")
         n = self.group.order
-        if width is None:
-            width = matched_width(
-                n, channels, num_classes, _cnn_params(channels, h, w, num_classes)
-            )
         if pool is None:
             pool = min(h, w) >= POOL_MIN_SIDE and h % 4 == 0 and w % 4 == 0
         elif pool and (h % 4 or w % 4):
@@ -311,14 +372,25 @@ class WeightTiedCNN(nn.Module):
                 f"4, got {h}×{w}; build the model with pool=False"
             )
         self.pool = bool(pool)
+        if width is None:
+            width = (
+                LARGE_WIDTH
+                if self.pool
+                else matched_width(
+                    n, channels, num_classes, _cnn_params(channels, h, w, num_classes)
+                )
+            )
         self.width = width
         self.lift = LiftingConv2d(channels, width, self.group)
         self.gconv = GroupConv2d(width, width, self.group)
-        self.head = nn.Linear(width, num_classes)
+        self.head: nn.Module
+        if self.pool:
+            self.head = InvariantLinear(width, h // 4, w // 4, num_classes, self.group)
+        else:
+            self.head = nn.Linear(width, num_classes)
 
-    def _spatial_pool(self, y: Tensor) -> Tensor:
-        if not self.pool:
-            return y
+    @staticmethod
+    def _max_pool(y: Tensor) -> Tensor:
         b, c, n, h, w = y.shape
         return F.max_pool2d(y.reshape(b, c * n, h, w), 2).reshape(b, c, n, h // 2, w // 2)
 
@@ -327,18 +399,28 @@ class WeightTiedCNN(nn.Module):
         _check_batch(self, x, self.sample_shape, self._add_channel)
         if self._add_channel:
             x = x.unsqueeze(1)
-        if self.pool and (x.shape[-2] % 4 or x.shape[-1] % 4):
+        if not self.pool:
+            return torch.relu(self.gconv(torch.relu(self.lift(x))))
+        if x.shape[-2] % 4 or x.shape[-1] % 4:
             raise ModelError(
-                f"this model max-pools twice, which is exact only for sides divisible by 4, got "
+                f"this model pools twice, which is exact only for sides divisible by 4, got "
                 f"{x.shape[-2]}×{x.shape[-1]}; pad the images or build the model with pool=False"
             )
-        y = self._spatial_pool(torch.relu(self.lift(x)))
-        return self._spatial_pool(torch.relu(self.gconv(y)))
+        if tuple(x.shape[-2:]) != tuple(self.sample_shape[-2:]):
+            raise ModelError(
+                f"this model was built for {self.sample_shape[-2]}×{self.sample_shape[-1]} "
+                f"images (its invariant linear head has that layout), got "
+                f"{x.shape[-2]}×{x.shape[-1]}; build the model for "
+                f"sample_shape={tuple(x.shape[1:])}"
+            )
+        y = self._max_pool(torch.relu(self.lift(F.avg_pool2d(x, 2))))
+        return torch.relu(self.gconv(y))
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.equivariant_features(x)
-        invariant = y.amax(dim=2).amax(dim=(-2, -1))  # group max-pool, global max-pool
-        return self.head(invariant)
+        y = self.equivariant_features(x).amax(dim=2)  # group max-pool: (B, w, H', W')
+        if self.pool:
+            return self.head(y)
+        return self.head(y.amax(dim=(-2, -1)))  # global max-pool
 
 
 class WeightTiedCNN1d(nn.Module):

@@ -18,11 +18,19 @@ from ginvariance.training.checkpoint import (
     sidecar_path,
     versions,
 )
-from ginvariance.training.config import DTYPES, MODES, ORBITS, PENALTIES, TrainConfig
+from ginvariance.training.config import (
+    CALIBRATED_LAM,
+    DTYPES,
+    MODES,
+    ORBITS,
+    PENALTIES,
+    TrainConfig,
+)
 from ginvariance.training.regularizer import InvarianceRegularizer, regularized_loss
 from ginvariance.training.trainer import TrainResult, epoch_generator, evaluate, train
 
 __all__ = [
+    "CALIBRATED_LAM",
     "DTYPES",
     "MODES",
     "ORBITS",
