@@ -107,7 +107,7 @@ def test_report_is_self_contained_and_complete(tmp_path: Path, seeds: int) -> No
     for key in CLAIM_KEYS:
         assert f"<b>{key}</b>" in page
     verdicts = page.count("class='holds'") + page.count("class='fails'")
-    assert verdicts == len(CLAIM_KEYS) == 7
+    assert verdicts == len(CLAIM_KEYS) == 10
     assert "C3 on two levels" in page and "C5 raw and scale-free" in page
     if seeds == 1:
         assert "one seed (0)" in page and "no interval" in page

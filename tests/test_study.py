@@ -21,6 +21,7 @@ from ginvariance.experiments import (
     MODELS,
     RESULTS_FILE,
     SALIENCY_FILE,
+    TRAINED_MODELS,
     StudyConfig,
     checkpoint_dir,
     evaluate_claims,
@@ -107,7 +108,7 @@ def test_same_seed_gives_identical_results(tiny_run: tuple[Path, dict], tmp_path
     assert without_timings(on_disk) == without_timings(first)
     assert set(first["timings"]["seeds"]["0"]) == set(MODELS)
     # The weights themselves are identical.
-    for mode in MODELS:
+    for mode in TRAINED_MODELS:
         a = (checkpoint_dir(first_dir, 0) / f"{mode}.safetensors").read_bytes()
         b = (checkpoint_dir(tmp_path, 0) / f"{mode}.safetensors").read_bytes()
         assert a == b, mode
@@ -138,16 +139,27 @@ def test_results_have_the_design_format(tiny_run: tuple[Path, dict]) -> None:
     with np.load(tiny_run[0] / SALIENCY_FILE, allow_pickle=False) as saliency:
         assert saliency["x"].shape == (1, 1, 8, 8)
         assert saliency["weight-tied"].shape == (4, 1, 1, 8, 8)
+        assert saliency["symmetrized"].shape == (4, 1, 1, 8, 8)
+    # frame averaging of the augmented net: invariant by construction, at 4 forwards
+    sym = results["models"]["symmetrized"]
+    assert sym["inference_forwards"] == 4 and results["models"]["plain"]["inference_forwards"] == 1
+    for values in [sym["id"], *sym["shift"].values()]:
+        assert abs(values["pdi"]) <= 1e-6 and values["orbit_consistency"] == 1.0
+    assert not (checkpoint_dir(tiny_run[0], 0) / "symmetrized.safetensors").exists()
+    trained = results["models"]["regularized-normalized"]["per_seed"][0]["train"]
+    assert trained  # trained with its own penalty (checked in test_study_config_of_models)
 
 
 def test_rerun_reuses_checkpoints(tiny_run: tuple[Path, dict]) -> None:
     """Deleting results.json and running again reproduces it without training."""
     out, first = tiny_run
-    before = {m: (checkpoint_dir(out, 0) / f"{m}.safetensors").stat().st_mtime_ns for m in MODELS}
+    before = {
+        m: (checkpoint_dir(out, 0) / f"{m}.safetensors").stat().st_mtime_ns for m in TRAINED_MODELS
+    }
     (out / RESULTS_FILE).unlink()
     again = run_study(TINY, out)
     assert without_timings(again) == without_timings(first)
-    for mode in MODELS:
+    for mode in TRAINED_MODELS:
         path = checkpoint_dir(out, 0) / f"{mode}.safetensors"
         assert path.stat().st_mtime_ns == before[mode]  # not trained again
 
@@ -230,7 +242,11 @@ def test_refuses_results_of_another_configuration(tiny_run: tuple[Path, dict]) -
     shutil.copytree(out / "checkpoints", bare / "checkpoints")
     with pytest.raises(OutputError, match=r"checkpoint .* another configuration"):
         plan_checkpoints(other, bare, force=False)
-    assert set(plan_checkpoints(other, bare, force=True).values()) == {"overwrite"}
+    plan = plan_checkpoints(other, bare, force=True)
+    # λ of the logit penalty is in every model's configuration but the scale-free one's
+    assert {key: action for key, action in plan.items() if action != "overwrite"} == {
+        (0, "regularized-normalized"): "resume"
+    }
     assert set(plan_checkpoints(TINY, bare, force=False).values()) == {"resume"}
 
 
@@ -317,7 +333,7 @@ def _models(**overrides: float) -> dict:
 def test_each_claim_fails_on_its_own_numbers(claim: str, override: dict) -> None:
     holds = evaluate_claims(_models())
     assert all(c["holds"] for c in holds.values())
-    assert set(holds) == set(CLAIM_KEYS)
+    assert set(holds) == {k for k in CLAIM_KEYS if not k.endswith("-normalized")}
     broken = evaluate_claims(_models(**override))
     assert {k for k, c in broken.items() if not c["holds"]} == {claim}
     assert broken[claim]["statement"] and broken[claim]["numbers"]
@@ -351,6 +367,27 @@ def _with_seeds(values: list[dict]) -> dict:
     for name in mean:
         mean[name]["per_seed"] = [run[name] for run in runs]
     return mean
+
+
+def test_study_config_of_models() -> None:
+    from ginvariance.training import CALIBRATED_LAM
+
+    tc = TINY.train_config("regularized-normalized", 3)
+    assert (tc.mode, tc.penalty, tc.lam, tc.seed) == (
+        "regularized",
+        "logit-normalized",
+        CALIBRATED_LAM["logit-normalized"],
+        3,
+    )
+    assert (
+        dataclasses.replace(TINY, lam_normalized=2.5).train_config("regularized-normalized", 0).lam
+        == 2.5
+    )
+    assert TINY.train_config("regularized", 0).penalty == "logit"
+    with pytest.raises(ConfigError, match="not trained by the study"):
+        TINY.train_config("symmetrized", 0)
+    with pytest.raises(ConfigError, match="lam_normalized"):
+        dataclasses.replace(TINY, lam_normalized=-1.0).validate()
 
 
 def test_verdicts_use_the_interval_over_seeds() -> None:

@@ -1,10 +1,12 @@
-"""The study behind ``ginv run``: train the four models, measure them, check the claims.
+"""The study behind ``ginv run``: train the models, measure them, judge the claims.
 
 - :class:`StudyConfig` — data set, group, seeds, epochs, shifts, sample counts.
-- :func:`run_study` — trains (or reuses) ``plain``, ``augmented``, ``regularized`` and
-  ``weight-tied`` models per seed, measures them in distribution and under every shift,
-  runs the spectral analysis, checks claims C1–C5 and writes ``DIR/results.json``.
-- :func:`evaluate_claims` — the verdicts of C1–C5 from the measured numbers.
+- :func:`run_study` — trains (or reuses) the models of :data:`MODELS` per seed, measures
+  them in distribution and under every shift, runs the spectral analysis, judges the claims
+  and writes ``DIR/results.json``.
+- :func:`evaluate_claims` (:mod:`~ginvariance.experiments.claims`) — each claim's verdict
+  over seeds from its deciding quantity's 95% interval.
+- :mod:`~ginvariance.experiments.stats` — mean, std and Student-t intervals over seeds.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from ginvariance.experiments.study import (
     REPORT_FILE,
     RESULTS_FILE,
     SALIENCY_FILE,
+    TRAINED_MODELS,
     StudyConfig,
     checkpoint_dir,
     evaluate_claims,
@@ -30,6 +33,7 @@ __all__ = [
     "REPORT_FILE",
     "RESULTS_FILE",
     "SALIENCY_FILE",
+    "TRAINED_MODELS",
     "StudyConfig",
     "checkpoint_dir",
     "evaluate_claims",

@@ -43,7 +43,7 @@ C5_SCALE_FREE_RATIO = 0.9
 SEVERE_SHIFT = "uniform"
 
 #: The regularized models whose C4 and C5 are judged, and the suffix of their claim keys.
-REGULARIZED: dict[str, str] = {"regularized": ""}
+REGULARIZED: dict[str, str] = {"regularized": "", "regularized-normalized": "-normalized"}
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
@@ -109,7 +109,8 @@ def claim_statements(regularized: Mapping[str, str] = REGULARIZED) -> dict[str, 
     return out
 
 
-#: The claims of the study's default models (key → statement).
+#: The claims of the study's models (key → statement); results of fewer regularized
+#: models have those of the ones present.
 CLAIMS: dict[str, str] = claim_statements()
 #: Their keys in the order of the report.
 CLAIM_KEYS: tuple[str, ...] = tuple(CLAIMS)
@@ -350,6 +351,11 @@ def _seed_runs(
     return [{n: models[n]["per_seed"][i] for n in names} for i in range(counts.pop())]
 
 
+def regularized_in(models: Mapping[str, Any]) -> dict[str, str]:
+    """The models of :data:`REGULARIZED` in ``models``, with their claim-key suffixes."""
+    return {m: s for m, s in REGULARIZED.items() if m in models}
+
+
 def evaluate_claims(
     models: Mapping[str, Mapping[str, Any]],
     *,
@@ -367,8 +373,8 @@ def evaluate_claims(
         among the shifts.
     regularized:
         The regularized models whose C4 and C5 are judged, with the suffix of their claim
-        keys; default: those of :data:`REGULARIZED` present in ``models``, and any other
-        model whose name starts with ``regularized-`` (suffix ``-`` + the rest).
+        keys; default: those of :data:`REGULARIZED` present in ``models``
+        (:func:`regularized_in`).
 
     Returns
     -------
@@ -379,10 +385,7 @@ def evaluate_claims(
         module docstring; ``holds`` = (``verdict == "holds"``).
     """
     if regularized is None:
-        regularized = {m: s for m, s in REGULARIZED.items() if m in models}
-        for name in models:
-            if name.startswith("regularized-") and name not in regularized:
-                regularized[name] = "-" + name[len("regularized-") :]
+        regularized = regularized_in(models)
     names = ["augmented", "weight-tied", *regularized]
     statements = claim_statements(regularized)
     mean = _one_seed(models, regularized)
@@ -429,5 +432,6 @@ __all__ = [
     "SEVERE_SHIFT",
     "claim_statements",
     "evaluate_claims",
+    "regularized_in",
     "verdict",
 ]

@@ -42,8 +42,27 @@ from ginvariance.experiments.stats import aggregate
 from ginvariance.progress import Progress
 from ginvariance.seeds import check_seed
 
-#: The four models of the study, in the order of the paper's Figure 1.
-MODELS: tuple[str, ...] = ("plain", "augmented", "regularized", "weight-tied")
+#: The models of the study: the paper's four (Figure 1), a second regularized net whose
+#: penalty shrinking the logits cannot lower, and the augmented net averaged over the group
+#: at inference (frame averaging: invariant without weight-tying, at n forwards per input).
+MODELS: tuple[str, ...] = (
+    "plain",
+    "augmented",
+    "regularized",
+    "regularized-normalized",
+    "weight-tied",
+    "symmetrized",
+)
+#: The models that are trained (``symmetrized`` wraps the trained ``augmented`` net).
+TRAINED_MODELS: tuple[str, ...] = tuple(m for m in MODELS if m != "symmetrized")
+#: ``(training mode, penalty)`` of each trained model.
+MODEL_TRAINING: dict[str, tuple[str, str]] = {
+    "plain": ("plain", "logit"),
+    "augmented": ("augmented", "logit"),
+    "regularized": ("regularized", "logit"),
+    "regularized-normalized": ("regularized", "logit-normalized"),
+    "weight-tied": ("weight-tied", "logit"),
+}
 
 #: Files of a study folder (beside ``checkpoints/``).
 RESULTS_FILE = "results.json"
@@ -88,6 +107,10 @@ class StudyConfig:
         Training epochs; ``None``: :data:`FULL_EPOCHS`, or :data:`QUICK_EPOCHS` when quick.
     lam:
         ``λ`` of the regularized model's logit penalty.
+    lam_normalized:
+        ``λ`` of the ``regularized-normalized`` model's scale-free penalty
+        (``logit-normalized``); ``None``: its calibrated value
+        (:data:`~ginvariance.training.CALIBRATED_LAM`).
     n_measure:
         Test samples measured; ``None``: the whole test split, or :data:`QUICK_N_MEASURE`
         when quick; for a group of more than :data:`FULL_ORBIT_MAX_ORDER` elements at most
@@ -120,6 +143,7 @@ class StudyConfig:
     shifts: tuple[str, ...] = DEFAULT_SHIFTS
     epochs: int | None = None
     lam: float = 1.0
+    lam_normalized: float | None = None
     n_measure: int | None = None
     n_spectral: int | None = None
     eps: tuple[float, ...] = DEFAULT_EPS
@@ -155,6 +179,7 @@ class StudyConfig:
             shifts=tuple(str(s) for s in self.shifts),
             eps=tuple(float(e) for e in self.eps),
             epochs=self.epochs or (QUICK_EPOCHS if self.quick else FULL_EPOCHS),
+            lam_normalized=self._lam_normalized(),
             n_measure=n_measure,
             orbit=orbit,
             n_spectral=self.n_spectral or (QUICK_N_SPECTRAL if self.quick else FULL_N_SPECTRAL),
@@ -194,8 +219,12 @@ class StudyConfig:
             raise ConfigError(f"orbit must be 'full' or 'sample', got {self.orbit!r}")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
-        if not isinstance(self.lam, int | float) or not math.isfinite(self.lam) or self.lam < 0:
-            raise ConfigError(f"lam must be a finite non-negative number, got {self.lam!r}")
+        for name in ("lam", "lam_normalized"):
+            value = getattr(self, name)
+            if value is None and name == "lam_normalized":
+                continue
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name} must be a finite non-negative number, got {value!r}")
         if not isinstance(self.lr, int | float) or not math.isfinite(self.lr) or self.lr <= 0:
             raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
 
@@ -206,19 +235,33 @@ class StudyConfig:
             d[key] = list(d[key])
         return d
 
-    def train_config(self, mode: str, seed: int) -> Any:
-        """The :class:`~ginvariance.training.TrainConfig` of one model of one seed."""
+    def _lam_normalized(self) -> float:
+        from ginvariance.training import CALIBRATED_LAM
+
+        if self.lam_normalized is None:
+            return float(CALIBRATED_LAM["logit-normalized"])
+        return float(self.lam_normalized)
+
+    def train_config(self, model: str, seed: int) -> Any:
+        """The :class:`~ginvariance.training.TrainConfig` of one trained model of one seed."""
         from ginvariance.training import TrainConfig
 
+        if model not in MODEL_TRAINING:
+            raise ConfigError(
+                f"model {model!r} is not trained by the study; choose one of "
+                f"{', '.join(MODEL_TRAINING)}"
+            )
+        mode, penalty = MODEL_TRAINING[model]
         return TrainConfig(
             mode=mode,
+            penalty=penalty,
             dataset=self.dataset,
             root=self.root,
             group=self.group,
             epochs=int(self.epochs or (QUICK_EPOCHS if self.quick else FULL_EPOCHS)),
             batch_size=self.batch_size,
             lr=float(self.lr),
-            lam=float(self.lam),
+            lam=self._lam_normalized() if penalty == "logit-normalized" else float(self.lam),
             seed=int(seed),
             dtype=self.dtype,
             limit=self.limit,
@@ -299,7 +342,7 @@ def plan_checkpoints(config: StudyConfig, out_dir: str | Path, *, force: bool) -
             )
     plan: dict[tuple[int, str], str] = {}
     for seed in config.seeds:
-        for mode in MODELS:
+        for mode in TRAINED_MODELS:
             path = checkpoint_dir(out, seed) / f"{mode}.safetensors"
             if not path.exists():
                 plan[(seed, mode)] = "new"
@@ -378,6 +421,21 @@ def _measure_model(
     return report, spectral, grid.detach().cpu().double().numpy(), timings
 
 
+def _forward_seconds(model: Any, x: Any, repeats: int = 3) -> float:
+    """Median wall time of one forward over ``x`` without gradients (for timings only)."""
+    import statistics
+
+    import torch
+
+    times = []
+    with torch.no_grad():
+        for _ in range(repeats):
+            began = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
 def _clear_outputs(out: Path) -> None:
     """Remove results and report files of a previous (other) configuration."""
     for name in (RESULTS_FILE, SALIENCY_FILE, REPORT_FILE):
@@ -442,12 +500,12 @@ def run_study(
     group = get_group(config.group, tuple(test_set.sample_shape))
     config = given.resolved(group.order)
     for seed in config.seeds:
-        for mode in MODELS:
+        for mode in TRAINED_MODELS:
             config.train_config(mode, seed).validate()
     # every model must be buildable for this group and data before anything is trained
     from ginvariance.models import build_model
 
-    for mode in MODELS:
+    for mode in TRAINED_MODELS:
         tc = config.train_config(mode, config.seeds[0])
         build_model(tc.model_name, tuple(test_set.sample_shape), test_set.num_classes, group=group)
     out = ensure_dir(out_dir)
@@ -468,32 +526,39 @@ def run_study(
     per_model: dict[str, list[dict[str, Any]]] = {m: [] for m in MODELS}
     grids: dict[str, np.ndarray] = {}
     timings: dict[str, Any] = {"seeds": {}}
+    from ginvariance.models import symmetrize
+
     for seed in config.seeds:
         seed_times: dict[str, Any] = {}
+        trained: dict[str, Any] = {}
         for mode in MODELS:
-            action = plan[(seed, mode)]
-            result = train(
-                config.train_config(mode, seed),
-                checkpoint_dir(out, seed),
-                resume=action == "resume",
-                overwrite=action == "overwrite",
-                progress=progress,
-                name=mode,
-            )
+            if mode == "symmetrized":
+                net = symmetrize(trained["augmented"].model, group).eval()
+                train_metrics: dict[str, Any] = {}
+                seconds = 0.0
+            else:
+                action = plan[(seed, mode)]
+                result = train(
+                    config.train_config(mode, seed),
+                    checkpoint_dir(out, seed),
+                    resume=action == "resume",
+                    overwrite=action == "overwrite",
+                    progress=progress,
+                    name=mode,
+                )
+                trained[mode] = result
+                net = result.model
+                train_metrics = {k: result.metrics[k] for k in sorted(result.metrics)}
+                seconds = result.seconds
             report, spectral, grid, t = _measure_model(
-                result.model, config, x_test, y_test, group, seed, progress, reference
+                net, config, x_test, y_test, group, seed, progress, reference
             )
             per_model[mode].append(
-                {
-                    "seed": seed,
-                    **report,
-                    "spectral": spectral,
-                    "train": {k: result.metrics[k] for k in sorted(result.metrics)},
-                }
+                {"seed": seed, **report, "spectral": spectral, "train": train_metrics}
             )
             if seed == config.seeds[0]:
                 grids[mode] = grid
-            seed_times[mode] = {"train": result.seconds, **t}
+            seed_times[mode] = {"train": seconds, **t, "forward": _forward_seconds(net, x_test)}
         timings["seeds"][str(seed)] = seed_times
 
     models: dict[str, Any] = {}
@@ -502,7 +567,14 @@ def run_study(
         mean = {k: aggregate([r[k] for r in runs], "mean") for k in keys}
         std = {k: aggregate([r[k] for r in runs], "std") for k in keys}
         half = {k: aggregate([r[k] for r in runs], "half") for k in keys}
-        models[mode] = {**mean, "std": std, "ci_half": half, "per_seed": runs}
+        models[mode] = {
+            **mean,
+            "std": std,
+            "ci_half": half,
+            "per_seed": runs,
+            # forward passes of the underlying network per input at inference
+            "inference_forwards": group.order if mode == "symmetrized" else 1,
+        }
 
     results: dict[str, Any] = {
         "models": models,
@@ -574,9 +646,11 @@ __all__ = [
     "CLAIMS",
     "CLAIM_KEYS",
     "MODELS",
+    "MODEL_TRAINING",
     "REPORT_FILE",
     "RESULTS_FILE",
     "SALIENCY_FILE",
+    "TRAINED_MODELS",
     "StudyConfig",
     "checkpoint_dir",
     "evaluate_claims",

@@ -24,7 +24,9 @@ MODEL_COLORS: dict[str, str] = {
     "plain": "#7f7f7f",
     "augmented": "#d62728",
     "regularized": "#1f77b4",
+    "regularized-normalized": "#17becf",
     "weight-tied": "#2ca02c",
+    "symmetrized": "#9467bd",
 }
 #: The value drawn for ``|pdi|`` or ``li`` at or below it on a log axis (exact zeros).
 LOG_FLOOR = 1e-18
