@@ -82,6 +82,9 @@ TARGETS: dict[str, tuple[str, float]] = {
 TMEASURES_TARGET = {8: 30.0, 28: 2.5}
 RSS_TARGET = 1.1
 NUM_CLASSES = 10
+#: The most threads a bench runs at: far past the point where more threads help, and far
+#: below the counts at which OpenMP aborts the process (``--threads 100000``).
+MAX_THREADS = 256
 #: The models the benchmark can time: the study's flatten-head CNN (the default) and the
 #: MLP, whose cost per image is small enough that per-call overhead dominates a loop.
 BENCH_MODELS = ("cnn", "mlp")
@@ -155,6 +158,12 @@ class BenchConfig:
             raise ConfigError(f"--n must be at least 2 samples, got {self.n}")
         if not self.threads or any(t < 1 for t in self.threads):
             raise ConfigError(f"--threads must list positive counts, e.g. 1,2; got {self.threads}")
+        if max(self.threads) > MAX_THREADS:
+            raise ConfigError(
+                f"--threads {max(self.threads)} is more than {MAX_THREADS}, the most a bench "
+                f"runs at (this machine has {os.cpu_count() or 'an unknown number of'} CPUs); "
+                "e.g. --threads 1,2"
+            )
         if self.rounds < 1 or self.warmup < 0:
             raise ConfigError("--rounds must be at least 1 and warm-up calls at least 0")
         if self.naive_samples < 2:
