@@ -485,6 +485,19 @@ def test_messages_name_what_happened_and_the_fix(
     assert wrong not in err, err
 
 
+def test_a_whole_model_pt_is_one_clean_line(
+    files: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """torch's refusal carries terminal colour codes; none reaches the terminal."""
+    from ginvariance.models import build_model
+
+    whole = tmp_path / "whole.pt"
+    torch.save(build_model("mlp", (1, 8, 8), 10), whole)
+    argv = ["measure", "--model", "mlp", "--checkpoint", str(whole), "--data", "{f}/ok.npz"]
+    code, out, err = run_cli(argv, files, tmp_path, monkeypatch, capsys)
+    assert_one_line_error(code, out, err, "state_dict")
+
+
 def test_num_classes_loads_a_checkpoint_on_data_missing_classes(
     files: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:

@@ -60,14 +60,14 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
-def _check_numbers(values: Any, where: str, keys: tuple[str, ...] | None = MEASURE_KEYS) -> None:
-    """The entries ``keys`` (every entry when ``None``) of the mapping ``values``, where
-    present, are numbers or ``None`` (an undefined measure); ``values`` may be ``None``."""
+def _check_numbers(values: Any, where: str, keys: tuple[str, ...] = MEASURE_KEYS) -> None:
+    """The entries ``keys`` of the mapping ``values``, where present, are numbers or ``None``
+    (an undefined measure); ``values`` may be ``None``."""
     if values is None:
         return
     if not isinstance(values, Mapping):
         raise _damaged(f"{where} is {type(values).__name__}, not a dict")
-    for key in values if keys is None else keys:
+    for key in keys:
         v = values.get(key)
         if not (v is None or _is_number(v)):
             raise _damaged(f"{where} {key!r} is {v!r}, not a number")
