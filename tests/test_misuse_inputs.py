@@ -18,6 +18,7 @@ import tracemalloc
 import warnings
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -522,3 +523,50 @@ def test_channel_last_and_missing_channel_axes_in_the_api() -> None:
     cnn = build_model("cnn", (1, 8, 8), 10)
     with pytest.raises(ModelError, match=r"add a channel axis: x\[:, None\] gives \(N, 1, 8, 8\)"):
         ginvariance.measure(cnn, torch.rand(2, 8, 8), "c4")
+
+
+def test_lightning_monitor_leaves_an_undefined_sis_out_of_the_logs(tmp_path: Path) -> None:
+    """A module that detaches its input trains, and its undefined sis is not logged as a
+    number (Lightning cannot log None); the history keeps it as None."""
+    pl = pytest.importorskip("lightning.pytorch")
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from ginvariance.integrations.lightning import InvarianceMonitor
+
+    class Detaching(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = nn.Linear(64, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(x.detach().flatten(1))
+
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            return nn.functional.cross_entropy(self(batch[0]), batch[1])
+
+        def validation_step(self, batch: Any, batch_idx: int) -> None:
+            pass
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    torch.manual_seed(0)
+    data = DataLoader(TensorDataset(torch.rand(16, 1, 8, 8), torch.arange(16) % 10), batch_size=8)
+    monitor = InvarianceMonitor("c4", max_samples=8)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        callbacks=[monitor],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        num_sanity_val_steps=0,
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        with pytest.warns(UndefinedMeasureWarning):
+            trainer.fit(Detaching(), data, data)
+    assert monitor.last is not None and monitor.last["id"]["sis"] is None
+    assert "ginv/sis" not in trainer.callback_metrics and "ginv/pdi" in trainer.callback_metrics
