@@ -82,6 +82,9 @@ TARGETS: dict[str, tuple[str, float]] = {
 TMEASURES_TARGET = {8: 30.0, 28: 2.5}
 RSS_TARGET = 1.1
 NUM_CLASSES = 10
+#: The most threads a bench runs at: far past the point where more threads help, and far
+#: below the counts at which OpenMP aborts the process (``--threads 100000``).
+MAX_THREADS = 256
 #: The models the benchmark can time: the study's flatten-head CNN (the default) and the
 #: MLP, whose cost per image is small enough that per-call overhead dominates a loop.
 BENCH_MODELS = ("cnn", "mlp")
@@ -155,6 +158,12 @@ class BenchConfig:
             raise ConfigError(f"--n must be at least 2 samples, got {self.n}")
         if not self.threads or any(t < 1 for t in self.threads):
             raise ConfigError(f"--threads must list positive counts, e.g. 1,2; got {self.threads}")
+        if max(self.threads) > MAX_THREADS:
+            raise ConfigError(
+                f"--threads {max(self.threads)} is more than {MAX_THREADS}, the most a bench "
+                f"runs at (this machine has {os.cpu_count() or 'an unknown number of'} CPUs); "
+                "e.g. --threads 1,2"
+            )
         if self.rounds < 1 or self.warmup < 0:
             raise ConfigError("--rounds must be at least 1 and warm-up calls at least 0")
         if self.naive_samples < 2:
@@ -268,7 +277,7 @@ def naive_suite(
 
 
 def compare_measures(
-    ours: dict[str, float], theirs: dict[str, float], count: int, what: str
+    ours: Mapping[str, float | None], theirs: Mapping[str, float | None], count: int, what: str
 ) -> dict[str, float]:
     """Largest differences per key; raise :class:`BenchCheckError` past the tolerance.
 
@@ -279,9 +288,14 @@ def compare_measures(
     """
     diffs = {}
     for key in sorted(set(ours) & set(theirs)):
-        diff = abs(ours[key] - theirs[key])
+        a, b = ours[key], theirs[key]
+        if a is None or b is None:  # an undefined measure (sis of a gradient-free model)
+            if a is not b:
+                raise BenchCheckError(f"{what}: {key} is {a} in one and {b} in the other")
+            continue
+        diff = abs(a - b)
         if key == "li_within":
-            tol = 1e-4 * max(abs(ours[key]), abs(theirs[key]))
+            tol = 1e-4 * max(abs(a), abs(b))
         elif key in ("pdi", "li", "sis"):
             tol = 1e-4
         else:
@@ -289,8 +303,8 @@ def compare_measures(
         diffs[key] = diff
         if not diff <= tol:
             raise BenchCheckError(
-                f"{what}: {key} differs by {diff:.3g} (ours {ours[key]:.6g}, theirs "
-                f"{theirs[key]:.6g}); the implementations disagree, report this as a bug"
+                f"{what}: {key} differs by {diff:.3g} (ours {a:.6g}, theirs "
+                f"{b:.6g}); the implementations disagree, report this as a bug"
             )
     return diffs
 

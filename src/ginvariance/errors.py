@@ -43,14 +43,27 @@ class OutputError(GinvarianceError, OSError):
     """An output folder or file cannot be written, or would overwrite other results."""
 
 
+class GinvarianceWarning(UserWarning):
+    """Base class of the warnings ginvariance issues about a result it computed."""
+
+
+class UndefinedMeasureWarning(GinvarianceWarning):
+    """A measure is undefined for this model and data, and is reported as ``None``.
+
+    For example ``sis`` of a model whose input gradient is zero on every input.
+    """
+
+
 __all__ = [
     "CheckpointError",
     "ConfigError",
     "DataError",
     "GinvarianceError",
+    "GinvarianceWarning",
     "GroupActionError",
     "GroupError",
     "LabelError",
     "ModelError",
     "OutputError",
+    "UndefinedMeasureWarning",
 ]

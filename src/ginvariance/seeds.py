@@ -36,4 +36,26 @@ def check_seed(seed: Any, what: str = "seed", example: str = "0") -> int:
     return int(seed)
 
 
-__all__ = ["MAX_SEED", "check_seed"]
+def parse_seeds(text: str, option: str = "--seeds") -> tuple[int, ...]:
+    """``"0,1,2"`` → ``(0, 1, 2)``: distinct seeds in ASCII digits; anything else is a
+    :class:`ConfigError` naming ``option``.
+
+    Only the digits 0-9 count: ``str.isdigit`` also accepts ``"²"`` or ``"٣"``, which
+    ``int`` then refuses or reads as another number.
+
+    >>> parse_seeds("3, 1")
+    (3, 1)
+    """
+    parts = [p.strip() for p in str(text).split(",")]
+    if not parts or any(not (p.isascii() and p.isdigit()) for p in parts):
+        raise ConfigError(
+            f"{option} {text!r} is not a comma-separated list of non-negative integers "
+            f"(digits 0-9); e.g. {option} 0,1,2"
+        )
+    seeds = tuple(check_seed(int(p), f"seed in {option}", f"{option} 0,1,2") for p in parts)
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{option} {text!r} repeats a seed; give each seed once")
+    return seeds
+
+
+__all__ = ["MAX_SEED", "check_seed", "parse_seeds"]

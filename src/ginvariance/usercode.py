@@ -1,22 +1,78 @@
-"""Import a model from the user's own code: ``--model MODULE:CALLABLE``.
+"""Import a model from the user's own code: ``--model MODULE:CALLABLE``, and run it isolated.
 
 This is the one place where ginvariance imports a module named by user input, and it
 runs that module's code: pass only modules you trust (your own). Files given as data or
 checkpoints never run code (npz with ``allow_pickle=False``, safetensors, and
 ``torch.load(weights_only=True)``).
+
+While the user's code runs (import, build, every forward and backward), :func:`user_code`
+sends what it prints to stderr, so that machine-readable output on stdout (``--json``) stays
+valid, and turns its exits and exceptions into one :class:`~ginvariance.errors.ModelError`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from torch import nn
 
-from ginvariance.errors import ModelError
+from ginvariance.errors import GinvarianceError, ModelError
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send everything written to stdout during the block to stderr.
+
+    Both ``sys.stdout`` (``print``) and file descriptor 1 (C extensions, ``os.write(1, ...)``)
+    are redirected; both are restored afterwards, whatever happens in the block.
+    """
+    sys.stdout.flush()
+    try:
+        saved: int | None = os.dup(1)
+    except OSError:  # no file descriptor 1 (a closed stdout): only sys.stdout is redirected
+        saved = None
+    try:
+        if saved is not None:
+            os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+@contextlib.contextmanager
+def user_code(spec: str, what: str = "was measured") -> Iterator[None]:
+    """Run the user's model ``spec`` (``MODULE:CALLABLE``) in the block, isolated.
+
+    Its output on stdout goes to stderr (:func:`stdout_to_stderr`); ``sys.exit`` and any
+    exception other than a :class:`~ginvariance.errors.GinvarianceError` become a
+    :class:`~ginvariance.errors.ModelError` of one line. ``KeyboardInterrupt`` passes through
+    (an interrupt is the user's, not the model's).
+    """
+    with stdout_to_stderr():
+        try:
+            yield
+        except GinvarianceError:
+            raise
+        except SystemExit as exc:
+            raise ModelError(
+                f"the model {spec!r} called sys.exit({exc.code!r}) while it {what}; a model "
+                "must return logits, not exit"
+            ) from None
+        except Exception as exc:
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+            raise ModelError(
+                f"the model {spec!r} failed while it {what} ({reason}); fix the model"
+            ) from exc
 
 
 def import_model(

@@ -8,7 +8,8 @@ stderr and exit status 2.
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
+import warnings
+from typing import Any, NoReturn
 
 import typer
 from typer._click import exceptions as click_exceptions
@@ -28,11 +29,25 @@ def _interrupted() -> NoReturn:
     sys.exit(130)
 
 
+def _warning_line(
+    message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any
+) -> None:
+    """Show a warning as one line on stderr: ``ginv: warning: ...``."""
+    line = " ".join(str(message).split())
+    sys.stderr.write(f"ginv: warning: {line}\n")
+    sys.stderr.flush()
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of ``ginv``: runs the typer app, turning errors into one line and exit 2."""
+    """Entry point of ``ginv``: runs the typer app, turning errors into one line and exit 2.
+
+    Warnings (an undefined ``sis``, say) are shown as one line each on stderr.
+    """
     command = typer.main.get_command(app)
     try:
-        status = command.main(args=argv, prog_name="ginv", standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_line
+            status = command.main(args=argv, prog_name="ginv", standalone_mode=False)
     except GinvarianceError as exc:
         fail(str(exc))
     except OSError as exc:  # the file system refused a path given on the command line

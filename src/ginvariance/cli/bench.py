@@ -120,7 +120,9 @@ def bench(
         str, typer.Option(help="Model to time: cnn (the study's) or mlp (overhead-bound).")
     ] = "cnn",
     n: Annotated[int, typer.Option("--n", help="Number of samples N (the orbit has 4·N).")] = 1000,
-    threads: Annotated[str, typer.Option(help="Thread counts, comma-separated.")] = "1,2",
+    threads: Annotated[
+        str, typer.Option(help="Thread counts, comma-separated (at most 256).")
+    ] = "1,2",
     rounds: Annotated[int, typer.Option(help="Timed rounds per variant.")] = 7,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     out: Annotated[Path | None, typer.Option(help="Also write the JSON to this file.")] = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import NoReturn
 
@@ -35,9 +36,14 @@ console = Console()
 console_err = Console(stderr=True)
 
 
+#: Terminal escape sequences (colours, cursor moves) and other control characters: text from
+#: files, paths or other libraries' messages must not reach the terminal raw.
+_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f]")
+
+
 def fail(message: str) -> NoReturn:
-    """Print one line to stderr and exit with status 2."""
-    line = " ".join(str(message).split())
+    """Print one line to stderr and exit with status 2 (control characters removed)."""
+    line = " ".join(_CONTROL.sub("", str(message)).split())
     sys.stderr.write(f"ginv: error: {line}\n")
     sys.stderr.flush()
     sys.exit(2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,19 +18,68 @@ DTYPES = ("float32", "float64")
 
 
 def load_data(
-    dataset: str | None, data: Path | None, root: Path | None, split: str, limit: int | None
+    dataset: str | None,
+    data: Path | None,
+    root: Path | None,
+    split: str,
+    limit: int | None,
+    max_data_gib: float = 4.0,
 ) -> Any:
     """The data set named on the command line: exactly one of ``--dataset`` / ``--data``."""
     from ginvariance.data import load_dataset, load_npz
 
     if (dataset is None) == (data is None):
         raise ConfigError("give exactly one of --dataset NAME (e.g. digits) or --data FILE.npz")
-    ds = load_npz(data) if data is not None else load_dataset(dataset or "", split, root=root)
+    if not math.isfinite(max_data_gib) or max_data_gib <= 0:
+        raise ConfigError(f"--max-data-gib must be a positive number, got {max_data_gib}")
+    if data is not None:
+        ds = load_npz(data, max_bytes=max(1, int(max_data_gib * 2**30)))
+    else:
+        ds = load_dataset(dataset or "", split, root=root)
     if limit is not None:
         if limit < 1:
             raise ConfigError(f"--limit must be a positive number of samples, got {limit}")
         ds.x, ds.y = ds.x[:limit], ds.y[:limit]
     return ds
+
+
+def resolve_num_classes(given: int | None, ds: Any, from_labels: bool) -> tuple[int, str]:
+    """``K`` of the model to build, and where it came from (for messages).
+
+    ``--num-classes`` when given (at least the largest label + 1); else the data set's: for an
+    ``.npz`` (``from_labels``) the largest label + 1, too few when the data lack the last
+    classes of a trained model.
+    """
+    largest = int(ds.y.max()) if ds.y.numel() else -1
+    if given is None:
+        where = f"counted from the labels (the largest is {largest})" if from_labels else ""
+        return int(ds.num_classes), where or f"those of data set {getattr(ds, 'name', '')!r}"
+    if isinstance(given, bool) or given < 1:
+        raise ConfigError(f"--num-classes must be a positive integer, got {given}")
+    if largest >= given:
+        raise ConfigError(
+            f"--num-classes {given} but the data have label {largest}; pass at least "
+            f"--num-classes {largest + 1}"
+        )
+    return given, "from --num-classes"
+
+
+def check_checkpoint_shape(path: Path, meta: dict[str, Any], sample_shape: tuple[int, ...]) -> None:
+    """Refuse data whose samples are not of the shape the checkpoint's model was trained on."""
+    desc = meta.get("model") if isinstance(meta, dict) else None
+    trained = desc.get("sample_shape") if isinstance(desc, dict) else None
+    if not isinstance(trained, list | tuple) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in trained
+    ):
+        return  # no shape recorded: the model's own check runs on the first batch
+    if tuple(trained) != tuple(sample_shape):
+        from ginvariance.models.cnn import shape_fix
+
+        raise DataError(
+            f"the model of checkpoint {str(path)!r} was built for samples of shape "
+            f"{tuple(trained)}, the data hold {tuple(sample_shape)}; "
+            f"{shape_fix(trained, sample_shape, rebuild=False)}"
+        )
 
 
 def build_measured_model(
@@ -38,9 +88,14 @@ def build_measured_model(
     sample_shape: tuple[int, ...],
     num_classes: int,
     group: str,
+    classes_from: str = "",
 ) -> Any:
-    """Build the model from a built-in name or MODULE:CALLABLE, and load a checkpoint."""
-    from ginvariance.errors import ModelError
+    """Build the model from a built-in name or MODULE:CALLABLE, and load a checkpoint.
+
+    ``classes_from`` says where ``num_classes`` came from; when the checkpoint does not fit
+    a model built with it, the message says so and how to pass the right number.
+    """
+    from ginvariance.errors import CheckpointError, ModelError
 
     if model_spec is None and checkpoint is None:
         raise ModelError(
@@ -51,7 +106,8 @@ def build_measured_model(
         from ginvariance.training import load_checkpoint
 
         assert checkpoint is not None
-        model, _ = load_checkpoint(checkpoint)
+        model, meta = load_checkpoint(checkpoint)
+        check_checkpoint_shape(checkpoint, meta, sample_shape)
         return model
     if ":" in model_spec:
         from ginvariance.usercode import import_model
@@ -64,7 +120,18 @@ def build_measured_model(
     if checkpoint is not None:
         from ginvariance.training import load_weights
 
-        model = load_weights(checkpoint, model)
+        try:
+            model = load_weights(checkpoint, model)
+        except CheckpointError as exc:
+            if "does not match the model" not in str(exc):
+                raise
+            reason = str(exc).partition("; load it into")[0]
+            raise CheckpointError(
+                f"{reason}; the model was built for samples of shape {tuple(sample_shape)} "
+                f"and {num_classes} classes, {classes_from or 'as given'}: if the checkpoint "
+                "was trained with more classes, pass --num-classes K, and if on samples of "
+                "another shape, give data of that shape"
+            ) from None
     return model
 
 
@@ -134,6 +201,20 @@ def measure_command(
     dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
     limit: Annotated[int | None, typer.Option(help="Measure only the first N samples.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the shifts and of initial weights.")] = 0,
+    num_classes: Annotated[
+        int | None,
+        typer.Option(
+            help="Classes K of the model (default: the largest label + 1); pass it when the "
+            "data lack the last classes of a trained model."
+        ),
+    ] = None,
+    max_data_gib: Annotated[
+        float,
+        typer.Option(
+            help="Refuse an .npz whose arrays pass this many GiB once decompressed "
+            "(checked from its headers first)."
+        ),
+    ] = 4.0,
 ) -> None:
     """Measure how genuinely invariant a model is: pdi, li, sis and orbit accuracy."""
     import torch
@@ -143,6 +224,7 @@ def measure_command(
     from ginvariance.io import atomic_write_json, to_json
     from ginvariance.metrics import measure
     from ginvariance.seeds import check_seed
+    from ginvariance.usercode import user_code
 
     check_seed(seed, "--seed", "--seed 0")
     if dtype not in DTYPES:
@@ -155,27 +237,34 @@ def measure_command(
     if "all" in shifts:
         shifts = list(DEFAULT_SHIFTS)
     shift_fns = {name: get_shift(name) for name in shifts}  # unknown names fail here
-    ds = load_data(dataset, data, root, split, limit)
+    ds = load_data(dataset, data, root, split, limit, max_data_gib)
     sample_shape = tuple(ds.x.shape[1:])
     resolved = get_group(group, sample_shape)
-    with torch.random.fork_rng(devices=[]):  # weights not from a checkpoint: seeded too
-        torch.manual_seed(seed)
-        net = build_measured_model(model, checkpoint, sample_shape, ds.num_classes, group)
-    torch_dtype = getattr(torch, dtype)
-    net = net.to(torch_dtype)
-    x = ds.x.to(torch_dtype)
-    if x.shape[0] == 0:
-        raise DataError("the data set is empty; pass at least one sample")
-    report = measure(
-        net,
-        (x, ds.y),
-        resolved,
-        shifts=shift_fns,
-        saliency=saliency,
-        chunk_size=chunk_size,
-        seed=seed,
-        progress=RichProgress(enabled=not json_out),
-    )
+    k, classes_from = resolve_num_classes(num_classes, ds, from_labels=data is not None)
+    # the user's own code runs isolated: prints to stderr (stdout stays valid JSON), exits
+    # and exceptions become one ModelError
+    isolated = user_code(model) if model is not None and ":" in model else nullcontext()
+    with isolated:
+        with torch.random.fork_rng(devices=[]):  # weights not from a checkpoint: seeded too
+            torch.manual_seed(seed)
+            net = build_measured_model(
+                model, checkpoint, sample_shape, k, group, classes_from=classes_from
+            )
+        torch_dtype = getattr(torch, dtype)
+        net = net.to(torch_dtype)
+        x = ds.x.to(torch_dtype)
+        if x.shape[0] == 0:
+            raise DataError("the data set is empty; pass at least one sample")
+        report = measure(
+            net,
+            (x, ds.y),
+            resolved,
+            shifts=shift_fns,
+            saliency=saliency,
+            chunk_size=chunk_size,
+            seed=seed,
+            progress=RichProgress(enabled=not json_out),
+        )
     result = report.to_dict()
     if output is not None:
         atomic_write_json(output, result)

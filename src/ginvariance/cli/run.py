@@ -9,21 +9,7 @@ import typer
 from rich.table import Table
 
 from ginvariance.cli.common import RichProgress, app, console
-from ginvariance.errors import ConfigError
-
-
-def parse_seeds(text: str) -> tuple[int, ...]:
-    """``"0,1,2"`` → ``(0, 1, 2)``; anything else is a :class:`ConfigError`."""
-    parts = [p.strip() for p in text.split(",")]
-    if not parts or any(not p.isdigit() for p in parts):
-        raise ConfigError(
-            f"--seeds {text!r} is not a comma-separated list of non-negative integers; "
-            "e.g. --seeds 0,1,2"
-        )
-    seeds = tuple(int(p) for p in parts)
-    if len(set(seeds)) != len(seeds):
-        raise ConfigError(f"--seeds {text!r} repeats a seed; give each seed once")
-    return seeds
+from ginvariance.seeds import parse_seeds
 
 
 def claims_table(results: dict[str, Any]) -> Table:

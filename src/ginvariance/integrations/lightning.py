@@ -187,13 +187,15 @@ class InvarianceMonitor(Callback):
         self.history.append(
             {"epoch": trainer.current_epoch, "step": trainer.global_step, **results}
         )
+        # an undefined measure (sis of a model with no input gradient: None) is not logged;
+        # it stays None in the history
         logged: dict[str, float] = {}
         for key, value in results["id"].items():
-            if key not in _NOT_LOGGED:
+            if key not in _NOT_LOGGED and value is not None:
                 logged[f"{self.prefix}{key}"] = float(value)
         for shift, values in results["shift"].items():
             for key, value in values.items():
-                if key not in _NOT_LOGGED:
+                if key not in _NOT_LOGGED and value is not None:
                     logged[f"{self.prefix}{shift}/{key}"] = float(value)
         for key, value in logged.items():
             pl_module.log(key, value, on_step=False, on_epoch=True)

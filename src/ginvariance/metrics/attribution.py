@@ -41,7 +41,7 @@ from torch import nn
 
 from ginvariance.errors import ConfigError
 from ginvariance.groups import Group, get_group
-from ginvariance.metrics.functional import sis_per_sample
+from ginvariance.metrics.functional import saliency_nonzero, sis_per_sample, warn_undefined_sis
 from ginvariance.metrics.orbit import (
     DEFAULT_MEMORY_BUDGET,
     _check_logits,
@@ -222,8 +222,11 @@ def sis_attribution(
     options: Mapping[Any, Mapping[str, Any]] | None = None,
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """``sis`` under each attribution method, each under its own key.
+
+    A key is ``None`` (with an :class:`~ginvariance.errors.UndefinedMeasureWarning`) when
+    every attribution map is zero, as ``sis`` is for a model with no input gradient.
 
     ``SIS_A(x) = (1/(n−1)) Σ_{g≠e} cos(g⁻¹·A(g·x), A(x))``, mean over samples, for each
     method ``A`` (see the module docstring for the keys).
@@ -251,7 +254,7 @@ def sis_attribution(
     keys = [method_key(m) for m in methods]
     if len(set(keys)) != len(keys):
         raise ConfigError(f"attribution methods repeat a key ({', '.join(keys)}); list each once")
-    result: dict[str, float] = {}
+    result: dict[str, float | None] = {}
     for method, key in zip(methods, keys, strict=True):
         maps = saliency_orbit(
             model,
@@ -263,7 +266,11 @@ def sis_attribution(
             memory_budget=memory_budget,
             **dict(options.get(method, {})),
         )
-        result[key] = float(sis_per_sample(maps).to(torch.float64).mean())
+        if not bool(saliency_nonzero(maps).any()):  # no input gradient: undefined
+            result[key] = None
+            warn_undefined_sis(key, stacklevel=2)
+        else:
+            result[key] = float(sis_per_sample(maps).to(torch.float64).mean())
     return result
 
 

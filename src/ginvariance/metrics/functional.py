@@ -24,18 +24,23 @@ For one input ``x`` and a group ``G = [e = g_0, …, g_{n-1}]``: ``z_g = f(g·x)
   logits vary over the orbit as much as before; ``li_within`` tells the two apart. Being
   unnormalized, it compares one model across input conditions, not models of different
   logit scale;
-* ``sis`` = mean over samples of ``(1/(n−1)) Σ_{g≠e} cos(g⁻¹·s_g, s_e)``.
+* ``sis`` = mean over samples of ``(1/(n−1)) Σ_{g≠e} cos(g⁻¹·s_g, s_e)``. It is undefined
+  (``None``, with an :class:`~ginvariance.errors.UndefinedMeasureWarning`) when every saliency
+  map of every sample is zero: a model whose input gradient is zero or absent (``no_grad`` or
+  ``detach`` inside ``forward``, a constant function) has no saliency to compare, and the
+  cosine of two zero maps (1) would score it perfect whatever it does.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import torch
 from torch import nn
 
-from ginvariance.errors import DataError, LabelError, ModelError
+from ginvariance.errors import DataError, LabelError, ModelError, UndefinedMeasureWarning
 from ginvariance.groups import Group, get_group
 from ginvariance.keys import MEASURE_KEYS
 from ginvariance.metrics.orbit import (
@@ -86,6 +91,13 @@ def sis_per_sample(saliency: torch.Tensor) -> torch.Tensor:
     (as :func:`~ginvariance.metrics.orbit.orbit_pass` returns them). The cosine of two
     zero maps is 1, of one zero map and a non-zero one 0. For ``n = 1`` the value is 1.
 
+    Two zero maps count as equal because a sample whose maps are all zero has the same
+    (empty) explanation at every group element: a network that is locally constant around
+    the whole orbit of that input (every ReLU off, say). Whether the *data set's* ``sis``
+    means anything is decided by :func:`finalize`: when no sample has a non-zero map, the
+    model has no input gradient at all and ``sis`` is undefined (see
+    :func:`saliency_nonzero`).
+
     The cosines are computed in float64 on maps divided by their largest absolute entry, so
     that gradients of any magnitude (float32 maps of 1e-25 or 1e20) neither underflow to
     "zero maps" nor overflow; returns float64.
@@ -106,6 +118,28 @@ def sis_per_sample(saliency: torch.Tensor) -> torch.Tensor:
     cos = torch.where(denom > 0, dot / torch.where(denom > 0, denom, 1), 0.0)
     cos = torch.where(zero_ref & zero_other, 1.0, cos)
     return cos.mean(0)
+
+
+def saliency_nonzero(saliency: torch.Tensor) -> torch.Tensor:
+    """Per sample, whether any of its ``n`` saliency maps has a non-zero entry.
+
+    ``saliency`` ``(n, B, *S)`` → bool ``(B,)``. Summed over the data set it decides whether
+    ``sis`` is defined: it is not when this is false for every sample.
+    """
+    n, b = saliency.shape[0], saliency.shape[1]
+    return (saliency.reshape(n, b, -1) != 0).any(dim=-1).any(dim=0)
+
+
+def warn_undefined_sis(key: str = "sis", stacklevel: int = 3) -> None:
+    """Warn (:class:`~ginvariance.errors.UndefinedMeasureWarning`, one line) that ``key``,
+    a saliency similarity, is undefined because every saliency map is zero."""
+    warnings.warn(
+        f"{key} is undefined and reported as None: the model's input gradient is zero on every "
+        "input (torch.no_grad() or .detach() inside forward, or an output that does not "
+        "depend on the input); remove them to measure saliency",
+        UndefinedMeasureWarning,
+        stacklevel=stacklevel,
+    )
 
 
 def predictions(logits: torch.Tensor) -> torch.Tensor:
@@ -150,6 +184,7 @@ def orbit_statistics(
     if out.saliency is not None:
         stats["sis_sum"] = sis_per_sample(out.saliency).to(f64).sum()
         stats["sis_count"] = torch.tensor(float(b), dtype=f64)
+        stats["sis_nonzero"] = saliency_nonzero(out.saliency).to(f64).sum()
     if y is not None:
         y = y.to(pred.device)
         stats["correct"] = (pred[0] == y).to(f64).sum()
@@ -200,13 +235,17 @@ def merge_statistics(total: Stats | None, part: Stats) -> Stats:
     return total
 
 
-def finalize(stats: Stats) -> dict[str, float]:
-    """Turn summed statistics into the measures (only those the statistics support)."""
+def finalize(stats: Stats) -> dict[str, float | None]:
+    """Turn summed statistics into the measures (only those the statistics support).
+
+    ``sis`` is ``None`` (with an :class:`~ginvariance.errors.UndefinedMeasureWarning`) when
+    saliency was computed but no sample had a non-zero saliency map.
+    """
     count = float(stats["count"])
     if count == 0:
         raise DataError("no samples were measured; pass at least one sample")
     n = float(stats["order"])
-    result: dict[str, float] = {
+    result: dict[str, float | None] = {
         "pdi": float(stats["pdi_sum"]) / count,
         "orbit_consistency": float(stats["consistent"]) / count,
     }
@@ -231,7 +270,11 @@ def finalize(stats: Stats) -> dict[str, float]:
     result["li"] = within / total if total > floor and total > 0 else 0.0
     result["li_within"] = within / pooled
     if "sis_sum" in stats and float(stats["sis_count"]) > 0:
-        result["sis"] = float(stats["sis_sum"]) / float(stats["sis_count"])
+        if "sis_nonzero" in stats and float(stats["sis_nonzero"]) == 0:
+            result["sis"] = None
+            warn_undefined_sis()
+        else:
+            result["sis"] = float(stats["sis_sum"]) / float(stats["sis_count"])
     if "correct" in stats and float(stats["labelled"]) > 0:
         result["accuracy"] = float(stats["correct"]) / float(stats["labelled"])
         result["orbit_accuracy"] = float(stats["orbit_correct"]) / float(stats["labelled"])
@@ -290,7 +333,7 @@ def invariance_suite(
     saliency: bool = True,
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """All measures from one forward (and one backward, for ``sis``) over the orbit.
 
     Returns ``pdi``, ``li``, ``orbit_consistency``; ``sis`` when ``saliency``; and
@@ -309,8 +352,10 @@ def invariance_suite(
     )
 
 
-def _scalar(value: float, x: torch.Tensor) -> torch.Tensor:
-    return torch.tensor(value, dtype=torch.float64 if x.dtype == torch.float64 else torch.float32)
+def _scalar(value: float | None, x: torch.Tensor) -> torch.Tensor:
+    """A measure as a 0-d tensor in ``x``'s precision; an undefined one (``None``) as NaN."""
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    return torch.tensor(math.nan if value is None else value, dtype=dtype)
 
 
 def pdi(model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
@@ -332,7 +377,11 @@ def li_within(model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: A
 
 
 def sis(model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
-    """Saliency invariance similarity, mean over samples; 1 if invariant."""
+    """Saliency invariance similarity, mean over samples; 1 if invariant.
+
+    NaN, with an :class:`~ginvariance.errors.UndefinedMeasureWarning`, for a model whose
+    input gradient is zero on every sample.
+    """
     stats = statistics(model, x, group, saliency=True, **kwargs)
     return _scalar(finalize(stats)["sis"], x)
 
@@ -377,7 +426,9 @@ __all__ = [
     "orbit_statistics",
     "pdi",
     "pdi_per_sample",
+    "saliency_nonzero",
     "sis",
     "sis_per_sample",
     "statistics",
+    "warn_undefined_sis",
 ]

@@ -43,8 +43,8 @@ class InvarianceReport:
         Each shift's parameters under that reference (noise scale, intensity range, ...).
     """
 
-    id: dict[str, float]
-    shift: dict[str, dict[str, float]] = field(default_factory=dict)
+    id: dict[str, float | None]
+    shift: dict[str, dict[str, float | None]] = field(default_factory=dict)
     group: str = ""
     shift_reference: dict[str, Any] | None = None
     shift_parameters: dict[str, dict[str, Any]] = field(default_factory=dict)

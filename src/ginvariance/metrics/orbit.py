@@ -18,6 +18,7 @@ from torch import nn
 
 from ginvariance.errors import ConfigError, DataError, GinvarianceError, ModelError
 from ginvariance.groups import Group, get_group
+from ginvariance.groups.base import channel_last_fix
 
 #: Default memory budget of one chunk of work, in bytes.
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
@@ -67,7 +68,14 @@ def check_inputs(x: torch.Tensor, y: torch.Tensor | None = None) -> None:
     if x.shape[0] == 0:
         raise DataError("inputs are empty (N = 0); pass at least one sample")
     if not torch.is_floating_point(x):
-        raise DataError(f"inputs must be floating point, got {x.dtype}; convert with x.float()")
+        fix = "x.float() / 255 for 0..255 pixels" if x.dtype == torch.uint8 else "x.float()"
+        raise DataError(
+            f"inputs must be floating point on the scale the model was trained on, got "
+            f"{x.dtype}; convert them, e.g. {fix}"
+        )
+    layout = channel_last_fix(tuple(x.shape[1:]))
+    if layout is not None:
+        raise DataError(f"inputs of shape {tuple(x.shape)}: {layout}")
     if not bool(torch.isfinite(x).all()):
         raise DataError("inputs contain NaN or infinite values; clean or drop those samples")
     if y is not None:
@@ -124,6 +132,11 @@ def _forward(model: nn.Module, orbit: torch.Tensor) -> torch.Tensor:
         return model(orbit)
     except GinvarianceError:
         raise
+    except SystemExit as exc:  # a model's forward must not end the program
+        raise ModelError(
+            f"the model called sys.exit({exc.code!r}) in forward on inputs of shape "
+            f"{tuple(orbit.shape[1:])}; a model must return (B, K) logits, not exit"
+        ) from None
     except Exception as exc:  # torch's shape and dtype errors, or the model's own
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
         raise ModelError(

@@ -11,6 +11,7 @@ single-measure classes are there for code that wants one number.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +41,7 @@ _SUM_STATES = (
     "consistent",
     "sis_sum",
     "sis_count",
+    "sis_nonzero",
     "correct",
     "orbit_correct",
     "labelled",
@@ -166,18 +168,20 @@ class InvarianceMetrics(Metric):
         for name, value in merge_statistics(state, part).items():
             setattr(self, name, value)
 
-    def _measures(self) -> dict[str, float]:
+    def _measures(self) -> dict[str, float | None]:
         stats = {
             name: getattr(self, name) for name in (*_SUM_STATES, "order", "logit_eps", "li_shift")
         }
         if float(stats["sis_count"]) == 0:
-            stats.pop("sis_sum"), stats.pop("sis_count")
+            for k in ("sis_sum", "sis_count", "sis_nonzero"):
+                stats.pop(k)
         if float(stats["labelled"]) == 0:
             for k in ("correct", "orbit_correct", "labelled"):
                 stats.pop(k)
         return finalize(stats)
 
-    def compute(self) -> dict[str, float]:
+    def compute(self) -> dict[str, float | None]:
+        """The measures so far; ``sis`` is ``None`` when it is undefined (no input gradient)."""
         return self._measures()
 
     def reset(self) -> None:
@@ -208,7 +212,10 @@ class _OneMeasure(InvarianceMetrics):
         super().__init__(model, group, **kwargs)
 
     def compute(self) -> torch.Tensor:  # type: ignore[override]
-        return torch.tensor(self._measures()[self.key], dtype=torch.float64)
+        """The measure as a float64 0-d tensor; NaN when it is undefined (``sis`` of a model
+        with no input gradient)."""
+        value = self._measures()[self.key]
+        return torch.tensor(math.nan if value is None else value, dtype=torch.float64)
 
 
 class PDI(_OneMeasure):

@@ -57,12 +57,33 @@ def signal_layout(sample_shape: Sequence[int]) -> tuple[int, int, bool]:
     )
 
 
+def shape_fix(expected: Sequence[int], got: Sequence[int], *, rebuild: bool = True) -> str:
+    """What to do when samples of shape ``got`` reach a model built for ``expected``.
+
+    Names the two common layout slips: a missing channel axis (``(H, W)`` for ``(1, H, W)``)
+    and a channel axis stored last (``(H, W, C)`` for ``(C, H, W)``); otherwise the model is
+    to be built for the data's shape (``rebuild``) or given data of its own shape.
+    """
+    want, have = tuple(int(v) for v in expected), tuple(int(v) for v in got)
+    full = ", ".join(map(str, want))
+    if len(want) == len(have) + 1 and want[0] == 1 and want[1:] == have:
+        return f"add a channel axis: x[:, None] gives (N, {full})"
+    if len(want) == len(have) == 3 and (have[2], have[0], have[1]) == want:
+        return (
+            f"move the channel axis first: x.permute(0, 3, 1, 2) (torch) or "
+            f"x.transpose(0, 3, 1, 2) (numpy) gives (N, {full})"
+        )
+    if not rebuild:
+        return f"give inputs of shape (N, {full}), the shape it was built for"
+    return f"build the model for sample_shape={have}, or give inputs of shape (N, {full})"
+
+
 def _check(model: nn.Module, x: Tensor, shape: tuple[int, ...]) -> None:
     if tuple(x.shape[1:]) != shape:
         dims = ", ".join(map(str, shape))
         raise ModelError(
             f"{type(model).__name__} was built for inputs of shape (B, {dims}), got "
-            f"{tuple(x.shape)}; build the model for sample_shape={tuple(x.shape[1:])}"
+            f"{tuple(x.shape)}; {shape_fix(shape, x.shape[1:])}"
         )
 
 

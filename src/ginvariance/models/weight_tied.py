@@ -44,7 +44,7 @@ from torch import Tensor, nn
 
 from ginvariance.errors import GroupActionError, ModelError
 from ginvariance.groups import C4, D4, Cyclic1d, Flip, Group, get_group
-from ginvariance.models.cnn import POOL_MIN_SIDE, image_layout, signal_layout
+from ginvariance.models.cnn import POOL_MIN_SIDE, image_layout, shape_fix, signal_layout
 
 #: Groups of grid symmetries that :class:`WeightTiedCNN` ties its filters over.
 WEIGHT_TIED_2D = (C4, D4, Flip)
@@ -233,7 +233,7 @@ def _check_batch(
         dims = ", ".join(map(str, sample_shape))
         raise ModelError(
             f"{type(model).__name__} was built for inputs like (B, {dims}) (any spatial size), "
-            f"got {tuple(x.shape)}; build the model for sample_shape={tuple(x.shape[1:])}"
+            f"got {tuple(x.shape)}; {shape_fix(sample_shape, x.shape[1:])}"
         )
 
 
