@@ -28,12 +28,14 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from ginvariance.folder import LOCK_FILE, MANIFEST_FILE, manifest_problems, read_manifest
 from ginvariance.training import TrainConfig, load_checkpoint, train
 
 CONFIG = TrainConfig(mode="regularized", model="cnn", limit=128, epochs=10, batch_size=32, seed=3)
 NAME = CONFIG.mode
 KILLS = 12
 TEMP = re.compile(rf"^\.{NAME}\.(safetensors|json)\.[^/]+\.tmp$")
+MANIFEST_TEMP = re.compile(r"^\.\.ginv-manifest\.json\.[^/]+\.tmp$")  # its temporaries
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
 
@@ -59,8 +61,13 @@ def check_folder(out: Path, last_epoch: int) -> tuple[int, int]:
     for entry in out.iterdir():
         if TEMP.match(entry.name):
             temporaries += 1
-        else:
+        elif entry.name not in (LOCK_FILE, MANIFEST_FILE) and not MANIFEST_TEMP.match(entry.name):
             assert entry in (weights, sidecar), f"unexpected file {entry.name}"
+    # ginv's manifest lists what it wrote; only a write a kill cut short can disagree
+    listed = read_manifest(out)
+    assert set(listed) <= {weights.name, sidecar.name}
+    assert all(p.name in listed for p in (weights, sidecar) if p.exists())
+    assert len(manifest_problems(out)) <= 1
     if not weights.exists():
         assert not sidecar.exists()  # the sidecar is written after the weights
         return 0, temporaries

@@ -7,8 +7,9 @@ stderr and exit status 2.
 
 from __future__ import annotations
 
+import signal
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 from typer._click import exceptions as click_exceptions
@@ -28,8 +29,37 @@ def _interrupted() -> NoReturn:
     sys.exit(130)
 
 
+class _Terminated(BaseException):
+    """Raised by the SIGTERM handler: unwinds like Ctrl-C, so that a write under way removes
+    its temporary file and the output folder's lock is released."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of ``ginv``: runs the typer app, turning errors into one line and exit 2."""
+    """Entry point of ``ginv``: runs the typer app, turning errors into one line and exit 2.
+
+    SIGINT ends with one line and status 130, SIGTERM with one line and status 143; in
+    both cases no half-written file remains (every write is atomic and unwinds).
+    """
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: leave the handler alone
+        previous = None
+    try:
+        _main(argv)
+    except _Terminated:
+        sys.stderr.write("ginv: terminated; run the same command again to continue\n")
+        sys.stderr.flush()
+        sys.exit(143)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> None:
     command = typer.main.get_command(app)
     try:
         status = command.main(args=argv, prog_name="ginv", standalone_mode=False)

@@ -32,6 +32,21 @@ def load_data(
     return ds
 
 
+def check_output(output: Path, inputs: dict[str, Path | None]) -> None:
+    """Refuse, before any work, an ``--output`` that cannot be written or is an input file."""
+    from ginvariance.io import check_file_name, same_file
+
+    if output.is_dir():
+        raise ConfigError(f"--output {str(output)!r} is a folder; give a file name")
+    check_file_name(output, "--output")
+    for flag, path in inputs.items():
+        if path is not None and same_file(output, path):
+            raise ConfigError(
+                f"--output {str(output)!r} is the file given to {flag}; writing the result "
+                "there would replace it: give another --output"
+            )
+
+
 def build_measured_model(
     model_spec: str | None,
     checkpoint: Path | None,
@@ -149,8 +164,8 @@ def measure_command(
         raise ConfigError(f"--dtype must be float32 or float64, got {dtype!r}")
     if chunk_size is not None and chunk_size < 1:
         raise ConfigError(f"--chunk-size must be a positive integer, got {chunk_size}")
-    if output is not None and output.exists() and output.is_dir():
-        raise ConfigError(f"--output {str(output)!r} is a folder; give a file name")
+    if output is not None:
+        check_output(output, {"--data": data, "--checkpoint": checkpoint})
     shifts = list(shift or [])
     if "all" in shifts:
         shifts = list(DEFAULT_SHIFTS)

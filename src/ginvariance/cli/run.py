@@ -72,12 +72,17 @@ def run_command(
         int | None, typer.Option(help="Training epochs (default 60, quick 20).")
     ] = None,
     force: Annotated[
-        bool, typer.Option(help="Replace results and checkpoints of another configuration.")
+        bool,
+        typer.Option(
+            help="Replace results and checkpoints of another configuration, and train "
+            "unreadable checkpoints again (only files ginv wrote are ever replaced)."
+        ),
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print results.json.")] = False,
 ) -> None:
     """Train plain, augmented, regularized and weight-tied models; measure; check C1–C5."""
     from ginvariance.experiments import REPORT_FILE, StudyConfig, load_saliency, run_study
+    from ginvariance.folder import output_folder
     from ginvariance.io import to_json
     from ginvariance.report import render_report
 
@@ -90,8 +95,9 @@ def run_command(
         epochs=epochs,
     )
     config.resolved()
-    results = run_study(config, out, force=force, progress=RichProgress(enabled=not json_out))
-    render_report(results, out, load_saliency(out))
+    with output_folder(out):  # one lock for the study and its report
+        results = run_study(config, out, force=force, progress=RichProgress(enabled=not json_out))
+        render_report(results, out, load_saliency(out))
     if json_out:
         typer.echo(to_json(results), nl=False)
         return
