@@ -6,9 +6,10 @@ SIGKILL a random (seeded) fraction of an epoch after its first new checkpoint (e
 kill: the moment a checkpoint's temporary file appears), so kills land in the middle of a step, of
 the evaluation, and of the checkpoint writes. After each kill every
 file in the output folder is either complete (the weights load and pass their checksum,
-the sidecar parses) or a leftover temporary file that no loader reads; then the child
-resumes. The finished run must equal an uninterrupted one tensor for tensor. One more
-kill goes through the real ``ginv train`` in a subprocess, resumed with ``--resume``.
+the sidecar parses) or a leftover temporary file that no loader reads, and the folder's
+manifest lists ginv's files; then the child resumes, removing the temporaries left. The
+finished run must equal an uninterrupted one tensor for tensor. One more kill goes through
+the real ``ginv train`` in a subprocess, resumed with ``--resume``.
 """
 
 from __future__ import annotations
@@ -180,6 +181,10 @@ def test_sigkill_at_random_moments_then_resume(
         # the run finished: it must be the uninterrupted run, tensor for tensor
         assert epoch == CONFIG.epochs
         assert_same_run(out / f"{NAME}.safetensors", ref_path)
+        # the resumed runs removed the temporaries that the kills left, and the manifest
+        # records exactly what is on disk
+        assert not temporaries_in(out), sorted(temporaries_in(out))
+        assert manifest_problems(out) == []
         runs += 1
         if kills >= KILLS:
             break

@@ -11,6 +11,7 @@ killed process is removed by the next run that holds the folder
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -63,9 +64,11 @@ def _file_mode() -> int:
 
 
 def _cannot_write(dest: Path, exc: OSError) -> OutputError:
-    return OutputError(
-        f"cannot write {str(dest)!r} ({exc.strerror or exc}); choose another file name or folder"
-    )
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "free some space, or choose a folder on another disk"
+    else:
+        fix = "choose another file name or folder"
+    return OutputError(f"cannot write {str(dest)!r} ({exc.strerror or exc}); {fix}")
 
 
 #: The end of every temporary name: ``.NAME.XXXXXXXX.ginv.tmp`` (eight random characters).
@@ -132,6 +135,7 @@ def replace_atomically(
 
     The low-level half of :func:`atomic_write`: no check of who owns the folder.
     """
+    check_file_name(dest)
     folder = ensure_dir(dest.parent if str(dest.parent) else Path("."))
     if dest.is_dir():
         raise OutputError(f"{str(dest)!r} is a folder; give the name of a file to write")
@@ -140,7 +144,6 @@ def replace_atomically(
             f"{str(dest)!r} is not a regular file (a device, pipe or socket); give the name of "
             "a file to write"
         )
-    check_file_name(dest)
     try:
         fd, tmp = tempfile.mkstemp(
             prefix=temporary_prefix(dest.name), suffix=TEMP_SUFFIX, dir=folder

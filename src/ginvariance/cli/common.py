@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import NoReturn
 
@@ -33,6 +34,12 @@ def _root() -> None:
 
 console = Console()
 console_err = Console(stderr=True)
+
+
+def shown(path: object) -> str:
+    """``path`` as text any terminal can print: bytes that are not UTF-8 (a file name of
+    another encoding) appear as ``\\xNN`` escapes instead of failing to print."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
 
 
 def fail(message: str) -> NoReturn:

@@ -36,9 +36,9 @@ def check_output(output: Path, inputs: dict[str, Path | None]) -> None:
     """Refuse, before any work, an ``--output`` that cannot be written or is an input file."""
     from ginvariance.io import check_file_name, same_file
 
+    check_file_name(output, "--output")
     if output.is_dir():
         raise ConfigError(f"--output {str(output)!r} is a folder; give a file name")
-    check_file_name(output, "--output")
     for flag, path in inputs.items():
         if path is not None and same_file(output, path):
             raise ConfigError(

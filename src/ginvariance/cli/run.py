@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ginvariance.cli.common import RichProgress, app, console
+from ginvariance.cli.common import RichProgress, app, console, shown
 from ginvariance.errors import ConfigError
 
 
@@ -104,7 +104,9 @@ def run_command(
     console.print(claims_table(results))
     total = results["timings"]["total"]
     console.print(
-        f"results: {out / 'results.json'}   report: {out / REPORT_FILE}   ({total:.1f} s)"
+        f"results: {shown(out / 'results.json')}   report: {shown(out / REPORT_FILE)}   "
+        f"({total:.1f} s)",
+        markup=False,
     )
 
 
@@ -119,4 +121,4 @@ def report_command(
     results = load_results(folder)
     path = render_report(results, folder, load_saliency(folder))
     console.print(claims_table(results))
-    console.print(f"report: {path}")
+    console.print(f"report: {shown(path)}", markup=False)

@@ -485,7 +485,15 @@ def _rebuild(
         except Exception:  # a model that cannot be built on "meta": the size checks stand
             skeleton = None
         if skeleton is not None:
-            _check_fits(path, skeleton.state_dict(), weights)
+            try:
+                _check_fits(path, skeleton.state_dict(), weights)
+            except CheckpointError as exc:
+                raise CheckpointError(
+                    f"checkpoint {str(path)!r} describes a model ({desc['name']}, sample_shape "
+                    f"{desc['sample_shape']}, num_classes {desc['num_classes']}) whose weights "
+                    f"differ from those in the file ({str(exc).split(': ', 1)[-1][:80]}); "
+                    "train it again"
+                ) from None
         return build()
     except KeyError as exc:
         raise CheckpointError(
