@@ -16,6 +16,7 @@ traceback reaches a terminal. Each API case raises one specific subclass of
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -95,7 +96,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     train(TrainConfig(model="mlp", limit=32, epochs=1, batch_size=32), d / "run")
     blob = (d / "run" / "plain.safetensors").read_bytes()
     (d / "truncated.safetensors").write_bytes(blob[: len(blob) // 2])
-    (d / "broken_run").mkdir()
+    shutil.copytree(d / "run", d / "broken_run")  # ginv's folder, its checkpoint then cut
     (d / "broken_run" / "plain.safetensors").write_bytes(blob[: len(blob) // 2])
     (d / "bogus_header.safetensors").write_bytes((2**62).to_bytes(8, "little") + b"{}")
     (d / "weights.txt").write_text("not weights")
@@ -623,8 +624,8 @@ CLI_CASES: list[tuple[str, list[str], str, str]] = [
     (
         "measure-output-too-long",
         ["measure", "--model", "mlp", "--data", "{f}/ok.npz", "--output", "x" * 300 + ".json"],
-        "File name too long",
-        "check the path",
+        "305 bytes long, more than the 255",
+        "shorter name",
     ),
     (
         "train-seed-huge",

@@ -6,9 +6,10 @@ SIGKILL a random (seeded) fraction of an epoch after its first new checkpoint (e
 kill: the moment a checkpoint's temporary file appears), so kills land in the middle of a step, of
 the evaluation, and of the checkpoint writes. After each kill every
 file in the output folder is either complete (the weights load and pass their checksum,
-the sidecar parses) or a leftover temporary file that no loader reads; then the child
-resumes. The finished run must equal an uninterrupted one tensor for tensor. One more
-kill goes through the real ``ginv train`` in a subprocess, resumed with ``--resume``.
+the sidecar parses) or a leftover temporary file that no loader reads, and the folder's
+manifest lists ginv's files; then the child resumes, removing the temporaries left. The
+finished run must equal an uninterrupted one tensor for tensor. One more kill goes through
+the real ``ginv train`` in a subprocess, resumed with ``--resume``.
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from ginvariance.folder import LOCK_FILE, MANIFEST_FILE, manifest_problems, read_manifest
 from ginvariance.training import TrainConfig, load_checkpoint, train
 
 CONFIG = TrainConfig(mode="regularized", model="cnn", limit=128, epochs=10, batch_size=32, seed=3)
 NAME = CONFIG.mode
 KILLS = 12
 TEMP = re.compile(rf"^\.{NAME}\.(safetensors|json)\.[^/]+\.tmp$")
+MANIFEST_TEMP = re.compile(r"^\.\.ginv-manifest\.json\.[^/]+\.tmp$")  # its temporaries
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
 
@@ -59,8 +62,13 @@ def check_folder(out: Path, last_epoch: int) -> tuple[int, int]:
     for entry in out.iterdir():
         if TEMP.match(entry.name):
             temporaries += 1
-        else:
+        elif entry.name not in (LOCK_FILE, MANIFEST_FILE) and not MANIFEST_TEMP.match(entry.name):
             assert entry in (weights, sidecar), f"unexpected file {entry.name}"
+    # ginv's manifest lists what it wrote; only a write a kill cut short can disagree
+    listed = read_manifest(out)
+    assert set(listed) <= {weights.name, sidecar.name}
+    assert all(p.name in listed for p in (weights, sidecar) if p.exists())
+    assert len(manifest_problems(out)) <= 1
     if not weights.exists():
         assert not sidecar.exists()  # the sidecar is written after the weights
         return 0, temporaries
@@ -173,6 +181,10 @@ def test_sigkill_at_random_moments_then_resume(
         # the run finished: it must be the uninterrupted run, tensor for tensor
         assert epoch == CONFIG.epochs
         assert_same_run(out / f"{NAME}.safetensors", ref_path)
+        # the resumed runs removed the temporaries that the kills left, and the manifest
+        # records exactly what is on disk
+        assert not temporaries_in(out), sorted(temporaries_in(out))
+        assert manifest_problems(out) == []
         runs += 1
         if kills >= KILLS:
             break

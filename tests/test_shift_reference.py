@@ -189,3 +189,28 @@ def test_bad_references() -> None:
         measure(model, (x, None), "c4", shifts=["uniform"], shift_reference=torch.zeros(2, 5))
     with pytest.raises(ConfigError, match="shift_reference"):
         InvarianceMetrics(model, "c4", shift="uniform")
+
+
+def test_cli_measure_takes_a_shift_reference(tmp_path, capsys) -> None:
+    import json
+
+    import numpy as np
+
+    from ginvariance.cli import main
+
+    args = ["measure", "--model", "cnn", "--dataset", "digits", "--limit", "20", "--group", "c4"]
+    main([*args, "--shift", "noise-0.5", "--shift-reference", "train", "--json", "--no-saliency"])
+    result = json.loads(capsys.readouterr().out)
+    reference = result["shift_reference"]
+    assert reference["source"] == "given reference set" and reference["n_samples"] == 1085
+    assert result["shift_parameters"]["noise-0.5"]["scale"] == pytest.approx(0.5 * reference["std"])
+    main([*args, "--shift", "noise-0.5", "--json", "--no-saliency"])
+    default = json.loads(capsys.readouterr().out)
+    assert default["shift_reference"]["n_samples"] == 20  # the measured data themselves
+    other = tmp_path / "other.npz"
+    np.savez(other, x=np.zeros((3, 1, 6, 6), np.float32), y=np.zeros(3, np.int64))
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--shift", "uniform", "--shift-reference", str(other)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--shift-reference holds samples of shape (1, 6, 6)" in err[0]

@@ -30,7 +30,8 @@ from ginvariance.experiments import (
 )
 from ginvariance.experiments.claims import CLAIM_KEYS, verdict
 from ginvariance.experiments.stats import aggregate as _aggregate
-from ginvariance.io import to_json
+from ginvariance.folder import MANIFEST_FILE, output_folder
+from ginvariance.io import atomic_write_text, to_json
 
 # A tiny study: a few training samples and epochs, few test samples. Its numbers mean
 # nothing; it exercises every step of the real one in seconds.
@@ -240,6 +241,7 @@ def test_refuses_results_of_another_configuration(tiny_run: tuple[Path, dict]) -
     # Without results.json the checkpoints still tell the configuration apart.
     bare = out.parent / "checkpoints-only"
     shutil.copytree(out / "checkpoints", bare / "checkpoints")
+    shutil.copy(out / MANIFEST_FILE, bare / MANIFEST_FILE)  # they are ginv's own files
     with pytest.raises(OutputError, match=r"checkpoint .* another configuration"):
         plan_checkpoints(other, bare, force=False)
     plan = plan_checkpoints(other, bare, force=True)
@@ -252,8 +254,13 @@ def test_refuses_results_of_another_configuration(tiny_run: tuple[Path, dict]) -
 
 def test_refuses_a_folder_without_a_study(tmp_path: Path) -> None:
     (tmp_path / RESULTS_FILE).write_text("[1, 2]")
+    with pytest.raises(OutputError, match="not written by ginv"):
+        plan_checkpoints(TINY, tmp_path, force=True)  # not ginv's: even --force leaves it
+    owned = tmp_path / "owned"
+    with output_folder(owned):
+        atomic_write_text(owned / RESULTS_FILE, "[1, 2]")  # ginv's file, but not a study's
     with pytest.raises(OutputError, match="not a results file"):
-        plan_checkpoints(TINY, tmp_path, force=False)
+        plan_checkpoints(TINY, owned, force=False)
 
 
 # -- claims and aggregation (pure) ---------------------------------------------------------

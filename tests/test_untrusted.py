@@ -21,7 +21,13 @@ import pytest
 import torch
 from torch import nn
 
-from ginvariance.errors import CheckpointError, DataError, GinvarianceError, ModelError
+from ginvariance.errors import (
+    CheckpointError,
+    DataError,
+    GinvarianceError,
+    ModelError,
+    OutputError,
+)
 from ginvariance.training import TrainConfig, load_checkpoint, load_weights, train
 
 
@@ -123,8 +129,10 @@ def test_resume_from_a_pickle_in_place_of_the_checkpoint(tmp_path: Path, marker:
     out.mkdir()
     (out / "plain.safetensors").write_bytes(pickle.dumps({"x": Exploit(marker)}))
     config = TrainConfig(model="mlp", limit=16, epochs=1, batch_size=16)
-    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+    with pytest.raises(OutputError, match="not written by ginv"):  # not in the manifest
         train(config, out, resume=True)
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_checkpoint(out / "plain.safetensors")
     assert not marker.exists()
 
 
@@ -199,6 +207,8 @@ def test_checkpoint_metadata_cannot_name_code(tmp_path: Path) -> None:
     """The model is rebuilt from a name in the metadata: only built-in names are accepted."""
     from safetensors.torch import save_file
 
+    from ginvariance.training.checkpoint import _digest
+
     config = TrainConfig(model="mlp", limit=16, epochs=1, batch_size=16)
     train(config, tmp_path)
     path = tmp_path / "plain.safetensors"
@@ -210,6 +220,10 @@ def test_checkpoint_metadata_cannot_name_code(tmp_path: Path) -> None:
     meta.pop("sha256")
     meta["model"]["name"] = "os:system"
     meta["config"]["model"] = "os:system"
+    save_file(tensors, str(path), metadata={"ginvariance": json.dumps(meta)})
+    with pytest.raises(CheckpointError, match="checksum"):  # an edited header
+        load_checkpoint(path)
+    meta["sha256"] = _digest(tensors, meta)  # the checksum recomputed: a crafted file
     save_file(tensors, str(path), metadata={"ginvariance": json.dumps(meta)})
     with pytest.raises(ModelError, match="unknown model 'os:system'"):
         load_checkpoint(path)

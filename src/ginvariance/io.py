@@ -2,15 +2,22 @@
 
 Every result file is written to a temporary file in the same folder, flushed and
 fsync'ed, then renamed over the destination (``os.replace`` is atomic on POSIX), and the
-folder is fsync'ed so that the rename survives a crash.
+folder is fsync'ed so that the rename survives a crash. A temporary file is named
+``.NAME.XXXXXXXX.ginv.tmp`` (at most 255 bytes, however long ``NAME`` is); one left by a
+killed process is removed by the next run that holds the folder
+(:mod:`ginvariance.folder`). A write the file system refuses (a full disk, a quota) is an
+:class:`~ginvariance.errors.OutputError` that names the file.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
+import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -57,18 +64,78 @@ def _file_mode() -> int:
 
 
 def _cannot_write(dest: Path, exc: OSError) -> OutputError:
-    return OutputError(
-        f"cannot write {str(dest)!r} ({exc.strerror or exc}); choose another file name or folder"
-    )
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "free some space, or choose a folder on another disk"
+    else:
+        fix = "choose another file name or folder"
+    return OutputError(f"cannot write {str(dest)!r} ({exc.strerror or exc}); {fix}")
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
-    """Write ``path`` atomically; ``write(tmp_path)`` writes the whole content to ``tmp_path``.
+#: The end of every temporary name: ``.NAME.XXXXXXXX.ginv.tmp`` (eight random characters).
+TEMP_SUFFIX = ".ginv.tmp"
+#: The longest file name (in bytes) that common file systems accept.
+MAX_NAME_BYTES = 255
+_TEMP_RANDOM = 8  # what tempfile.mkstemp puts between prefix and suffix
+_TEMP_NAME = re.compile(r"^\.(?P<stem>.*)\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + r"$", re.S)
 
-    The file gets the permissions an ordinary write would give it (``0o666`` less the
-    umask), not the owner-only mode of the temporary file it starts as.
+
+def temporary_prefix(name: str) -> str:
+    """The prefix of the temporary files of ``name``: ``.NAME.``, cut so the name fits 255 bytes.
+
+    A temporary name is ``.NAME.XXXXXXXX.ginv.tmp``; for a long ``NAME`` (up to 255 bytes is a
+    valid file name) ``NAME`` is shortened to the bytes that fit.
     """
+    room = MAX_NAME_BYTES - 2 - _TEMP_RANDOM - len(TEMP_SUFFIX)
+    raw = os.fsencode(name)[:room]
+    return f".{os.fsdecode(raw)}."
+
+
+def is_temporary_of(entry: str, names: Iterable[str]) -> bool:
+    """Whether the file name ``entry`` is a temporary that :func:`atomic_write` made for one of
+    ``names`` (files of the same folder)."""
+    match = _TEMP_NAME.match(entry)
+    if match is None:
+        return False
+    stem = os.fsencode(match.group("stem"))
+    return any(os.fsencode(temporary_prefix(name)) == b"." + stem + b"." for name in names)
+
+
+def check_file_name(path: str | os.PathLike[str], what: str = "output file") -> Path:
+    """Refuse, before any work, a file name the file system cannot hold (over 255 bytes)."""
     dest = Path(path)
+    size = len(os.fsencode(dest.name))
+    if size > MAX_NAME_BYTES:
+        raise OutputError(
+            f"{what} name {dest.name[:40]!r}... is {size} bytes long, more than the "
+            f"{MAX_NAME_BYTES} a file name may have; choose a shorter name"
+        )
+    return dest
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether ``a`` and ``b`` name the same file (through links and relative paths too)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def replace_atomically(
+    dest: Path, write: Callable[[str], None], *, digest: bool = False
+) -> str | None:
+    """Write ``dest`` through a temporary file, fsync and rename; return its SHA-256 if asked.
+
+    The low-level half of :func:`atomic_write`: no check of who owns the folder.
+    """
+    check_file_name(dest)
     folder = ensure_dir(dest.parent if str(dest.parent) else Path("."))
     if dest.is_dir():
         raise OutputError(f"{str(dest)!r} is a folder; give the name of a file to write")
@@ -78,21 +145,28 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
             "a file to write"
         )
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=folder)
+        fd, tmp = tempfile.mkstemp(
+            prefix=temporary_prefix(dest.name), suffix=TEMP_SUFFIX, dir=folder
+        )
     except OSError as exc:
         raise _cannot_write(dest, exc) from None
+    sha: str | None = None
     try:
         try:
-            os.fchmod(fd, _file_mode())
-        finally:
-            os.close(fd)
-        write(tmp)
-        with open(tmp, "rb+") as fh:
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
+            try:
+                os.fchmod(fd, _file_mode())
+            finally:
+                os.close(fd)
+            write(tmp)
+            with open(tmp, "rb+") as fh:
+                fh.flush()
+                os.fsync(fh.fileno())
+            if digest:
+                sha = _sha256_file(tmp)
             os.replace(tmp, dest)
-        except OSError as exc:
+        except OutputError:
+            raise
+        except OSError as exc:  # a full disk, a quota: name the file that was being written
             raise _cannot_write(dest, exc) from None
     except BaseException:
         try:
@@ -101,6 +175,29 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
             pass
         raise
     _fsync_dir(folder)
+    return sha
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
+    """Write ``path`` atomically; ``write(tmp_path)`` writes the whole content to ``tmp_path``.
+
+    The file gets the permissions an ordinary write would give it (``0o666`` less the
+    umask), not the owner-only mode of the temporary file it starts as. Inside an output
+    folder that this process holds (:func:`ginvariance.folder.output_folder`), the file must
+    be one that ginv wrote before or a new name (else :class:`OutputError`), and the
+    folder's manifest records it with its SHA-256.
+    """
+    from ginvariance.folder import owner_of  # the folder module writes through this one
+
+    dest = Path(path)
+    owner = owner_of(dest)
+    if owner is None:
+        replace_atomically(dest, write)
+        return dest
+    owner.claim(dest)
+    sha = replace_atomically(dest, write, digest=True)
+    assert sha is not None
+    owner.record(dest, sha)
     return dest
 
 

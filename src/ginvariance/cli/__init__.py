@@ -7,6 +7,7 @@ stderr and exit status 2.
 
 from __future__ import annotations
 
+import signal
 import sys
 import warnings
 from typing import Any, NoReturn
@@ -38,11 +39,38 @@ def _warning_line(
     sys.stderr.flush()
 
 
+class _Terminated(BaseException):
+    """Raised by the SIGTERM handler: unwinds like Ctrl-C, so that a write under way removes
+    its temporary file and the output folder's lock is released."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``ginv``: runs the typer app, turning errors into one line and exit 2.
 
-    Warnings (an undefined ``sis``, say) are shown as one line each on stderr.
+    Warnings (an undefined ``sis``, say) are shown as one line each on stderr. SIGINT ends
+    with one line and status 130, SIGTERM with one line and status 143; in both cases no
+    half-written file remains (every write is atomic and unwinds).
     """
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: leave the handler alone
+        previous = None
+    try:
+        _main(argv)
+    except _Terminated:
+        sys.stderr.write("ginv: terminated; run the same command again to continue\n")
+        sys.stderr.flush()
+        sys.exit(143)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> None:
     command = typer.main.get_command(app)
     try:
         with warnings.catch_warnings():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from typing import NoReturn
@@ -39,6 +40,12 @@ console_err = Console(stderr=True)
 #: Terminal escape sequences (colours, cursor moves) and other control characters: text from
 #: files, paths or other libraries' messages must not reach the terminal raw.
 _CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def shown(path: object) -> str:
+    """``path`` as text any terminal can print: bytes that are not UTF-8 (a file name of
+    another encoding) appear as ``\\xNN`` escapes instead of failing to print."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
 
 
 def fail(message: str) -> NoReturn:

@@ -82,6 +82,21 @@ def check_checkpoint_shape(path: Path, meta: dict[str, Any], sample_shape: tuple
         )
 
 
+def check_output(output: Path, inputs: dict[str, Path | None]) -> None:
+    """Refuse, before any work, an ``--output`` that cannot be written or is an input file."""
+    from ginvariance.io import check_file_name, same_file
+
+    check_file_name(output, "--output")
+    if output.is_dir():
+        raise ConfigError(f"--output {str(output)!r} is a folder; give a file name")
+    for flag, path in inputs.items():
+        if path is not None and same_file(output, path):
+            raise ConfigError(
+                f"--output {str(output)!r} is the file given to {flag}; writing the result "
+                "there would replace it: give another --output"
+            )
+
+
 def build_measured_model(
     model_spec: str | None,
     checkpoint: Path | None,
@@ -208,6 +223,14 @@ def measure_command(
             "data lack the last classes of a trained model."
         ),
     ] = None,
+    shift_reference: Annotated[
+        str | None,
+        typer.Option(
+            help="Reference set that fixes the shifts' parameters (noise scale, intensity "
+            "range): train, val or test (a split of --dataset), or an .npz file; default: "
+            "the measured data.",
+        ),
+    ] = None,
     max_data_gib: Annotated[
         float,
         typer.Option(
@@ -231,8 +254,8 @@ def measure_command(
         raise ConfigError(f"--dtype must be float32 or float64, got {dtype!r}")
     if chunk_size is not None and chunk_size < 1:
         raise ConfigError(f"--chunk-size must be a positive integer, got {chunk_size}")
-    if output is not None and output.exists() and output.is_dir():
-        raise ConfigError(f"--output {str(output)!r} is a folder; give a file name")
+    if output is not None:
+        check_output(output, {"--data": data, "--checkpoint": checkpoint})
     shifts = list(shift or [])
     if "all" in shifts:
         shifts = list(DEFAULT_SHIFTS)
@@ -241,6 +264,22 @@ def measure_command(
     sample_shape = tuple(ds.x.shape[1:])
     resolved = get_group(group, sample_shape)
     k, classes_from = resolve_num_classes(num_classes, ds, from_labels=data is not None)
+    reference_x = None
+    if shift_reference is not None and shifts:
+        if shift_reference in ("train", "val", "test") and dataset is not None:
+            reference_x = load_data(dataset, None, root, shift_reference, None).x
+        elif shift_reference in ("train", "val", "test"):
+            raise ConfigError(
+                f"--shift-reference {shift_reference} names a split of --dataset; with --data "
+                "pass an .npz file of the reference set"
+            )
+        else:
+            reference_x = load_data(None, Path(shift_reference), None, "test", None, max_data_gib).x
+        if tuple(reference_x.shape[1:]) != sample_shape:
+            raise DataError(
+                f"--shift-reference holds samples of shape {tuple(reference_x.shape[1:])}, the "
+                f"measured data {sample_shape}; take the reference from data of the same shape"
+            )
     # the user's own code runs isolated: prints to stderr (stdout stays valid JSON), exits
     # and exceptions become one ModelError
     isolated = user_code(model) if model is not None and ":" in model else nullcontext()
@@ -260,6 +299,7 @@ def measure_command(
             (x, ds.y),
             resolved,
             shifts=shift_fns,
+            shift_reference=None if reference_x is None else reference_x.to(torch_dtype),
             saliency=saliency,
             chunk_size=chunk_size,
             seed=seed,

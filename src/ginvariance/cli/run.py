@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ginvariance.cli.common import RichProgress, app, console
+from ginvariance.cli.common import RichProgress, app, console, shown
 from ginvariance.seeds import parse_seeds
 
 
@@ -71,12 +71,17 @@ def run_command(
         int | None, typer.Option(help="Training epochs (default 60, quick 20).")
     ] = None,
     force: Annotated[
-        bool, typer.Option(help="Replace results and checkpoints of another configuration.")
+        bool,
+        typer.Option(
+            help="Replace results and checkpoints of another configuration, and train "
+            "unreadable checkpoints again (only files ginv wrote are ever replaced)."
+        ),
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print results.json.")] = False,
 ) -> None:
     """Train the study's models on 3 seeds, measure them, and judge the claims with intervals."""
     from ginvariance.experiments import REPORT_FILE, StudyConfig, load_saliency, run_study
+    from ginvariance.folder import output_folder
     from ginvariance.io import to_json
     from ginvariance.report import render_report
 
@@ -89,15 +94,18 @@ def run_command(
         epochs=epochs,
     )
     config.resolved()
-    results = run_study(config, out, force=force, progress=RichProgress(enabled=not json_out))
-    render_report(results, out, load_saliency(out))
+    with output_folder(out):  # one lock for the study and its report
+        results = run_study(config, out, force=force, progress=RichProgress(enabled=not json_out))
+        render_report(results, out, load_saliency(out))
     if json_out:
         typer.echo(to_json(results), nl=False)
         return
     console.print(claims_table(results))
     total = results["timings"]["total"]
     console.print(
-        f"results: {out / 'results.json'}   report: {out / REPORT_FILE}   ({total:.1f} s)"
+        f"results: {shown(out / 'results.json')}   report: {shown(out / REPORT_FILE)}   "
+        f"({total:.1f} s)",
+        markup=False,
     )
 
 
@@ -112,4 +120,4 @@ def report_command(
     results = load_results(folder)
     path = render_report(results, folder, load_saliency(folder))
     console.print(claims_table(results))
-    console.print(f"report: {path}")
+    console.print(f"report: {shown(path)}", markup=False)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ginvariance.cli.common import RichProgress, app, console
+from ginvariance.cli.common import RichProgress, app, console, shown
 from ginvariance.io import to_json
 
 
@@ -94,4 +94,4 @@ def train_command(
         f"  val accuracy {metrics['accuracy']:.4f}   orbit accuracy "
         f"{metrics['orbit_accuracy']:.4f}   orbit consistency {metrics['orbit_consistency']:.4f}"
     )
-    console.print(f"  checkpoint {result.checkpoint}")
+    console.print(f"  checkpoint {shown(result.checkpoint)}", markup=False)

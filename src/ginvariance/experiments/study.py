@@ -18,8 +18,15 @@ shift (:func:`ginvariance.metrics.measure`), its input–logit Jacobian is analy
 (:func:`ginvariance.spectral.spectral_analysis`), and the paper's claims C1–C5
 (:data:`CLAIMS`) are checked on the numbers (:func:`evaluate_claims`).
 
-Everything that goes into ``results.json`` is a pure function of the configuration and the
-seeds — wall times live under ``"timings"`` only — so the same command gives the same file.
+Everything in ``results.json`` except its one ``"timings"`` key (wall times) is a pure
+function of the configuration, the seeds and the versions of the software (recorded under
+``"versions"``): the same command on the same installation gives the same checkpoints (byte
+for byte), the same ``saliency.npz``, the same PNG figures and ``report.html`` (byte for
+byte: the page carries no time), and a ``results.json`` that is byte-identical once
+``"timings"`` is removed (``jq 'del(.timings)'``), every number included.
+
+The study folder is owned by ginv (:mod:`ginvariance.folder`): it is locked for the run,
+and only the files listed in its manifest are ever replaced or removed.
 """
 
 from __future__ import annotations
@@ -282,19 +289,9 @@ def _canonical(obj: Any) -> Any:
     return json.loads(json.dumps(obj, sort_keys=True))
 
 
-def _read_checkpoint_config(path: Path) -> dict[str, Any] | None:
-    """The training configuration stored in a checkpoint's header; ``None`` if unreadable."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            raw = (fh.metadata() or {}).get("ginvariance")
-        meta = json.loads(raw) if raw else None
-    except Exception:
-        return None
-    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
-        return None
-    return meta["config"]
+def _problem(exc: Exception) -> str:
+    """The problem an error message names, without the advice after its last ``;``."""
+    return str(exc).rsplit("; ", 1)[0]
 
 
 def _differences(mine: Mapping[str, Any], theirs: Mapping[str, Any], ignore=()) -> list[str]:
@@ -311,17 +308,37 @@ def plan_checkpoints(config: StudyConfig, out_dir: str | Path, *, force: bool) -
 
     Returns ``{(seed, mode): "resume" | "new" | "overwrite"}``: ``resume`` for a checkpoint
     trained with this configuration (finished or not: training continues), ``new`` where
-    there is none, ``overwrite`` for one of another configuration when ``force``.
+    there is none, ``overwrite`` when ``force`` is set for one of another configuration or
+    one that cannot be read (corrupt, truncated, of an older format: it is trained again).
+    Every checkpoint is read in full and checked against its checksum.
 
     Raises
     ------
     OutputError
-        ``out_dir`` holds results or checkpoints of another configuration and ``force`` is
-        not set.
+        ``out_dir`` holds results or checkpoints of another configuration, or unreadable
+        ones, and ``force`` is not set; or a file of the study's names that ginv did not
+        write (not in the folder's manifest: never replaced, even with ``force``).
     """
+    from ginvariance.errors import CheckpointError
+    from ginvariance.folder import MANIFEST_FILE, read_manifest
+    from ginvariance.training import checkpoint_meta, sidecar_path
+
     config = config.resolved()
     out = Path(out_dir)
+    owned = read_manifest(out)
+
+    def check_owned(path: Path) -> None:
+        rel = path.relative_to(out).as_posix()
+        if rel not in owned and (path.exists() or path.is_symlink()):
+            raise OutputError(
+                f"{str(path)!r} exists and was not written by ginv (it is not listed in "
+                f"{str(out / MANIFEST_FILE)!r}); ginv replaces only its own files: move it "
+                "away, or choose another --out"
+            )
+
     results_path = out / RESULTS_FILE
+    for name in (RESULTS_FILE, SALIENCY_FILE, REPORT_FILE):
+        check_owned(out / name)
     if results_path.exists() and not force:
         try:
             existing = json.loads(results_path.read_text(encoding="utf-8"))
@@ -344,15 +361,26 @@ def plan_checkpoints(config: StudyConfig, out_dir: str | Path, *, force: bool) -
     for seed in config.seeds:
         for mode in TRAINED_MODELS:
             path = checkpoint_dir(out, seed) / f"{mode}.safetensors"
+            check_owned(path)
+            check_owned(sidecar_path(path))
             if not path.exists():
                 plan[(seed, mode)] = "new"
                 continue
-            stored = _read_checkpoint_config(path)
             mine = _canonical(config.train_config(mode, seed).to_dict())
-            if stored is None:
-                diffs = ["the file is unreadable"]
-            else:
-                diffs = _differences(mine, stored)
+            try:
+                stored = checkpoint_meta(path).get("config")
+            except CheckpointError as exc:
+                if force:
+                    plan[(seed, mode)] = "overwrite"
+                    continue
+                raise OutputError(
+                    f"{_problem(exc)}; pass --force to train it again, or choose another --out"
+                ) from None
+            diffs = (
+                _differences(mine, stored)
+                if isinstance(stored, dict)
+                else ["it records no training configuration"]
+            )
             if not diffs:
                 plan[(seed, mode)] = "resume"
             elif force:
@@ -437,11 +465,20 @@ def _forward_seconds(model: Any, x: Any, repeats: int = 3) -> float:
 
 
 def _clear_outputs(out: Path) -> None:
-    """Remove results and report files of a previous (other) configuration."""
-    for name in (RESULTS_FILE, SALIENCY_FILE, REPORT_FILE):
-        (out / name).unlink(missing_ok=True)
-    for png in out.glob("*.png"):
-        png.unlink()
+    """Remove the results and report files that ginv wrote in ``out`` for an earlier run.
+
+    Only files listed in the folder's manifest go: ``results.json``, ``saliency.npz``,
+    ``report.html`` and the report's PNG figures; any other file is left alone.
+    """
+    from ginvariance.folder import owner_of
+
+    folder = owner_of(out, inclusive=True)
+    assert folder is not None, "the study folder is held while the study runs"
+    for rel in sorted(folder.files):
+        if "/" not in rel and (
+            rel in (RESULTS_FILE, SALIENCY_FILE, REPORT_FILE) or rel.endswith(".png")
+        ):
+            folder.remove(out / rel)
 
 
 def run_study(
@@ -464,7 +501,9 @@ def run_study(
         seed). Checkpoints of the same configuration are reused (an interrupted run
         continues from its last finished epoch).
     force:
-        Replace results and checkpoints of another configuration instead of refusing.
+        Replace results and checkpoints of another configuration (and train unreadable
+        checkpoints again) instead of refusing. Earlier results and report files are
+        removed only once every model is trained, and only those ginv wrote.
     progress:
         Receives the progress of every training and measurement.
 
@@ -478,17 +517,16 @@ def run_study(
     Raises
     ------
     OutputError
-        ``out_dir`` holds results or checkpoints of another configuration (pass ``force``).
+        ``out_dir`` holds results or checkpoints of another configuration (pass ``force``),
+        files of the study's names that ginv did not write, or is in use by another process
+        (:mod:`ginvariance.folder`).
     ConfigError, DataError, GroupError
         Bad options, an unknown data set or a group that does not act on its samples.
     """
-    import torch
 
     from ginvariance.data import get_shift, load_dataset
-    from ginvariance.data.shifts import ShiftReference
+    from ginvariance.folder import output_folder
     from ginvariance.groups import get_group
-    from ginvariance.io import atomic_write_bytes, atomic_write_json, ensure_dir
-    from ginvariance.training import train, versions
 
     began = time.perf_counter()
     given = config
@@ -508,10 +546,27 @@ def run_study(
     for mode in TRAINED_MODELS:
         tc = config.train_config(mode, config.seeds[0])
         build_model(tc.model_name, tuple(test_set.sample_shape), test_set.num_classes, group=group)
-    out = ensure_dir(out_dir)
+    with output_folder(out_dir):  # locked for the run; only ginv's own files replaced
+        return _run_study(config, Path(out_dir), test_set, group, force, progress, began)
+
+
+def _run_study(
+    config: StudyConfig,
+    out: Path,
+    test_set: Any,
+    group: Any,
+    force: bool,
+    progress: Progress | None,
+    began: float,
+) -> dict[str, Any]:
+    import torch
+
+    from ginvariance.data import get_shift, load_dataset
+    from ginvariance.data.shifts import ShiftReference
+    from ginvariance.io import atomic_write_bytes, atomic_write_json
+    from ginvariance.training import train, versions
+
     plan = plan_checkpoints(config, out, force=force)
-    if force:
-        _clear_outputs(out)
 
     dtype = getattr(torch, config.dtype)
     x_test = torch.as_tensor(test_set.x).to(dtype)
@@ -560,6 +615,8 @@ def run_study(
                 grids[mode] = grid
             seed_times[mode] = {"train": seconds, **t, "forward": _forward_seconds(net, x_test)}
         timings["seeds"][str(seed)] = seed_times
+    if force:  # every model is trained: the results of an earlier run can go
+        _clear_outputs(out)
 
     models: dict[str, Any] = {}
     for mode, runs in per_model.items():

@@ -61,10 +61,12 @@ def cayley_table(group: Group, probe_size: int = 5) -> Tensor:
     square, on which the built-in grid symmetries have distinct images.
     """
     gen = torch.Generator().manual_seed(0)
-    probe = torch.rand(1, probe_size, probe_size, generator=gen, dtype=torch.float64)
+    # on the CPU whatever the default device: a model built on "meta" (to check a
+    # checkpoint's description before allocating it) needs the table's values too
+    probe = torch.rand(1, probe_size, probe_size, generator=gen, dtype=torch.float64, device="cpu")
     images = torch.stack([group.act(probe, k) for k in range(group.order)])
     n = group.order
-    table = torch.empty(n, n, dtype=torch.long)
+    table = torch.empty(n, n, dtype=torch.long, device="cpu")
     for i in range(n):
         for j in range(n):
             composed = group.act(group.act(probe, j), i)

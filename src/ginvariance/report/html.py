@@ -17,7 +17,8 @@ import numpy as np
 
 from ginvariance.errors import DataError
 from ginvariance.experiments.claims import CLAIM_KEYS, claim_statements, regularized_in
-from ginvariance.io import atomic_write_bytes, atomic_write_text, ensure_dir
+from ginvariance.folder import OutputFolder, output_folder
+from ginvariance.io import atomic_write_bytes, atomic_write_text
 from ginvariance.keys import MEASURE_KEYS
 from ginvariance.report.figures import measures_figure, saliency_figure, spectral_figure
 
@@ -452,11 +453,8 @@ def _config_list(results: Mapping[str, Any]) -> str:
         f"{html.escape(k)} {html.escape(str(v))}"
         for k, v in sorted((results.get("versions") or {}).items())
     )
-    total = (results.get("timings") or {}).get("total")
-    timing = f" Wall time of the run: {total:.1f} s." if isinstance(total, int | float) else ""
-    return (
-        f"<table>{items}</table><p class='note'>Versions: {versions}.{timing}</p>" if items else ""
-    )
+    # no wall time: the same results give the same page, byte for byte
+    return f"<table>{items}</table><p class='note'>Versions: {versions}.</p>" if items else ""
 
 
 def render_report(
@@ -486,6 +484,9 @@ def render_report(
     ------
     DataError
         The results are incomplete (nothing is written).
+    OutputError
+        Another process holds the folder, or a file of the report's names exists that ginv
+        did not write (:mod:`ginvariance.folder`).
     """
     models = check_results(results)
     elements = list(results.get("group_elements") or [])
@@ -498,9 +499,18 @@ def render_report(
     figures["measures"] = measures_figure(results, models)
     figures["spectral"] = spectral_figure(results, models)
 
-    out = ensure_dir(out_dir)
+    with output_folder(out_dir) as held:  # locked; only ginv's own files are replaced
+        return _write_report(results, Path(out_dir), figures, held)
+
+
+def _write_report(
+    results: Mapping[str, Any], out: Path, figures: dict[str, bytes], held: OutputFolder
+) -> Path:
+    models = check_results(results)
     for key, data in figures.items():
         atomic_write_bytes(out / FIGURES[key], data)
+    if "saliency" not in figures:  # an earlier run's grid would not match these results
+        held.remove(out / FIGURES["saliency"])
 
     dataset = html.escape(str(results.get("dataset", "")))
     group = html.escape(str(results.get("group", "")))

@@ -6,14 +6,17 @@
 * :func:`train` — one model in one of :data:`MODES` (``plain``, ``augmented``,
   ``regularized``, ``weight-tied``), deterministic and resumable.
 * :func:`save_checkpoint`, :func:`load_checkpoint`, :func:`load_weights` — safetensors
-  checkpoints with a JSON sidecar; nothing executes code on load.
+  checkpoints with a JSON sidecar; nothing executes code on load, and every load goes
+  through :func:`read_checkpoint`, which verifies the checksum over metadata and tensors.
 """
 
 from __future__ import annotations
 
 from ginvariance.training.checkpoint import (
+    checkpoint_meta,
     load_checkpoint,
     load_weights,
+    read_checkpoint,
     save_checkpoint,
     sidecar_path,
     versions,
@@ -38,10 +41,12 @@ __all__ = [
     "InvarianceRegularizer",
     "TrainConfig",
     "TrainResult",
+    "checkpoint_meta",
     "epoch_generator",
     "evaluate",
     "load_checkpoint",
     "load_weights",
+    "read_checkpoint",
     "regularized_loss",
     "save_checkpoint",
     "sidecar_path",

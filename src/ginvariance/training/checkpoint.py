@@ -7,21 +7,34 @@ A checkpoint ``DIR/NAME.safetensors`` holds
   ``optim.state.0.exp_avg``),
 * in the safetensors header metadata, under ``"ginvariance"``, the JSON of the run's
   metadata (configuration, epoch, history, metrics, model description, optimizer
-  hyper-parameters, versions) and a SHA-256 of the tensor data,
+  hyper-parameters, versions, ``"format": 2``) and ``"sha256"``, a SHA-256 over that
+  metadata (canonical JSON) and over every tensor's name, dtype, shape and bytes,
 
-and ``DIR/NAME.json`` is a readable copy of that metadata. Both are written atomically
-(temporary file, fsync, rename). The weights file is self-contained, so the pair cannot
-disagree in a way that matters: the metadata inside it wins.
+and ``DIR/NAME.json`` is a readable copy of that metadata, which ginv never reads back.
+Both are written atomically (temporary file, fsync, rename).
+
+Every path that loads weights reads the file through :func:`read_checkpoint`: the whole
+file is read with Python's own ``open`` (any path the operating system accepts), the
+safetensors layout is checked (every byte of the data section belongs to exactly one
+tensor), the checksum is recomputed over the metadata and the tensors, and the metadata's
+values are checked (a valid configuration; a model description whose size fits the
+weights in the file) before any model is built. An edited ``"epoch"`` or accuracy, a
+flipped tensor byte or a crafted description is refused with one line. A checkpoint of
+format 1 (ginvariance before this check: its checksum covered the tensors only) is
+refused with a message to train it again. A ``.safetensors`` file without ginv's metadata
+(written by another program) holds weights only: :func:`load_weights` loads it after the
+safetensors checks, and :func:`load_checkpoint` needs the model to load it into.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import platform
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import torch
@@ -32,7 +45,7 @@ from ginvariance.io import atomic_write_bytes, atomic_write_json, to_json
 from ginvariance.training.config import RESUMABLE_FIELDS, TrainConfig
 
 OPTIM_PREFIX = "optim.state."
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def versions() -> dict[str, str]:
@@ -56,11 +69,15 @@ def sidecar_path(path: str | Path) -> Path:
     return p.with_name(p.stem + ".json")
 
 
-def _digest(tensors: Mapping[str, Tensor]) -> str:
+def _digest(tensors: Mapping[str, Tensor], meta: Mapping[str, Any]) -> str:
+    """SHA-256 over ``meta`` (canonical JSON, without its ``sha256``) and every tensor."""
     h = hashlib.sha256()
+    h.update(b"ginvariance checkpoint, format 2\n")
+    h.update(json.dumps(meta, sort_keys=True, separators=(",", ":")).encode("ascii"))
+    h.update(b"\n")
     for key in sorted(tensors):
         t = tensors[key].contiguous()
-        h.update(key.encode())
+        h.update(key.encode("utf-8", "surrogateescape"))
         h.update(str(t.dtype).encode())
         h.update(str(tuple(t.shape)).encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
@@ -118,11 +135,11 @@ def save_checkpoint(
         }
     meta["versions"] = versions()
     meta["format"] = FORMAT_VERSION
-    header = dict(meta)
-    header["sha256"] = _digest(tensors)
     try:
-        blob = save(tensors, metadata={"ginvariance": json.dumps(header, sort_keys=True)})
         to_json(meta)
+        header = json.loads(json.dumps(meta, sort_keys=True))  # as a reader will see it
+        header["sha256"] = _digest(tensors, header)
+        blob = save(tensors, metadata={"ginvariance": json.dumps(header, sort_keys=True)})
     except (TypeError, ValueError) as exc:
         raise CheckpointError(
             f"cannot serialize checkpoint {str(path)!r}: {exc}; pass JSON-serializable metadata"
@@ -131,54 +148,183 @@ def save_checkpoint(
     atomic_write_json(sidecar_path(path), meta)
 
 
+def _corrupt(path: Path, what: str) -> CheckpointError:
+    return CheckpointError(f"checkpoint {str(path)!r} {what}; train again or restore it")
+
+
 def _read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
-    from safetensors import safe_open
+    """The tensors and the header metadata of a safetensors file, its layout checked."""
+    from safetensors.torch import load
 
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {str(path)!r}; check the path")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} is not a file; give a .safetensors file")
     try:
-        with safe_open(str(path), framework="pt") as fh:
-            metadata = fh.metadata() or {}
-            tensors = {key: fh.get_tensor(key) for key in fh.keys()}
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise CheckpointError(
+            f"cannot read checkpoint {str(path)!r} ({exc.strerror or exc}); check its permissions"
+        ) from None
+    unreadable = "is not a readable safetensors file ({}); it is corrupt or truncated"
+    try:
+        tensors = load(data)  # checks the header, dtypes, shapes and that offsets tile the data
     except Exception as exc:  # safetensors raises several types for corrupt files
         reason = " ".join(str(exc).split())[:120] or type(exc).__name__
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} is not a readable safetensors file ({reason}); "
-            "it is corrupt or truncated: train again or restore it"
-        ) from None
+        raise _corrupt(path, unreadable.format(reason)) from None
+    size = int.from_bytes(data[:8], "little")  # valid: safetensors has read the header
+    try:
+        header = json.loads(data[8 : 8 + size])
+    except ValueError:
+        header = None
+    metadata = header.get("__metadata__") or {} if isinstance(header, dict) else None
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise _corrupt(path, unreadable.format("its header is not safetensors JSON"))
     return tensors, metadata
 
 
-def _read_meta(path: Path, metadata: Mapping[str, str], tensors: Mapping[str, Tensor]) -> dict:
+def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Read and verify a checkpoint: ``(tensors, meta)``, every byte checked.
+
+    The one reader of ``.safetensors`` files: :func:`load_checkpoint`, :func:`load_weights`,
+    resuming, the study's plan and ``ginv measure --checkpoint`` all go through it.
+
+    Returns
+    -------
+    (tensors, meta):
+        Every tensor of the file (model weights and ``optim.state.*``), and the verified
+        metadata without its ``sha256`` (``{}`` for a safetensors file that ginv did not
+        write).
+
+    Raises
+    ------
+    CheckpointError
+        A missing or unreadable file, a broken safetensors layout, a checksum that does not
+        match the metadata and tensors, a checkpoint of an older format, or metadata whose
+        values ginv never writes.
+    """
+    path = Path(path)
+    tensors, metadata = _read_safetensors(path)
     raw = metadata.get("ginvariance")
     if raw is None:
-        side = sidecar_path(path)
-        if not side.exists():
-            return {}
-        try:
-            return json.loads(side.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise CheckpointError(
-                f"checkpoint sidecar {str(side)!r} is not readable JSON ({exc}); "
-                "restore or delete it"
-            ) from None
+        return tensors, {}
     try:
         meta = json.loads(raw)
     except ValueError:
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} has corrupt metadata; train again or restore it"
-        ) from None
+        meta = None
     if not isinstance(meta, dict):
-        raise CheckpointError(f"checkpoint {str(path)!r} has corrupt metadata; train again")
-    digest = meta.pop("sha256", None)
-    if digest is not None and digest != _digest(tensors):
+        raise _corrupt(path, "has corrupt metadata (not a JSON object)")
+    version = meta.get("format", 1)
+    if version != FORMAT_VERSION:
+        if version == 1:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} was written by an older ginvariance (checkpoint "
+                "format 1, whose checksum does not cover its metadata); train it again with "
+                "this version"
+            )
         raise CheckpointError(
-            f"checkpoint {str(path)!r} is corrupt (its tensors do not match their checksum); "
-            "train again or restore it"
+            f"checkpoint {str(path)!r} has format {version!r}, which this ginvariance cannot "
+            "read; use the version that wrote it, or train it again"
         )
-    return meta
+    digest = meta.pop("sha256", None)
+    if not isinstance(digest, str) or digest != _digest(tensors, meta):
+        raise _corrupt(
+            path,
+            "does not match its checksum (its tensors or its metadata were changed after it "
+            "was written)",
+        )
+    _check_meta(path, meta, tensors)
+    return tensors, meta
+
+
+def checkpoint_meta(path: str | Path) -> dict[str, Any]:
+    """The verified metadata of a checkpoint (:func:`read_checkpoint`)."""
+    return read_checkpoint(path)[1]
+
+
+def _is_int(v: Any) -> TypeGuard[int]:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _check_meta(path: Path, meta: dict[str, Any], tensors: Mapping[str, Tensor]) -> None:
+    """Refuse metadata values that ginv never writes, before anything is built from them."""
+
+    def bad(what: str) -> CheckpointError:
+        return CheckpointError(
+            f"checkpoint {str(path)!r} has {what} in its metadata, which ginv never writes; "
+            "train it again"
+        )
+
+    config: TrainConfig | None = None
+    if "config" in meta:
+        try:
+            config = TrainConfig.from_dict(meta["config"])
+            config.validate()
+        except Exception as exc:
+            reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+            raise bad(f"an invalid training configuration ({reason})") from None
+    if "epoch" in meta:
+        epoch = meta["epoch"]
+        if not _is_int(epoch) or epoch < 0 or (config is not None and epoch > config.epochs):
+            raise bad(f"epoch {epoch!r}")
+    if "history" in meta and (
+        not isinstance(meta["history"], list)
+        or not all(isinstance(h, dict) for h in meta["history"])
+    ):
+        raise bad("a history that is not a list of epochs")
+    if "metrics" in meta and (
+        not isinstance(meta["metrics"], dict)
+        or not all(_is_number(v) for v in meta["metrics"].values())
+    ):
+        raise bad("metrics that are not numbers")
+    if "name" in meta and not isinstance(meta["name"], str):
+        raise bad(f"name {meta['name']!r}")
+    info = meta.get("optimizer")
+    if info is not None and (
+        not isinstance(info, dict)
+        or not isinstance(info.get("param_groups"), list)
+        or not all(
+            isinstance(g, dict)
+            and isinstance(g.get("params"), list)
+            and all(_is_int(i) for i in g["params"])
+            for g in info["param_groups"]
+        )
+    ):
+        raise bad("optimizer state of another shape")
+    desc = meta.get("model")
+    if desc is None:
+        return
+    if not isinstance(desc, dict):
+        raise bad("a model description that is not an object")
+    shape, classes = desc.get("sample_shape"), desc.get("num_classes")
+    if not isinstance(desc.get("name"), str):
+        raise bad(f"model name {desc.get('name')!r}")
+    if not (desc.get("group") is None or isinstance(desc.get("group"), str)):
+        raise bad(f"group {desc.get('group')!r}")
+    if (
+        not isinstance(shape, list)
+        or not 1 <= len(shape) <= 3
+        or not all(_is_int(s) and s >= 1 for s in shape)
+    ):
+        raise bad(f"sample_shape {shape!r}")
+    if not _is_int(classes) or classes < 2:
+        raise bad(f"num_classes {classes!r}")
+    # Every built-in model has at least prod(sample_shape) and num_classes parameters; a
+    # description beyond the weights in the file would only allocate a model that cannot
+    # match them.
+    weights = sum(t.numel() for k, t in tensors.items() if not k.startswith(OPTIM_PREFIX))
+    if math.prod(shape) > weights or classes > weights:
+        raise bad(
+            f"a model description (sample_shape {shape}, num_classes {classes}) far larger "
+            f"than its {weights} weights"
+        )
 
 
 def _split(tensors: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
@@ -189,7 +335,14 @@ def _split(tensors: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, 
 
 def _load_into(path: Path, model: nn.Module, weights: Mapping[str, Tensor]) -> nn.Module:
     """Copy ``weights`` into ``model``, refusing missing or extra keys and other shapes."""
-    expected = model.state_dict()
+    _check_fits(path, model.state_dict(), weights)
+    with torch.no_grad():
+        model.load_state_dict(dict(weights), strict=True)
+    return model
+
+
+def _check_fits(path: Path, expected: Mapping[str, Tensor], weights: Mapping[str, Tensor]) -> None:
+    """Refuse ``weights`` whose keys, shapes or kinds of dtype differ from ``expected``."""
     missing = sorted(set(expected) - set(weights))
     extra = sorted(set(weights) - set(expected))
     if missing or extra:
@@ -214,9 +367,6 @@ def _load_into(path: Path, model: nn.Module, weights: Mapping[str, Tensor]) -> n
                 f"checkpoint {str(path)!r} does not match the model: {key} has dtype "
                 f"{weights[key].dtype} in the file and {value.dtype} in the model"
             )
-    with torch.no_grad():
-        model.load_state_dict(dict(weights), strict=True)
-    return model
 
 
 def _load_optimizer(
@@ -280,17 +430,8 @@ def load_checkpoint(
             f"checkpoint {str(path)!r} is a pickle file; training checkpoints are .safetensors "
             "(use load_weights for a .pt state dict)"
         )
-    tensors, metadata = _read_safetensors(path)
-    meta = _read_meta(path, metadata, tensors)
-    stored_config: TrainConfig | None = None
-    if "config" in meta:
-        try:
-            stored_config = TrainConfig.from_dict(meta["config"])
-        except Exception:
-            raise CheckpointError(
-                f"checkpoint {str(path)!r} records a configuration this version cannot read; "
-                "train again"
-            ) from None
+    tensors, meta = read_checkpoint(path)
+    stored_config = TrainConfig.from_dict(meta["config"]) if "config" in meta else None
     if config is not None:
         if stored_config is None:
             raise CheckpointError(
@@ -303,32 +444,57 @@ def load_checkpoint(
                 f"checkpoint {str(path)!r} was trained with a different configuration "
                 f"({'; '.join(diffs)} differs); use another --out or drop --resume"
             )
-    if model is None:
-        model = _rebuild(path, meta, stored_config)
     weights, optim = _split(tensors)
+    if model is None:
+        model = _rebuild(path, meta, stored_config, weights)
     _load_into(path, model, weights)
     if optimizer is not None:
         _load_optimizer(path, optimizer, optim, meta)
     return model, meta
 
 
-def _rebuild(path: Path, meta: dict, config: TrainConfig | None) -> nn.Module:
+def _rebuild(
+    path: Path, meta: dict, config: TrainConfig | None, weights: Mapping[str, Tensor]
+) -> nn.Module:
+    """Build the model that ``meta`` describes, after checking on the ``meta`` device (no
+    memory) that it has exactly the shapes of ``weights``."""
     desc = meta.get("model")
     if config is None or not isinstance(desc, dict):
         raise CheckpointError(
             f"checkpoint {str(path)!r} does not describe its model; pass the model to load into"
         )
+    from ginvariance.errors import GinvarianceError
     from ginvariance.training.trainer import build_training_model
 
-    try:
+    def build() -> nn.Module:
         return build_training_model(
             desc["name"],
             tuple(desc["sample_shape"]),
-            int(desc["num_classes"]),
+            desc["num_classes"],
             group=desc.get("group"),
             dtype=config.dtype,
             seed=config.seed,
         )
+
+    try:
+        try:
+            with torch.device("meta"):
+                skeleton = build()
+        except GinvarianceError:
+            raise
+        except Exception:  # a model that cannot be built on "meta": the size checks stand
+            skeleton = None
+        if skeleton is not None:
+            try:
+                _check_fits(path, skeleton.state_dict(), weights)
+            except CheckpointError as exc:
+                raise CheckpointError(
+                    f"checkpoint {str(path)!r} describes a model ({desc['name']}, sample_shape "
+                    f"{desc['sample_shape']}, num_classes {desc['num_classes']}) whose weights "
+                    f"differ from those in the file ({str(exc).split(': ', 1)[-1][:80]}); "
+                    "train it again"
+                ) from None
+        return build()
     except KeyError as exc:
         raise CheckpointError(
             f"checkpoint {str(path)!r} has an incomplete model description (no {exc}); "
@@ -339,7 +505,9 @@ def _rebuild(path: Path, meta: dict, config: TrainConfig | None) -> nn.Module:
 def load_weights(path: str | Path, model: nn.Module) -> nn.Module:
     """Load weights into ``model`` from a ``.safetensors`` file or a ``.pt``/``.pth`` state dict.
 
-    ``.safetensors`` files are read as tensors only (optimizer entries are ignored).
+    ``.safetensors`` files are read by :func:`read_checkpoint` (a checkpoint of ginv is
+    verified against its checksum; another program's safetensors file is checked for its
+    layout only) and only the model's tensors are used (optimizer entries are ignored).
     ``.pt``/``.pth`` files are read with ``torch.load(weights_only=True)``, which refuses
     any pickle that would build objects other than tensors and containers (and so never
     runs code from the file). Anything else is refused.
@@ -352,7 +520,7 @@ def load_weights(path: str | Path, model: nn.Module) -> nn.Module:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
-        tensors, _ = _read_safetensors(path)
+        tensors, _ = read_checkpoint(path)
         weights, _ = _split(tensors)
         return _load_into(path, model, weights)
     if suffix in (".pt", ".pth"):
@@ -385,4 +553,12 @@ def load_weights(path: str | Path, model: nn.Module) -> nn.Module:
     )
 
 
-__all__ = ["load_checkpoint", "load_weights", "save_checkpoint", "sidecar_path", "versions"]
+__all__ = [
+    "checkpoint_meta",
+    "load_checkpoint",
+    "load_weights",
+    "read_checkpoint",
+    "save_checkpoint",
+    "sidecar_path",
+    "versions",
+]

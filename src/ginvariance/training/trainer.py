@@ -25,8 +25,8 @@ decide it.
 
 from __future__ import annotations
 
-import contextlib
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,7 +39,6 @@ from torch.nn import functional as F
 
 from ginvariance.errors import CheckpointError, ConfigError, ModelError, OutputError
 from ginvariance.groups import Group, get_group
-from ginvariance.io import ensure_dir
 from ginvariance.progress import Progress, ensure_progress
 from ginvariance.training.checkpoint import load_checkpoint, save_checkpoint, sidecar_path
 from ginvariance.training.config import TrainConfig
@@ -155,9 +154,10 @@ MAX_NAME_BYTES = 200
 def _check_name(name: str) -> str:
     if not name or any(c in name for c in "/\\\0") or name in (".", ".."):
         raise ConfigError(f"checkpoint name {name!r} must be a plain file name; pick another")
-    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+    size = len(os.fsencode(name))
+    if size > MAX_NAME_BYTES:
         raise ConfigError(
-            f"checkpoint name of {len(name.encode('utf-8'))} bytes is too long for a file name; "
+            f"checkpoint name of {size} bytes is too long for a file name; "
             f"use at most {MAX_NAME_BYTES}"
         )
     return name
@@ -237,100 +237,134 @@ def train(
         else None
     )
 
-    path: Path | None = None
-    history: list[dict[str, float]] = []
-    start_epoch = 0
-    metrics: dict[str, float] = {}
-    created: Path | None = None  # the folder this call made, removed again if left empty
-    if out_dir is not None:
+    run = _Run(config, name, model, optimizer, regularizer, group, sample_shape, num_classes)
+    data = (x_train, y_train, x_val, y_val)
+    if out_dir is None:
+        return run.fit(data, None, progress)
+    from ginvariance.folder import output_folder
+
+    with output_folder(out_dir) as folder:  # locked, and only ginv's own files replaced
         path = Path(out_dir) / f"{name}.safetensors"
-        if resume and not path.exists():
-            raise CheckpointError(
-                f"no checkpoint {str(path)!r} to resume from; drop --resume to start a new run"
-            )
-        if not Path(out_dir).exists():
-            created = Path(out_dir)
-        ensure_dir(out_dir)
+        folder.check_writable(path)
+        folder.check_writable(sidecar_path(path))
         if resume:
-            _, meta = load_checkpoint(path, model, config=config, optimizer=optimizer)
-            start_epoch = int(meta.get("epoch", 0))
-            history = list(meta.get("history", []))
-            metrics = dict(meta.get("metrics", {}))
-            if start_epoch > config.epochs:
+            if not path.exists():
                 raise CheckpointError(
-                    f"checkpoint {str(path)!r} is at epoch {start_epoch}, past the {config.epochs} "
-                    "asked for; raise --epochs or use another --out"
+                    f"no checkpoint {str(path)!r} to resume from; drop --resume to start a new run"
                 )
-        elif (path.exists() or sidecar_path(path).exists()) and not overwrite:
+            run.resume(path)
+        elif path.exists() and not overwrite:
             raise OutputError(
                 f"checkpoint {str(path)!r} exists; pass --resume to continue it, --force to "
                 "replace it, or choose another --out"
             )
+        # A sidecar without its weights is ginv's own copy of metadata: it is replaced.
+        return run.fit(data, path, progress)
 
-    model_desc = {
-        "name": config.model_name,
-        "sample_shape": list(sample_shape),
-        "num_classes": num_classes,
-        "group": group.name,
-    }
-    reporter = ensure_progress(progress)
-    reporter.start(config.epochs, f"train {name}")
-    began = time.perf_counter()
-    try:
-        if start_epoch:
-            reporter.advance(start_epoch)
-        for epoch in range(start_epoch, config.epochs):
-            stats = _train_epoch(
-                model, optimizer, x_train, y_train, group, regularizer, config, epoch
+
+class _Run:
+    """One training run's state: model, optimizer, history; :meth:`fit` trains the epochs."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        name: str,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        regularizer: InvarianceRegularizer | None,
+        group: Group,
+        sample_shape: tuple[int, ...],
+        num_classes: int,
+    ) -> None:
+        self.config, self.name, self.model, self.optimizer = config, name, model, optimizer
+        self.regularizer, self.group = regularizer, group
+        self.history: list[dict[str, float]] = []
+        self.metrics: dict[str, float] = {}
+        self.start_epoch = 0
+        self.model_desc = {
+            "name": config.model_name,
+            "sample_shape": list(sample_shape),
+            "num_classes": num_classes,
+            "group": group.name,
+        }
+
+    def resume(self, path: Path) -> None:
+        """Continue from the checkpoint at ``path`` (verified, same configuration)."""
+        config = self.config
+        _, meta = load_checkpoint(path, self.model, config=config, optimizer=self.optimizer)
+        self.start_epoch = int(meta.get("epoch", 0))
+        self.history = list(meta.get("history", []))
+        self.metrics = dict(meta.get("metrics", {}))
+        if self.start_epoch > config.epochs:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} is at epoch {self.start_epoch}, past the "
+                f"{config.epochs} asked for; raise --epochs or use another --out"
             )
-            val = evaluate(model, x_val, y_val, group)
-            finite_weights = all(bool(torch.isfinite(p).all()) for p in model.parameters())
-            if not (math.isfinite(stats["loss"]) and math.isfinite(val["loss"]) and finite_weights):
-                what = (
-                    "weights became NaN or inf"
-                    if not finite_weights
-                    else f"training loss {stats['loss']:.3g}, validation loss {val['loss']:.3g}"
+
+    def fit(
+        self,
+        data: tuple[Tensor, Tensor, Tensor, Tensor],
+        path: Path | None,
+        progress: Progress | None,
+    ) -> TrainResult:
+        config, model, optimizer, group = self.config, self.model, self.optimizer, self.group
+        x_train, y_train, x_val, y_val = data
+        history, metrics = self.history, self.metrics
+        reporter = ensure_progress(progress)
+        reporter.start(config.epochs, f"train {self.name}")
+        began = time.perf_counter()
+        try:
+            if self.start_epoch:
+                reporter.advance(self.start_epoch)
+            for epoch in range(self.start_epoch, config.epochs):
+                stats = _train_epoch(
+                    model, optimizer, x_train, y_train, group, self.regularizer, config, epoch
                 )
-                raise ConfigError(
-                    f"training diverged ({what} in epoch {epoch + 1}); lower --lr or --lam"
-                )
-            history.append(
-                {
-                    "epoch": epoch + 1,
-                    **stats,
-                    "val_accuracy": val["accuracy"],
-                    "val_orbit_accuracy": val["orbit_accuracy"],
-                    "val_orbit_consistency": val["orbit_consistency"],
-                }
-            )
-            metrics = {**val, "epoch": epoch + 1}
-            if path is not None:
-                save_checkpoint(
-                    path,
-                    model,
-                    optimizer=optimizer,
-                    meta={
-                        "config": config.to_dict(),
+                val = evaluate(model, x_val, y_val, group)
+                finite_weights = all(bool(torch.isfinite(p).all()) for p in model.parameters())
+                if not (
+                    math.isfinite(stats["loss"]) and math.isfinite(val["loss"]) and finite_weights
+                ):
+                    what = (
+                        "weights became NaN or inf"
+                        if not finite_weights
+                        else f"training loss {stats['loss']:.3g}, validation loss {val['loss']:.3g}"
+                    )
+                    raise ConfigError(
+                        f"training diverged ({what} in epoch {epoch + 1}); lower --lr or --lam"
+                    )
+                history.append(
+                    {
                         "epoch": epoch + 1,
-                        "history": history,
-                        "metrics": metrics,
-                        "model": model_desc,
-                        "name": name,
-                    },
+                        **stats,
+                        "val_accuracy": val["accuracy"],
+                        "val_orbit_accuracy": val["orbit_accuracy"],
+                        "val_orbit_consistency": val["orbit_consistency"],
+                    }
                 )
-            reporter.advance(1, loss=stats["loss"], acc=val["accuracy"])
-    except BaseException:
-        if created is not None:  # a run that failed before its first checkpoint leaves nothing
-            with contextlib.suppress(OSError):
-                created.rmdir()  # only if empty
-        raise
-    finally:
-        reporter.finish()
-    seconds = time.perf_counter() - began
-    if not metrics:  # resumed a finished run whose metadata lacks metrics
-        metrics = {**evaluate(model, x_val, y_val, group), "epoch": config.epochs}
-    model.eval()
-    return TrainResult(model, config, history, metrics, path, seconds)
+                metrics = {**val, "epoch": epoch + 1}
+                if path is not None:
+                    save_checkpoint(
+                        path,
+                        model,
+                        optimizer=optimizer,
+                        meta={
+                            "config": config.to_dict(),
+                            "epoch": epoch + 1,
+                            "history": history,
+                            "metrics": metrics,
+                            "model": self.model_desc,
+                            "name": self.name,
+                        },
+                    )
+                reporter.advance(1, loss=stats["loss"], acc=val["accuracy"])
+        finally:
+            reporter.finish()
+        seconds = time.perf_counter() - began
+        if not metrics:  # resumed a finished run whose metadata lacks metrics
+            metrics = {**evaluate(model, x_val, y_val, group), "epoch": config.epochs}
+        model.eval()
+        return TrainResult(model, config, history, metrics, path, seconds)
 
 
 def _check_model_name(name: str) -> None:
