@@ -525,9 +525,11 @@ def test_a_full_disk_names_the_file_and_leaves_no_empty_folders(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real_fsync = os.fsync
+    filled: list[bool] = []
 
-    def full(fd: int) -> None:  # the disk fills up with the first large file
-        if os.fstat(fd).st_size > 4096:
+    def full(fd: int) -> None:  # the disk fills up with the first large file, and stays full
+        if filled or os.fstat(fd).st_size > 4096:
+            filled.append(True)
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_fsync(fd)
 
@@ -537,6 +539,7 @@ def test_a_full_disk_names_the_file_and_leaves_no_empty_folders(
     assert code == 2 and one_line(err), err
     assert "No space left on device" in err and str(out / "plain.safetensors") in err
     assert not (tmp_path / "new").exists()
+    filled.clear()
     study = tmp_path / "study"
     with pytest.raises(OutputError, match=r"plain\.safetensors.*No space left"):
         run_study(MINI, study)

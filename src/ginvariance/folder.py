@@ -15,6 +15,7 @@ and :func:`~ginvariance.report.render_report` alike) holds two files of ginv's o
     Held with ``fcntl.flock`` (exclusive, non-blocking) for the whole run, and holding the
     process id of its holder: a second process on the same folder stops with one line. The
     kernel releases the lock when its holder dies, so a killed run leaves no stale lock.
+    (Where ``fcntl`` does not exist, as on Windows, the folder is not locked.)
 
 While it holds the lock, a run removes ginv's own temporaries that a killed write left
 (``.NAME.XXXXXXXX.ginv.tmp`` beside a listed ``NAME``, :mod:`ginvariance.io`), and nothing
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
 import threading
@@ -40,6 +40,11 @@ from pathlib import Path
 
 from ginvariance.errors import OutputError
 from ginvariance.io import ensure_dir, is_temporary_of, replace_atomically, to_json
+
+try:
+    import fcntl
+except ImportError:  # not POSIX (Windows): the manifest still works, the folder is not locked
+    fcntl = None  # type: ignore[assignment]
 
 MANIFEST_FILE = ".ginv-manifest.json"
 LOCK_FILE = ".ginv.lock"
@@ -166,7 +171,8 @@ class OutputFolder:
                 "choose a folder you can write to"
             ) from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             holder = ""
             with contextlib.suppress(OSError, ValueError):
@@ -223,7 +229,8 @@ class OutputFolder:
                 kept = {rel: sha for rel, sha in self.files.items() if self._path(rel).exists()}
                 if kept != self.files:
                     self.files = kept
-                    self._save()
+                    with contextlib.suppress(OSError):  # a full disk: keep the first error
+                        self._save()
                 for folder in reversed(self._made_sub):
                     with contextlib.suppress(OSError):
                         folder.rmdir()  # only if empty
