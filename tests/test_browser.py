@@ -5,8 +5,9 @@ served on localhost; a wrapper page (the report itself has no script) loads the 
 iframe, reads ``naturalWidth`` of each ``<img>`` and writes the result into its DOM, which
 Chromium prints with ``--dump-dom``. A second Chromium call saves a screenshot of the report.
 
-Chromium is required, not optional: without it the test fails and says how to install it
-(``apt-get install -y chromium``, as ``.ci/run`` does).
+Without Chromium (a user's machine, where only root can install it) these tests skip with a
+one-line reason; under ``CI=true`` a missing Chromium fails them, since ``.ci/run`` installs it
+(``apt-get install -y chromium``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import contextlib
 import functools
 import html
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -58,10 +60,13 @@ def chromium() -> str:
         path = shutil.which(name)
         if path:
             return path
-    pytest.fail(
+    reason = (
         "headless Chromium is needed to check the report in a real browser and was not "
         "found; install it with: apt-get update && apt-get install -y chromium"
     )
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
 
 
 def run_chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
