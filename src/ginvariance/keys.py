@@ -1,4 +1,4 @@
-"""The result keys of the invariance measures (DESIGN.md), in the order reports show them.
+"""The result keys of the invariance measures (docs/definitions.md), in the order reports show them.
 
 Kept apart from :mod:`ginvariance.metrics` so that reports, sweeps and the command line can
 name the measures without loading the measuring code (torchmetrics).

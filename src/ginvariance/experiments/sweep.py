@@ -23,7 +23,7 @@ no weight-tied network (for example ``shift``).
 Where things go
 ---------------
 ``DIR/trials/<key>/results.json``
-    the ``results.json`` of DESIGN.md for the trial's one model
+    the ``results.json`` format of ``ginv run`` for the trial's one model
     (``{"models": {NAME: {"id", "shift"}}, "group", "dataset", "seed", "config",
     "versions"}``), written atomically at the end of the trial, beside the model's
     checkpoint (``<NAME>.safetensors``, saved after every epoch).

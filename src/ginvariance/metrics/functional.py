@@ -1,4 +1,4 @@
-"""The invariance measures of DESIGN.md as functions.
+"""The invariance measures of docs/definitions.md as functions.
 
 Two layers:
 

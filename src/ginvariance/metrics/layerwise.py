@@ -4,7 +4,7 @@ Forward hooks on the model's layers capture each layer's output ``φ`` over the 
 batch, from ONE forward pass over ``(n·B, *S)`` per chunk. For every layer, with
 ``φ_g(x) = φ(g·x)`` flattened to a vector:
 
-``li`` (the logit invariance error of DESIGN.md applied to the layer's output)
+``li`` (the logit invariance error of docs/definitions.md applied to the layer's output)
     ``Σ_x Σ_g ‖φ_g(x) − φ̄(x)‖² / Σ_x Σ_g ‖φ_g(x) − μ‖²``, ``φ̄(x) = (1/n) Σ_g φ_g(x)``,
     ``μ`` the mean over all ``x`` and ``g``; 0 when the denominator is 0; in [0, 1].
     On the model's output (the logits) it is exactly ``li``.

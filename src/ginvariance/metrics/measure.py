@@ -50,7 +50,7 @@ class InvarianceReport:
     shift_parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``{"id": {...}, "shift": {...}}`` form of DESIGN.md, with the shifts'
+        """The ``{"id": {...}, "shift": {...}}`` form of ``ginv measure --json``, with the shifts'
         ``shift_reference`` and ``shift_parameters`` when there are shifts."""
         out: dict[str, Any] = {
             "id": dict(self.id),
