@@ -17,6 +17,7 @@ import numpy as np
 
 from ginvariance.errors import DataError
 from ginvariance.experiments.claims import CLAIM_KEYS, claim_statements, regularized_in
+from ginvariance.experiments.study import MODELS
 from ginvariance.folder import OutputFolder, output_folder
 from ginvariance.io import atomic_write_bytes, atomic_write_text
 from ginvariance.keys import MEASURE_KEYS
@@ -24,14 +25,7 @@ from ginvariance.report.figures import measures_figure, saliency_figure, spectra
 
 REPORT_FILE = "report.html"
 #: The order of the study's models in every figure and table (others follow).
-MODEL_ORDER = (
-    "plain",
-    "augmented",
-    "regularized",
-    "regularized-normalized",
-    "weight-tied",
-    "symmetrized",
-)
+MODEL_ORDER = MODELS
 #: The routes to genuine invariance that the report compares, with the augmented baseline.
 ROUTES = {
     "augmented": "baseline: data augmentation",
