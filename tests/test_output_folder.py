@@ -40,6 +40,7 @@ from ginvariance.errors import CheckpointError, OutputError
 from ginvariance.experiments import (
     MODELS,
     RESULTS_FILE,
+    TRAINED_MODELS,
     StudyConfig,
     checkpoint_dir,
     load_results,
@@ -674,7 +675,7 @@ def check_run(folder: Path, name: str) -> None:
     results = load_results(folder)
     assert results["config"]["epochs"] == epochs, name
     config = StudyConfig(**{**results["config"], "seeds": (0,), "shifts": ("uniform",)})
-    for mode in MODELS:
+    for mode in TRAINED_MODELS:
         meta = load_checkpoint(checkpoint_dir(folder, 0) / f"{mode}.safetensors")[1]
         assert meta["config"] == config.train_config(mode, 0).to_dict()
         assert results["models"][mode]["per_seed"][0]["train"] == {
