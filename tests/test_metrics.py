@@ -435,3 +435,13 @@ def test_pdi_of_an_invariant_float32_model_is_not_negative() -> None:
     assert float(stats["pdi_sum"]) == pytest.approx(float(reference.sum()), abs=1e-15)
     assert float(stats["pdi_sum"]) / 256 >= -1e-15
     assert float(reference.min()) >= -1e-15
+
+
+def test_the_package_lists_measure_and_nothing_stray() -> None:
+    import ginvariance
+
+    names = dir(ginvariance)
+    assert "measure" in names and "get_group" in names and "annotations" not in names
+    assert ginvariance.measure is measure
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        ginvariance.nope  # noqa: B018
