@@ -214,3 +214,12 @@ def test_cli_measure_takes_a_shift_reference(tmp_path, capsys) -> None:
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--shift-reference holds samples of shape (1, 6, 6)" in err[0]
+
+
+def test_cli_measure_says_when_it_measures_untrained_weights(capsys) -> None:
+    from ginvariance.cli import main
+
+    args = ["measure", "--dataset", "digits", "--limit", "8", "--no-saliency", "--json"]
+    main([*args, "--model", "cnn"])
+    err = capsys.readouterr().err
+    assert "randomly initialised weights" in err and len(err.strip().splitlines()) == 1

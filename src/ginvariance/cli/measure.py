@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ginvariance.cli.common import RichProgress, app, console
+from ginvariance.cli.common import RichProgress, app, console, console_err
 from ginvariance.errors import ConfigError, DataError
 from ginvariance.keys import MEASURE_KEYS
 
@@ -313,3 +313,10 @@ def measure_command(
     else:
         title = f"{getattr(ds, 'name', 'data')} · {resolved.name} (order {resolved.order})"
         console.print(results_table(result, title))
+    if model is not None and ":" not in model and checkpoint is None:
+        console_err.print(
+            f"ginv: note: --model {model} without --checkpoint measured randomly initialised "
+            "weights (seeded by --seed); pass --checkpoint FILE for a trained model",
+            highlight=False,
+            soft_wrap=True,
+        )
