@@ -96,8 +96,9 @@ def _taps(pos: Tensor) -> tuple[Tensor, Tensor]:
     return index.long(), _cubic(pos.unsqueeze(0) - index)
 
 
-def _check_image(x: Tensor, what: str) -> tuple[int, int]:
-    if x.ndim < 2 or x.shape[-2] < 2 or x.shape[-1] < 2:
+def _check_image(x: Tensor, what: str, batched: bool = False) -> tuple[int, int]:
+    """``(H, W)`` of images ``x`` (``batched``: a batch ``(B, …, H, W)``); raise otherwise."""
+    if x.ndim < (3 if batched else 2) or x.shape[-2] < 2 or x.shape[-1] < 2:
         raise GroupActionError(
             f"{what} rotates images (…, H, W) with H, W ≥ 2, got samples of shape "
             f"{tuple(x.shape[1:])}; use transform='translation' for 1-D signals"
@@ -248,11 +249,8 @@ def lie_derivative(
     check_chunk_size(chunk_size)
     if transform not in TRANSFORMS:
         raise ConfigError(f"unknown transform {transform!r}; choose one of {', '.join(TRANSFORMS)}")
-    if transform == "rotation" and (x.ndim < 3 or _is_signal(x.shape[1:])):
-        raise GroupActionError(
-            f"transform 'rotation' rotates images (…, H, W) with H, W ≥ 2, got samples of "
-            f"shape {tuple(x.shape[1:])}; use transform='translation' for 1-D signals"
-        )
+    if transform == "rotation":
+        _check_image(x, "transform 'rotation'", batched=True)
     chunk = chunk_size or x.shape[0]
     columns = []
     with eval_mode(model), torch.no_grad():
