@@ -30,6 +30,7 @@ from ginvariance.experiments import (
 )
 from ginvariance.experiments.claims import CLAIM_KEYS, verdict
 from ginvariance.experiments.stats import aggregate as _aggregate
+from ginvariance.experiments.study import LONGEST_FIRST
 from ginvariance.folder import MANIFEST_FILE, output_folder
 from ginvariance.io import atomic_write_text, to_json
 
@@ -204,6 +205,59 @@ def test_interrupted_run_leaves_no_results_and_finishes(
     assert json.loads((folder / "regularized.json").read_text())["epoch"] == TINY.epochs
     # Resuming reproduces the uninterrupted run exactly.
     assert without_timings(finished) == without_timings(tiny_run[1])
+
+
+def test_concurrent_trainings_give_the_same_results(
+    tiny_run: tuple[Path, dict], tmp_path: Path
+) -> None:
+    """jobs=2 runs two trainings at a time, each on one thread: the same numbers as jobs=1."""
+    import torch
+
+    threads = torch.get_num_threads()
+    results = run_study(TINY, tmp_path, jobs=2)
+    assert torch.get_num_threads() == threads  # the study's one thread per task is undone
+    assert without_timings(results) == without_timings(tiny_run[1])
+    assert results["timings"]["jobs"] == 2
+    assert set(LONGEST_FIRST) == set(TRAINED_MODELS)
+
+
+class InterruptAfterTasks:
+    """A progress whose ``advance`` raises KeyboardInterrupt once ``after`` tasks finished."""
+
+    def __init__(self, after: int) -> None:
+        self.after, self.done = after, 0
+
+    def start(self, total: int, description: str) -> None:
+        pass
+
+    def advance(self, amount: int = 1, **info: float) -> None:
+        self.done += amount
+        if self.done >= self.after:
+            raise KeyboardInterrupt
+
+    def finish(self) -> None:
+        pass
+
+
+def test_interrupted_concurrent_run_stops_and_finishes(
+    tiny_run: tuple[Path, dict], tmp_path: Path
+) -> None:
+    """Ctrl-C while two trainings run: no results, finished epochs kept; a rerun finishes."""
+    with pytest.raises(KeyboardInterrupt):
+        run_study(TINY, tmp_path, jobs=2, progress=InterruptAfterTasks(1))
+    assert not (tmp_path / RESULTS_FILE).exists()
+    folder = checkpoint_dir(tmp_path, 0)
+    kept = [m for m in TRAINED_MODELS if (folder / f"{m}.safetensors").exists()]
+    assert kept and len(kept) < len(TRAINED_MODELS)  # stopped before every model was trained
+    finished = run_study(TINY, tmp_path, jobs=2)
+    assert without_timings(finished) == without_timings(tiny_run[1])
+
+
+def test_jobs_must_be_a_positive_integer(tmp_path: Path) -> None:
+    for jobs in (0, -1, True, 1.5):
+        with pytest.raises(ConfigError, match="jobs must be a positive integer"):
+            run_study(TINY, tmp_path, jobs=jobs)  # type: ignore[arg-type]
+    assert not any(tmp_path.iterdir())
 
 
 def test_killed_run_leaves_no_results_and_finishes(

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ginvariance.cli.common import RichProgress, app, console, shown
+from ginvariance.cli.common import RichProgress, app, console, shown, usable_cores
 from ginvariance.seeds import parse_seeds
 
 
@@ -77,6 +77,14 @@ def run_command(
             "unreadable checkpoints again (only files ginv wrote are ever replaced)."
         ),
     ] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Trainings run at a time, one CPU thread each (default: the number of "
+            "cores this process may use); the results do not depend on it.",
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print results.json.")] = False,
 ) -> None:
     """Train the study's models on 3 seeds, measure them, and judge the claims with intervals."""
@@ -95,7 +103,13 @@ def run_command(
     )
     config.resolved()
     with output_folder(out):  # one lock for the study and its report
-        results = run_study(config, out, force=force, progress=RichProgress(enabled=not json_out))
+        results = run_study(
+            config,
+            out,
+            force=force,
+            progress=RichProgress(enabled=not json_out),
+            jobs=jobs or usable_cores(),
+        )
         render_report(results, out, load_saliency(out))
     if json_out:
         typer.echo(to_json(results), nl=False)

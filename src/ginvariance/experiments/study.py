@@ -34,6 +34,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
@@ -481,12 +482,135 @@ def _clear_outputs(out: Path) -> None:
             folder.remove(out / rel)
 
 
+#: The trained models, longest training first: concurrent runs start with them so that the
+#: short ones fill the gaps at the end.
+LONGEST_FIRST: tuple[str, ...] = (
+    "weight-tied",
+    "regularized",
+    "regularized-normalized",
+    "augmented",
+    "plain",
+)
+
+
+def _train_and_measure(
+    config: StudyConfig,
+    out: Path,
+    action: str,
+    seed: int,
+    mode: str,
+    test: tuple[Any, Any],
+    group: Any,
+    reference: Any,
+    progress: Progress | None,
+) -> dict[str, tuple[dict[str, Any], np.ndarray, dict[str, float]]]:
+    """Train (or resume) one model of one seed and measure it.
+
+    Returns ``{model: (per-seed entry, saliency grid, timings)}``: the trained model, and for
+    ``augmented`` also ``symmetrized`` (the augmented net averaged over the group).
+    """
+    from ginvariance.models import symmetrize
+    from ginvariance.training import train
+
+    x_test, y_test = test
+    result = train(
+        config.train_config(mode, seed),
+        checkpoint_dir(out, seed),
+        resume=action == "resume",
+        overwrite=action == "overwrite",
+        progress=progress,
+        name=mode,
+    )
+    nets = {mode: result.model}
+    if mode == "augmented":
+        nets["symmetrized"] = symmetrize(result.model, group).eval()
+    measured = {}
+    for name, net in nets.items():
+        report, spectral, grid, t = _measure_model(
+            net, config, x_test, y_test, group, seed, progress, reference
+        )
+        trained = name == mode
+        train_metrics = {k: result.metrics[k] for k in sorted(result.metrics)} if trained else {}
+        seconds = {"train": result.seconds if trained else 0.0, **t}
+        seconds["forward"] = _forward_seconds(net, x_test)
+        entry = {"seed": seed, **report, "spectral": spectral, "train": train_metrics}
+        measured[name] = (entry, grid, seconds)
+    return measured
+
+
+class _Stopped(Exception):
+    """Raised inside a concurrent task once the study stops (an error or an interrupt)."""
+
+
+class _StopCheck:
+    """The progress of a concurrent task: reports nothing, and stops the task when asked.
+
+    Training checks its progress after every epoch (its checkpoint written), so a stopped
+    task ends at its next epoch boundary with nothing lost.
+    """
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._stop = stop
+
+    def _check(self) -> None:
+        if self._stop.is_set():
+            raise _Stopped
+
+    def start(self, total: int, description: str) -> None:
+        self._check()
+
+    def advance(self, amount: int = 1, **info: float) -> None:
+        self._check()
+
+    def finish(self) -> None:
+        pass
+
+
+def _run_concurrently(
+    task: Any, seeds: tuple[int, ...], jobs: int, progress: Progress | None
+) -> dict[tuple[int, str], Any]:
+    """Run ``task(seed, mode, progress)`` for every trained model of every seed on ``jobs``
+    threads, longest trainings first; the study's progress counts finished tasks.
+
+    On an error or an interrupt (Ctrl-C, SIGTERM) the tasks not started are cancelled, the
+    running ones stop at their next epoch boundary (their checkpoints written), and the
+    first error is raised.
+    """
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from ginvariance.progress import ensure_progress
+
+    reporter = ensure_progress(progress)
+    stop = threading.Event()
+    done: dict[tuple[int, str], Any] = {}
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="ginv-study") as pool:
+        futures = {
+            pool.submit(task, seed, mode, _StopCheck(stop)): (seed, mode)
+            for mode in LONGEST_FIRST
+            for seed in seeds
+        }
+        try:
+            reporter.start(len(futures), f"train and measure ({jobs} at a time)")
+            for future in as_completed(futures):
+                done[futures[future]] = future.result()
+                reporter.advance(1)
+        except BaseException:
+            stop.set()
+            for future in futures:
+                future.cancel()
+            raise
+        finally:
+            reporter.finish()
+    return done
+
+
 def run_study(
     config: StudyConfig,
     out_dir: str | Path,
     *,
     force: bool = False,
     progress: Progress | None = None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Run the whole study and write ``DIR/results.json`` and ``DIR/saliency.npz``.
 
@@ -505,7 +629,14 @@ def run_study(
         checkpoints again) instead of refusing. Earlier results and report files are
         removed only once every model is trained, and only those ginv wrote.
     progress:
-        Receives the progress of every training and measurement.
+        Receives the progress of every training and measurement (with ``jobs`` > 1: of the
+        finished trainings, one unit each).
+    jobs:
+        Trainings (each with its measurements) run at a time, each in a thread of this
+        process. Every training and measurement runs on one CPU thread
+        (``torch.set_num_threads(1)`` for the study, restored afterwards), so the results
+        are the same for every ``jobs`` and every machine's core count; ``jobs`` equal to
+        the number of cores uses them all.
 
     Returns
     -------
@@ -521,7 +652,8 @@ def run_study(
         files of the study's names that ginv did not write, or is in use by another process
         (:mod:`ginvariance.folder`).
     ConfigError, DataError, GroupError
-        Bad options, an unknown data set or a group that does not act on its samples.
+        Bad options (``jobs`` not a positive integer), an unknown data set or a group that
+        does not act on its samples.
     """
 
     from ginvariance.data import get_shift, load_dataset
@@ -531,6 +663,8 @@ def run_study(
     began = time.perf_counter()
     given = config
     config = config.resolved()
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"jobs must be a positive integer, got {jobs!r}; e.g. --jobs 2")
 
     for name in config.shifts:
         get_shift(name)
@@ -547,7 +681,7 @@ def run_study(
         tc = config.train_config(mode, config.seeds[0])
         build_model(tc.model_name, tuple(test_set.sample_shape), test_set.num_classes, group=group)
     with output_folder(out_dir):  # locked for the run; only ginv's own files replaced
-        return _run_study(config, Path(out_dir), test_set, group, force, progress, began)
+        return _run_study(config, Path(out_dir), test_set, group, force, progress, began, jobs)
 
 
 def _run_study(
@@ -558,13 +692,14 @@ def _run_study(
     force: bool,
     progress: Progress | None,
     began: float,
+    jobs: int,
 ) -> dict[str, Any]:
     import torch
 
     from ginvariance.data import get_shift, load_dataset
     from ginvariance.data.shifts import ShiftReference
     from ginvariance.io import atomic_write_bytes, atomic_write_json
-    from ginvariance.training import train, versions
+    from ginvariance.training import versions
 
     plan = plan_checkpoints(config, out, force=force)
 
@@ -580,40 +715,43 @@ def _run_study(
 
     per_model: dict[str, list[dict[str, Any]]] = {m: [] for m in MODELS}
     grids: dict[str, np.ndarray] = {}
-    timings: dict[str, Any] = {"seeds": {}}
-    from ginvariance.models import symmetrize
+    timings: dict[str, Any] = {"seeds": {}, "jobs": jobs}
 
+    def task(seed: int, mode: str, task_progress: Progress | None) -> dict[str, Any]:
+        return _train_and_measure(
+            config,
+            out,
+            plan[(seed, mode)],
+            seed,
+            mode,
+            (x_test, y_test),
+            group,
+            reference,
+            task_progress,
+        )
+
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread per task: results do not depend on the machine
+    try:
+        if jobs == 1:
+            done = {
+                (seed, mode): task(seed, mode, progress)
+                for seed in config.seeds
+                for mode in TRAINED_MODELS
+            }
+        else:
+            done = _run_concurrently(task, config.seeds, jobs, progress)
+    finally:
+        torch.set_num_threads(threads_before)
     for seed in config.seeds:
         seed_times: dict[str, Any] = {}
-        trained: dict[str, Any] = {}
         for mode in MODELS:
-            if mode == "symmetrized":
-                net = symmetrize(trained["augmented"].model, group).eval()
-                train_metrics: dict[str, Any] = {}
-                seconds = 0.0
-            else:
-                action = plan[(seed, mode)]
-                result = train(
-                    config.train_config(mode, seed),
-                    checkpoint_dir(out, seed),
-                    resume=action == "resume",
-                    overwrite=action == "overwrite",
-                    progress=progress,
-                    name=mode,
-                )
-                trained[mode] = result
-                net = result.model
-                train_metrics = {k: result.metrics[k] for k in sorted(result.metrics)}
-                seconds = result.seconds
-            report, spectral, grid, t = _measure_model(
-                net, config, x_test, y_test, group, seed, progress, reference
-            )
-            per_model[mode].append(
-                {"seed": seed, **report, "spectral": spectral, "train": train_metrics}
-            )
+            trained_as = "augmented" if mode == "symmetrized" else mode
+            entry, grid, seconds = done[(seed, trained_as)][mode]
+            per_model[mode].append(entry)
             if seed == config.seeds[0]:
                 grids[mode] = grid
-            seed_times[mode] = {"train": seconds, **t, "forward": _forward_seconds(net, x_test)}
+            seed_times[mode] = seconds
         timings["seeds"][str(seed)] = seed_times
     if force:  # every model is trained: the results of an earlier run can go
         _clear_outputs(out)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ from ginvariance.training.config import TrainConfig
 from ginvariance.training.regularizer import InvarianceRegularizer, regularized_terms
 
 EVAL_BATCH = 512
+#: Held while weights are drawn from the global generator (one thread at a time).
+_GLOBAL_RNG = threading.Lock()
 
 
 @dataclass
@@ -94,11 +97,12 @@ def build_training_model(
 ) -> nn.Module:
     """Build model ``name`` with weights drawn under ``torch.manual_seed(seed)``.
 
-    The global random state is not touched (``torch.random.fork_rng``).
+    The global random state is not touched (``torch.random.fork_rng``), and threads that
+    build models at the same time draw their weights one after the other.
     """
     from ginvariance.models import build_model
 
-    with torch.random.fork_rng(devices=[]):
+    with _GLOBAL_RNG, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_model(name, tuple(sample_shape), num_classes, group=group)
     return model.to(getattr(torch, dtype))
