@@ -246,6 +246,11 @@ def test_evaluate_matches_loop(dtype: torch.dtype) -> None:
     assert got["accuracy"] == correct / 11
     assert got["orbit_accuracy"] == orbit_correct / 44
     assert got["orbit_consistency"] == consistent / 11
+    # without the orbit: the same accuracy and cross-entropy, from the inputs alone
+    plain = evaluate(model, x, y, group, batch_size=4, orbit=False)
+    assert sorted(plain) == ["accuracy", "loss"]
+    assert plain["accuracy"] == got["accuracy"]
+    assert plain["loss"] == pytest.approx(got["loss"], rel=1e-6)
 
 
 # -- the configuration --------------------------------------------------------------------
@@ -369,6 +374,9 @@ def test_training_learns(tmp_path: Path) -> None:
     assert result.checkpoint == tmp_path / "quick.safetensors"
     assert (tmp_path / "quick.json").exists()
     assert len(result.history) == 4
+    # the validation orbit is measured once, after the last epoch
+    assert [("val_orbit_accuracy" in h) for h in result.history] == [False] * 3 + [True]
+    assert result.history[-1]["val_orbit_accuracy"] == result.metrics["orbit_accuracy"]
     assert result.history[-1]["loss"] < result.history[0]["loss"]
     assert result.metrics["accuracy"] > 0.5  # 10 classes: chance is 0.1
     rebuilt, meta = load_checkpoint(result.checkpoint)

@@ -68,7 +68,7 @@ def run_command(
         ),
     ] = None,
     epochs: Annotated[
-        int | None, typer.Option(help="Training epochs (default 60, quick 20).")
+        int | None, typer.Option(help="Training epochs (default 40, quick 10).")
     ] = None,
     force: Annotated[
         bool,

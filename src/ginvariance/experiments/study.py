@@ -81,8 +81,8 @@ CHECKPOINTS_DIR = "checkpoints"
 # Full and quick defaults. Quick: fewer epochs, a subset of the test split and fewer
 # samples for the Jacobian, so that ``ginv run --quick`` takes well under a minute on two
 # cores and still shows every claim.
-FULL_EPOCHS = 60
-QUICK_EPOCHS = 20
+FULL_EPOCHS = 40
+QUICK_EPOCHS = 10
 QUICK_N_MEASURE = 200
 #: Orbit inputs measured at most (full study) when a group is large: ``cyclic1d`` on MNIST-1D
 #: has 40 elements, so its 1000 test samples would make 40 000 inputs per shift.
