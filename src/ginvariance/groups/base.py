@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from ginvariance.checks import channel_last_fix
 from ginvariance.errors import GroupActionError, GroupError
 
 Action = Callable[[torch.Tensor], torch.Tensor]
@@ -187,24 +188,6 @@ def _require_spatial(group: Group, sample_shape: Sequence[int], ndim: int) -> No
             f"have shape {tuple(sample_shape)}; give inputs of shape (N, ..., "
             + ("H, W)" if ndim == 2 else "L)")
         )
-
-
-def channel_last_fix(sample_shape: Sequence[int]) -> str | None:
-    """What to do about an image stored channel-last, ``(H, W, C)``; ``None`` if it is not one.
-
-    Every group acts on the last axes of a sample, so images must come channels first,
-    ``(C, H, W)``. A sample ``(H, W, C)`` with ``C ≤ 4 < min(H, W)`` (RGB, RGBA or grey
-    stored last) is taken for channel-last and refused everywhere, never measured with the
-    group acting on the wrong axes.
-    """
-    s = tuple(int(v) for v in sample_shape)
-    if len(s) == 3 and s[2] <= 4 < min(s[0], s[1]):
-        return (
-            f"samples of shape {s} look channel-last (H, W, C), but images must be (C, H, W): "
-            "move the channel axis first with x.transpose(0, 3, 1, 2) (numpy) or "
-            "x.permute(0, 3, 1, 2) (torch)"
-        )
-    return None
 
 
 def _require_square(group: Group, sample_shape: Sequence[int]) -> None:

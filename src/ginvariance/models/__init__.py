@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
+from ginvariance.checks import check_int
 from ginvariance.errors import GroupError, ModelError
 from ginvariance.groups import Cyclic1d, Group, get_group
 from ginvariance.models.cnn import CNN, CNN1d
@@ -31,6 +33,7 @@ from ginvariance.models.weight_tied import (
     WeightTiedCNN1d,
     cayley_table,
 )
+from ginvariance.seeds import seeded
 
 MODEL_NAMES = ("mlp", "cnn", "weight-tied")
 
@@ -99,10 +102,8 @@ def build_model(
             f"sample_shape must be a non-empty tuple of positive integers, got {shape}; "
             "give the shape of one input without the batch axis, e.g. (1, 8, 8)"
         )
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ModelError(f"num_classes must be an integer ≥ 2, got {num_classes!r}")
-    if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < 1):
-        raise ModelError(f"width must be a positive integer or None, got {width!r}")
+    check_int(num_classes, "num_classes", minimum=2, error=ModelError)
+    check_int(width, "width", error=ModelError, allow_none=True)
     if len(shape) > 3:
         if name == "mlp":
             return MLP(shape, num_classes, width or 256)
@@ -130,6 +131,26 @@ def build_model(
     return WeightTiedCNN(shape, num_classes, group=group, width=width)
 
 
+def build_seeded_model(
+    name: str,
+    sample_shape: Sequence[int],
+    num_classes: int,
+    *,
+    group: Group | str | None = None,
+    dtype: str = "float32",
+    seed: int = 0,
+) -> nn.Module:
+    """:func:`build_model` with weights drawn under ``torch.manual_seed(seed)``, cast to
+    ``dtype`` (``"float32"`` or ``"float64"``).
+
+    The global random state is left as it was (:func:`ginvariance.seeds.seeded`), so the
+    weights are a function of ``(name, sample_shape, num_classes, group, seed)`` alone.
+    """
+    with seeded(seed):
+        model = build_model(name, tuple(sample_shape), num_classes, group=group)
+    return model.to(getattr(torch, dtype))
+
+
 __all__ = [
     "CNN",
     "MLP",
@@ -142,6 +163,7 @@ __all__ = [
     "WeightTiedCNN",
     "WeightTiedCNN1d",
     "build_model",
+    "build_seeded_model",
     "cayley_table",
     "is_signal",
     "symmetrize",

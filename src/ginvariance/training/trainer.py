@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from torch.nn import functional as F
 
 from ginvariance.errors import CheckpointError, ConfigError, ModelError, OutputError
 from ginvariance.groups import Group, get_group
+from ginvariance.models import MODEL_NAMES, build_seeded_model
 from ginvariance.progress import Progress, ensure_progress
 from ginvariance.training.checkpoint import load_checkpoint, save_checkpoint, sidecar_path
 from ginvariance.training.config import TrainConfig
@@ -81,27 +81,6 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """The generator of epoch ``epoch`` (0-based): a pure function of ``(seed, epoch)``."""
     state = np.random.SeedSequence([int(seed), int(epoch)]).generate_state(2, dtype=np.uint32)
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
-
-
-def build_training_model(
-    name: str,
-    sample_shape: Sequence[int],
-    num_classes: int,
-    *,
-    group: Group | str | None,
-    dtype: str = "float32",
-    seed: int = 0,
-) -> nn.Module:
-    """Build model ``name`` with weights drawn under ``torch.manual_seed(seed)``.
-
-    The global random state is not touched (``torch.random.fork_rng``).
-    """
-    from ginvariance.models import build_model
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = build_model(name, tuple(sample_shape), num_classes, group=group)
-    return model.to(getattr(torch, dtype))
 
 
 @torch.no_grad()
@@ -222,7 +201,7 @@ def train(
     y_val = torch.as_tensor(val_set.y).long()
     num_classes = int(train_set.num_classes)
 
-    model = build_training_model(
+    model = build_seeded_model(
         config.model_name,
         sample_shape,
         num_classes,
@@ -368,8 +347,6 @@ class _Run:
 
 
 def _check_model_name(name: str) -> None:
-    from ginvariance.models import MODEL_NAMES
-
     if name not in MODEL_NAMES:
         raise ModelError(f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}")
 
@@ -421,5 +398,8 @@ def _train_epoch(
     n = x.shape[0]
     return {**{key: value / n for key, value in sums.items()}, "train_accuracy": correct / n}
 
+
+#: The old name of :func:`ginvariance.models.build_seeded_model`.
+build_training_model = build_seeded_model
 
 __all__ = ["TrainResult", "build_training_model", "epoch_generator", "evaluate", "train"]
