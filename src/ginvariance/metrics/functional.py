@@ -38,13 +38,14 @@ import warnings
 from typing import Any
 
 import torch
-from torch import nn
 
+from ginvariance.checks import check_orbit_logits
 from ginvariance.errors import DataError, LabelError, ModelError, UndefinedMeasureWarning
 from ginvariance.groups import Group, get_group
 from ginvariance.keys import MEASURE_KEYS
 from ginvariance.metrics.orbit import (
     DEFAULT_MEMORY_BUDGET,
+    Model,
     OrbitOutputs,
     check_inputs,
     eval_mode,
@@ -147,6 +148,84 @@ def predictions(logits: torch.Tensor) -> torch.Tensor:
     return logits.argmax(dim=-1)
 
 
+def correct_per_element(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``[argmax z_g(x_b) = y_b]``: ``logits`` ``(n, B, K)``, ``y`` ``(B,)`` → bool ``(n, B)``.
+
+    Row 0 (the identity) gives accuracy; the mean over all of it, orbit accuracy.
+    """
+    return predictions(logits) == y.to(logits.device).unsqueeze(0)
+
+
+def consistent_per_sample(logits: torch.Tensor) -> torch.Tensor:
+    """Whether sample ``b`` is predicted the same class for every ``g``: ``(n, B, K)`` → bool
+    ``(B,)``."""
+    pred = predictions(logits)
+    return (pred == pred[0:1]).all(0)
+
+
+# -- functional twins on one orbit's tensors (torchmetrics style) --------------------------
+# Each takes what one orbit pass returns, keeps the input's device and dtype, and (for the
+# real-valued ones) is differentiable, so a training loss can call it; the regularizers do.
+def pdi_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """``pdi`` of one orbit batch: the mean over ``B`` of :func:`pdi_per_sample`.
+
+    ``logits`` ``(n, B, K)`` → a 0-d tensor (nats), differentiable, in ``logits``' dtype (the
+    data-set measure casts to float64 first; do the same for an exact comparison).
+    """
+    return pdi_per_sample(check_orbit_logits(logits)).mean()
+
+
+def li_within_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """``li_within`` of one orbit batch: ``(1/(n·B)) Σ_b Σ_g ‖z_g(b) − z̄(b)‖²``.
+
+    ``logits`` ``(n, B, K)`` → a 0-d tensor, differentiable (the ``"logit"`` penalty).
+    """
+    logits = check_orbit_logits(logits)
+    centred = logits - logits.mean(dim=0, keepdim=True)
+    return centred.square().sum(dim=-1).mean()
+
+
+def li_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """``li`` of one orbit batch, ``W / S``: within-orbit over total sum of squares.
+
+    ``W = Σ_{g,b} ‖z_g(b) − z̄(b)‖²``, ``S = Σ_{g,b} ‖z_g(b) − μ‖²`` with ``z̄(b)`` the mean
+    over ``g`` (axis 0) and ``μ`` over ``g`` and ``b``. ``logits`` ``(n, B, K)`` → a 0-d tensor
+    in ``[0, 1]``, differentiable, unchanged by ``z → α·z + c``; its gradient
+    ``∂R/∂z_g(b) = 2 (z_g(b) − z̄(b)) / S − 2 R (z_g(b) − μ) / S`` is orthogonal to ``z − μ``,
+    so no change of scale lowers it. 0 when every logit is the same (``S`` clamped to the
+    dtype's smallest normal number); the data-set ``li`` (:func:`finalize`) is also 0 when
+    ``S`` is at the rounding level of the logits' dtype.
+    """
+    logits = check_orbit_logits(logits)
+    within = (logits - logits.mean(dim=0, keepdim=True)).square().sum()
+    spread = (logits - logits.mean(dim=(0, 1), keepdim=True)).square().sum()
+    return within / spread.clamp_min(torch.finfo(spread.dtype).tiny)
+
+
+def sis_from_saliency(saliency: torch.Tensor) -> torch.Tensor:
+    """``sis`` of one orbit batch: the mean over ``B`` of :func:`sis_per_sample`.
+
+    ``saliency`` ``(n, B, *S)`` (maps already mapped back by the inverse actions) → a float64
+    0-d tensor on ``saliency``'s device, differentiable.
+    """
+    return sis_per_sample(saliency).mean()
+
+
+def accuracy_from_logits(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Accuracy on the untransformed inputs (row 0 of ``logits`` ``(n, B, K)``), float64."""
+    return correct_per_element(check_orbit_logits(logits)[:1], y).to(torch.float64).mean()
+
+
+def orbit_accuracy_from_logits(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean over ``g`` and ``b`` of ``[argmax z_g(x_b) = y_b]``, float64."""
+    return correct_per_element(check_orbit_logits(logits), y).to(torch.float64).mean()
+
+
+def orbit_consistency_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Share of the ``B`` samples predicted alike on their whole orbit, float64."""
+    return consistent_per_sample(check_orbit_logits(logits)).to(torch.float64).mean()
+
+
 def orbit_statistics(
     out: OrbitOutputs, y: torch.Tensor | None = None, *, li_shift: torch.Tensor | None = None
 ) -> Stats:
@@ -166,7 +245,6 @@ def orbit_statistics(
     n, b = logits.shape[0], logits.shape[1]
     f64 = torch.float64
     z = logits.to(f64)
-    pred = predictions(logits)
     shift = z.mean(dim=(0, 1)) if li_shift is None else li_shift.to(f64).expand(z.shape[-1])
     zc = z - shift
     stats: Stats = {
@@ -179,16 +257,16 @@ def orbit_statistics(
         "li_shift": shift.clone(),
         "li_sum_z": zc.sum(dim=(0, 1)),  # Σ_x Σ_g (z_g(x) − r)
         "li_sum_sq": n * (zc.mean(0) ** 2).sum(),  # n Σ_x ‖z̄(x) − r‖², for the between part
-        "consistent": (pred == pred[0:1]).all(0).to(f64).sum(),
+        "consistent": consistent_per_sample(logits).to(f64).sum(),
     }
     if out.saliency is not None:
         stats["sis_sum"] = sis_per_sample(out.saliency).to(f64).sum()
         stats["sis_count"] = torch.tensor(float(b), dtype=f64)
         stats["sis_nonzero"] = saliency_nonzero(out.saliency).to(f64).sum()
     if y is not None:
-        y = y.to(pred.device)
-        stats["correct"] = (pred[0] == y).to(f64).sum()
-        stats["orbit_correct"] = (pred == y.unsqueeze(0)).to(f64).mean(0).sum()
+        correct = correct_per_element(logits, y)
+        stats["correct"] = correct[0].to(f64).sum()
+        stats["orbit_correct"] = correct.to(f64).mean(0).sum()
         stats["labelled"] = torch.tensor(float(b), dtype=f64)
     return stats
 
@@ -292,7 +370,7 @@ def check_labels(y: torch.Tensor, num_classes: int) -> None:
 
 
 def statistics(
-    model: nn.Module,
+    model: Model,
     x: torch.Tensor,
     group: Group | str,
     y: torch.Tensor | None = None,
@@ -325,7 +403,7 @@ def statistics(
 
 
 def invariance_suite(
-    model: nn.Module,
+    model: Model,
     x: torch.Tensor,
     group: Group | str,
     y: torch.Tensor | None = None,
@@ -353,30 +431,31 @@ def invariance_suite(
 
 
 def _scalar(value: float | None, x: torch.Tensor) -> torch.Tensor:
-    """A measure as a 0-d tensor in ``x``'s precision; an undefined one (``None``) as NaN."""
+    """A measure as a 0-d tensor in ``x``'s precision and on its device; an undefined one
+    (``None``) as NaN."""
     dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    return torch.tensor(math.nan if value is None else value, dtype=dtype)
+    return torch.tensor(math.nan if value is None else value, dtype=dtype, device=x.device)
 
 
-def pdi(model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
+def pdi(model: Model, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
     """Predictive-distribution invariance error (nats), mean over samples; 0 if invariant."""
     stats = statistics(model, x, group, saliency=False, **kwargs)
     return _scalar(finalize(stats)["pdi"], x)
 
 
-def li(model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
+def li(model: Model, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
     """Logit invariance error: the pooled within-orbit / total variance ratio, in [0, 1]."""
     stats = statistics(model, x, group, saliency=False, **kwargs)
     return _scalar(finalize(stats)["li"], x)
 
 
-def li_within(model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
+def li_within(model: Model, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
     """Within-orbit logit variance ``(1/(N·n)) Σ_x Σ_g ‖z_g(x) − z̄(x)‖²``; 0 if invariant."""
     stats = statistics(model, x, group, saliency=False, **kwargs)
     return _scalar(finalize(stats)["li_within"], x)
 
 
-def sis(model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
+def sis(model: Model, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
     """Saliency invariance similarity, mean over samples; 1 if invariant.
 
     NaN, with an :class:`~ginvariance.errors.UndefinedMeasureWarning`, for a model whose
@@ -387,7 +466,7 @@ def sis(model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: Any) ->
 
 
 def orbit_consistency(
-    model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: Any
+    model: Model, x: torch.Tensor, group: Group | str, **kwargs: Any
 ) -> torch.Tensor:
     """Fraction of samples whose predicted class is the same for every group element."""
     stats = statistics(model, x, group, saliency=False, **kwargs)
@@ -395,7 +474,7 @@ def orbit_consistency(
 
 
 def accuracy(
-    model: nn.Module, x: torch.Tensor, group: Group | str | None, y: torch.Tensor, **kwargs: Any
+    model: Model, x: torch.Tensor, group: Group | str | None, y: torch.Tensor, **kwargs: Any
 ) -> torch.Tensor:
     """Accuracy on the untransformed inputs (``group`` is not used; ``None`` is fine)."""
     from ginvariance.groups import CustomGroup
@@ -406,7 +485,7 @@ def accuracy(
 
 
 def orbit_accuracy(
-    model: nn.Module, x: torch.Tensor, group: Group | str, y: torch.Tensor, **kwargs: Any
+    model: Model, x: torch.Tensor, group: Group | str, y: torch.Tensor, **kwargs: Any
 ) -> torch.Tensor:
     """Mean over samples and group elements of ``[argmax f(g·x) = y]``."""
     stats = statistics(model, x, group, y, saliency=False, **kwargs)

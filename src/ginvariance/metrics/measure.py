@@ -7,13 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ginvariance.errors import DataError
 from ginvariance.groups import Group, get_group
 from ginvariance.metrics.functional import finalize, merge_statistics, statistics
-from ginvariance.metrics.orbit import DEFAULT_MEMORY_BUDGET
+from ginvariance.metrics.orbit import DEFAULT_MEMORY_BUDGET, Model
 from ginvariance.progress import Progress, ensure_progress
 from ginvariance.seeds import check_seed
 
@@ -126,7 +125,7 @@ def _reference(data: Any, given: Any) -> Any:
 
 
 def measure(
-    model: nn.Module,
+    model: Model,
     data: Any,
     group: Group | str,
     shifts: Sequence[Any] | Mapping[str, Any] | None = None,
@@ -143,8 +142,8 @@ def measure(
     Parameters
     ----------
     model:
-        Any ``nn.Module`` mapping ``(B, *S)`` to ``(B, K)`` logits; run in eval mode,
-        its previous mode restored after.
+        Any callable (an ``nn.Module`` or a function) mapping ``(B, *S)`` to ``(B, K)``
+        logits; a module runs in eval mode, every submodule's own mode restored after.
     data:
         An ``(x, y)`` pair of tensors, a ``Dataset`` (of ``(x, y)`` items, or with
         ``.x``/``.y`` tensors) or a ``DataLoader``.

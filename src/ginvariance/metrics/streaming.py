@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import nn
 from torchmetrics import Metric
 from torchmetrics.utilities.distributed import gather_all_tensors
 
@@ -29,7 +28,7 @@ from ginvariance.metrics.functional import (
     shift_frame,
     statistics,
 )
-from ginvariance.metrics.orbit import DEFAULT_MEMORY_BUDGET
+from ginvariance.metrics.orbit import DEFAULT_MEMORY_BUDGET, Model
 from ginvariance.seeds import check_seed
 
 _SUM_STATES = (
@@ -91,7 +90,7 @@ class InvarianceMetrics(Metric):
 
     def __init__(
         self,
-        model: nn.Module,
+        model: Model,
         group: Group | str,
         *,
         saliency: bool = True,
@@ -138,8 +137,8 @@ class InvarianceMetrics(Metric):
         )
 
     @property
-    def model(self) -> nn.Module:
-        model: nn.Module = self.__dict__["_model"]
+    def model(self) -> Model:
+        model: Model = self.__dict__["_model"]
         return model
 
     def update(
@@ -207,7 +206,7 @@ class _OneMeasure(InvarianceMetrics):
     key = ""
     needs_saliency = False
 
-    def __init__(self, model: nn.Module, group: Group | str, **kwargs: Any) -> None:
+    def __init__(self, model: Model, group: Group | str, **kwargs: Any) -> None:
         kwargs.setdefault("saliency", self.needs_saliency)
         super().__init__(model, group, **kwargs)
 
