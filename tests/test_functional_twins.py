@@ -71,3 +71,49 @@ def test_js_penalty_keeps_the_zero_log_zero_guard() -> None:
     penalty = InvarianceRegularizer("c4", "js")(z)
     assert math.isfinite(float(penalty))
     assert float(penalty) == pytest.approx(float(F.pdi_per_sample(z[:, :, 1:]).mean()))
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("PDI", "PredictiveDistributionInvariance"),
+        ("LI", "LogitInvariance"),
+        ("LIWithin", "WithinOrbitLogitVariance"),
+        ("SIS", "SaliencyInvarianceSimilarity"),
+        ("Accuracy", "UntransformedAccuracy"),
+    ],
+)
+def test_old_streaming_names_still_work_with_a_deprecation_warning(old: str, new: str) -> None:
+    import ginvariance.metrics as metrics
+    import ginvariance.metrics.streaming as streaming
+
+    with pytest.warns(DeprecationWarning, match=new):
+        cls = getattr(metrics, old)
+    assert cls is getattr(metrics, new)
+    with pytest.warns(DeprecationWarning, match=new):
+        assert getattr(streaming, old) is cls
+
+
+def test_streaming_compute_returns_tensors_and_typed_statistics() -> None:
+    from ginvariance.metrics import (
+        InvarianceMetrics,
+        OrbitStatistics,
+        PredictiveDistributionInvariance,
+    )
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    x, y = torch.randn(7, 1, 4, 4), torch.randint(0, 3, (7,))
+    metric = InvarianceMetrics(model, "c4")
+    metric.update(x, y)
+    result = metric.compute()
+    assert all(isinstance(v, torch.Tensor) and v.ndim == 0 for v in result.values())
+    whole = F.invariance_suite(model, x, "c4", y)
+    assert {k: float(v) for k, v in result.items()} == pytest.approx(whole)
+    stats = metric.statistics()
+    assert isinstance(stats, OrbitStatistics) and float(stats.count) == 7
+    assert stats["count"] is stats.count and "sis_sum" in stats and "nope" not in stats
+    one = PredictiveDistributionInvariance(model, "c4")
+    one.update(x)
+    assert isinstance(one.compute(), torch.Tensor)
+    assert float(one.compute()) == pytest.approx(whole["pdi"])

@@ -634,7 +634,7 @@ def rss_probe(
         "peak_rss_bytes": _vm_hwm_bytes(),
         "peak_rss_after_first_chunk_bytes": first,
         "seconds": time.perf_counter() - began,
-        "pdi": result["pdi"],
+        "pdi": float(result["pdi"]),
     }
 
 

@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any, TypeVar
 
 import torch
 
@@ -55,7 +57,6 @@ from ginvariance.metrics.orbit import (
 #: The keys a full suite reports.
 KEYS = MEASURE_KEYS
 
-Stats = dict[str, torch.Tensor]
 
 #: ``li`` is 0 when the total variance of the logits is below ``(LI_ROUNDING_ULPS · eps)²``
 #: times their mean square (``eps`` the rounding unit of the logits' dtype): then every
@@ -226,9 +227,106 @@ def orbit_consistency_from_logits(logits: torch.Tensor) -> torch.Tensor:
     return consistent_per_sample(check_orbit_logits(logits)).to(torch.float64).mean()
 
 
+@dataclass
+class OrbitStatistics:
+    """Sufficient statistics of measured samples, summed over them (float64 0-d tensors unless
+    said otherwise): what :func:`orbit_statistics` returns, :func:`merge_statistics` adds up,
+    the streaming classes keep as their states and :func:`finalize` turns into the measures.
+
+    Attributes
+    ----------
+    count, order:
+        Samples ``N`` and group order ``n``.
+    logit_eps:
+        The rounding unit of the logits' dtype: below it, ``li``'s variances are noise.
+    pdi_sum:
+        ``Σ_x pdi(x)``, from float64 logits.
+    li_within:
+        ``Σ_x Σ_g ‖z_g(x) − z̄(x)‖²``.
+    li_shift, li_sum_z, li_sum_sq:
+        The centre ``r`` ``(K,)`` of ``li``'s sums, ``Σ_x Σ_g (z_g(x) − r)`` ``(K,)`` and
+        ``n Σ_x ‖z̄(x) − r‖²`` (see :func:`orbit_statistics`).
+    consistent:
+        Samples predicted alike on their whole orbit.
+    sis_sum, sis_count, sis_nonzero:
+        ``Σ_x SIS(x)``, the samples it was taken over and those with a non-zero saliency map;
+        ``None`` when no saliency was computed.
+    correct, orbit_correct, labelled:
+        Correct predictions on ``x``, ``Σ_x`` of the share of the orbit predicted correctly,
+        and labelled samples; ``None`` without labels.
+
+    Read access by key (``stats["pdi_sum"]``, ``"sis_sum" in stats``, ``stats.get(...)``) works
+    as it did when the statistics were a dict; a field that is ``None`` counts as absent.
+    """
+
+    count: torch.Tensor
+    order: torch.Tensor
+    logit_eps: torch.Tensor
+    pdi_sum: torch.Tensor
+    li_within: torch.Tensor
+    li_shift: torch.Tensor
+    li_sum_z: torch.Tensor
+    li_sum_sq: torch.Tensor
+    consistent: torch.Tensor
+    sis_sum: torch.Tensor | None = None
+    sis_count: torch.Tensor | None = None
+    sis_nonzero: torch.Tensor | None = None
+    correct: torch.Tensor | None = None
+    orbit_correct: torch.Tensor | None = None
+    labelled: torch.Tensor | None = None
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, torch.Tensor]) -> OrbitStatistics:
+        """The statistics from a mapping of field name to tensor (missing optional fields:
+        ``None``); names that are not fields raise ``KeyError``."""
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise KeyError(f"not statistics fields: {sorted(unknown)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, torch.Tensor]:
+        """The fields that are set, by name."""
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+
+    def to(self, device: torch.device | str) -> OrbitStatistics:
+        """A copy with every tensor on ``device``."""
+        return OrbitStatistics.from_dict({k: v.to(device) for k, v in self.to_dict().items()})
+
+    def clone(self) -> OrbitStatistics:
+        return OrbitStatistics.from_dict({k: v.clone() for k, v in self.to_dict().items()})
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        value = getattr(self, key, None) if key in _STAT_FIELDS else None
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return key in _STAT_FIELDS and getattr(self, str(key)) is not None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
+    def keys(self) -> list[str]:
+        return list(self.to_dict())
+
+    def items(self) -> list[tuple[str, torch.Tensor]]:
+        return list(self.to_dict().items())
+
+    def measures(self) -> dict[str, float | None]:
+        """The measures these statistics support (:func:`finalize`)."""
+        return finalize(self)
+
+
+_STAT_FIELDS = frozenset(f.name for f in fields(OrbitStatistics))
+
+#: The old name of :class:`OrbitStatistics`.
+Stats = OrbitStatistics
+
+
 def orbit_statistics(
     out: OrbitOutputs, y: torch.Tensor | None = None, *, li_shift: torch.Tensor | None = None
-) -> Stats:
+) -> OrbitStatistics:
     """Sufficient statistics of one chunk, summed over its samples (float64).
 
     Merging these over chunks (:func:`merge_statistics`) and calling :func:`finalize` gives
@@ -237,7 +335,7 @@ def orbit_statistics(
 
     The sums behind ``li``'s total variance are taken of ``z − r`` for a shift ``r``
     (``li_shift``, ``(K,)``; the chunk's own mean logit when ``None``), stored as
-    ``"li_shift"``: the variance is ``S2 − ‖S1‖²/(nN)``, which cancels catastrophically when
+    ``li_shift``: the variance is ``S2 − ‖S1‖²/(nN)``, which cancels catastrophically when
     the logits' mean is large next to their spread (a large bias, or inputs the model
     barely tells apart), unless the sums are centred near the mean.
     """
@@ -247,78 +345,85 @@ def orbit_statistics(
     z = logits.to(f64)
     shift = z.mean(dim=(0, 1)) if li_shift is None else li_shift.to(f64).expand(z.shape[-1])
     zc = z - shift
-    stats: Stats = {
-        "count": torch.tensor(float(b), dtype=f64),
-        "order": torch.tensor(float(n), dtype=f64),
-        # the rounding unit of the logits' dtype: below it, li's variances are noise
-        "logit_eps": torch.tensor(torch.finfo(logits.dtype).eps, dtype=f64),
-        "pdi_sum": pdi_per_sample(z).sum(),  # from float64 logits: no float32 rounding
-        "li_within": ((z - z.mean(0, keepdim=True)) ** 2).sum(),
-        "li_shift": shift.clone(),
-        "li_sum_z": zc.sum(dim=(0, 1)),  # Σ_x Σ_g (z_g(x) − r)
-        "li_sum_sq": n * (zc.mean(0) ** 2).sum(),  # n Σ_x ‖z̄(x) − r‖², for the between part
-        "consistent": consistent_per_sample(logits).to(f64).sum(),
-    }
+    stats = OrbitStatistics(
+        count=torch.tensor(float(b), dtype=f64),
+        order=torch.tensor(float(n), dtype=f64),
+        logit_eps=torch.tensor(torch.finfo(logits.dtype).eps, dtype=f64),
+        pdi_sum=pdi_per_sample(z).sum(),  # from float64 logits: no float32 rounding
+        li_within=((z - z.mean(0, keepdim=True)) ** 2).sum(),
+        li_shift=shift.clone(),
+        li_sum_z=zc.sum(dim=(0, 1)),  # Σ_x Σ_g (z_g(x) − r)
+        li_sum_sq=n * (zc.mean(0) ** 2).sum(),  # n Σ_x ‖z̄(x) − r‖², for the between part
+        consistent=consistent_per_sample(logits).to(f64).sum(),
+    )
     if out.saliency is not None:
-        stats["sis_sum"] = sis_per_sample(out.saliency).to(f64).sum()
-        stats["sis_count"] = torch.tensor(float(b), dtype=f64)
-        stats["sis_nonzero"] = saliency_nonzero(out.saliency).to(f64).sum()
+        stats.sis_sum = sis_per_sample(out.saliency).to(f64).sum()
+        stats.sis_count = torch.tensor(float(b), dtype=f64)
+        stats.sis_nonzero = saliency_nonzero(out.saliency).to(f64).sum()
     if y is not None:
         correct = correct_per_element(logits, y)
-        stats["correct"] = correct[0].to(f64).sum()
-        stats["orbit_correct"] = correct.to(f64).mean(0).sum()
-        stats["labelled"] = torch.tensor(float(b), dtype=f64)
+        stats.correct = correct[0].to(f64).sum()
+        stats.orbit_correct = correct.to(f64).mean(0).sum()
+        stats.labelled = torch.tensor(float(b), dtype=f64)
     return stats
 
 
-def shift_frame(stats: Stats, shift: torch.Tensor) -> Stats:
+_Frame = TypeVar("_Frame", OrbitStatistics, dict[str, torch.Tensor])
+
+
+def shift_frame(stats: _Frame, shift: torch.Tensor) -> _Frame:
     """``stats`` with ``li``'s sums re-centred on ``shift`` (exact algebra, a copy).
 
     With ``d = r − r*``: ``S1(r*) = S1(r) + nN·d`` and
-    ``S2(r*) = S2(r) + 2 d·S1(r) + nN‖d‖²``.
+    ``S2(r*) = S2(r) + 2 d·S1(r) + nN‖d‖²``. ``stats`` is an :class:`OrbitStatistics` or a
+    dict holding at least ``count``, ``order``, ``li_shift``, ``li_sum_z`` and ``li_sum_sq``
+    (the streaming states); the copy is of the same kind.
     """
-    out = dict(stats)
     old = stats.get("li_shift", torch.zeros((), dtype=torch.float64))
     d = old - shift
     pooled = stats["order"] * stats["count"]
     s1 = stats["li_sum_z"]
-    out["li_sum_z"] = s1 + pooled * d
-    out["li_sum_sq"] = stats["li_sum_sq"] + 2 * (d * s1).sum() + pooled * (d * d).sum()
-    out["li_shift"] = shift.clone()
-    return out
+    moved = {
+        "li_sum_z": s1 + pooled * d,
+        "li_sum_sq": stats["li_sum_sq"] + 2 * (d * s1).sum() + pooled * (d * d).sum(),
+        "li_shift": shift.clone(),
+    }
+    if isinstance(stats, OrbitStatistics):
+        return replace(stats, **moved)
+    return {**stats, **moved}
 
 
-def merge_statistics(total: Stats | None, part: Stats) -> Stats:
-    """Add the statistics of one chunk to a running total.
+def merge_statistics(total: OrbitStatistics | None, part: OrbitStatistics) -> OrbitStatistics:
+    """Add the statistics of one chunk to a running total (in place) and return it.
 
     Both should be centred on the same ``li_shift`` (pass the total's to
     :func:`orbit_statistics`); a part centred elsewhere is re-centred first.
     """
     if total is None:
-        return {k: v.clone() for k, v in part.items()}
-    frame = total.get("li_shift", torch.zeros((), dtype=torch.float64))
-    if "li_shift" in part and not torch.equal(part["li_shift"], frame):
-        part = shift_frame(part, frame)
-    for k, v in part.items():
+        return part.clone()
+    if not torch.equal(part.li_shift, total.li_shift):
+        part = shift_frame(part, total.li_shift)
+    for k, v in part.to_dict().items():
+        mine = getattr(total, k)
         if k == "li_shift":
-            total[k] = total.get(k, v).clone()
-        elif k == "order":
-            total[k] = v
+            continue
+        if k == "order":
+            total.order = v
         elif k == "logit_eps":
-            total[k] = torch.maximum(total[k], v) if k in total else v.clone()
-        elif k in total:
-            total[k] = total[k] + v
+            total.logit_eps = torch.maximum(mine, v)
         else:
-            total[k] = v.clone()
+            setattr(total, k, v.clone() if mine is None else mine + v)
     return total
 
 
-def finalize(stats: Stats) -> dict[str, float | None]:
+def finalize(stats: OrbitStatistics | Mapping[str, torch.Tensor]) -> dict[str, float | None]:
     """Turn summed statistics into the measures (only those the statistics support).
 
     ``sis`` is ``None`` (with an :class:`~ginvariance.errors.UndefinedMeasureWarning`) when
     saliency was computed but no sample had a non-zero saliency map.
     """
+    if not isinstance(stats, OrbitStatistics):
+        stats = OrbitStatistics.from_dict(stats)
     count = float(stats["count"])
     if count == 0:
         raise DataError("no samples were measured; pass at least one sample")
@@ -379,7 +484,7 @@ def statistics(
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     li_shift: torch.Tensor | None = None,
-) -> Stats:
+) -> OrbitStatistics:
     """Summed statistics of the whole of ``x``, chunk by chunk, in eval mode.
 
     ``li_shift`` centres ``li``'s sums (see :func:`orbit_statistics`); by default the first
@@ -387,7 +492,7 @@ def statistics(
     """
     check_inputs(x, y)
     group = get_group(group, tuple(x.shape[1:]))
-    total: Stats | None = None
+    total: OrbitStatistics | None = None
     with eval_mode(model):
         for rows, out in iter_orbit_passes(
             model, x, group, saliency=saliency, chunk_size=chunk_size, memory_budget=memory_budget
@@ -396,7 +501,7 @@ def statistics(
             if y is not None:
                 part_y = y[rows]
                 check_labels(part_y, out.logits.shape[-1])
-            shift = total["li_shift"] if total is not None else li_shift
+            shift = total.li_shift if total is not None else li_shift
             total = merge_statistics(total, orbit_statistics(out, part_y, li_shift=shift))
     assert total is not None
     return total
@@ -494,19 +599,30 @@ def orbit_accuracy(
 
 __all__ = [
     "KEYS",
+    "OrbitStatistics",
     "accuracy",
+    "accuracy_from_logits",
+    "consistent_per_sample",
+    "correct_per_element",
     "finalize",
     "invariance_suite",
     "li",
+    "li_from_logits",
     "li_within",
+    "li_within_from_logits",
     "merge_statistics",
     "orbit_accuracy",
+    "orbit_accuracy_from_logits",
     "orbit_consistency",
+    "orbit_consistency_from_logits",
     "orbit_statistics",
     "pdi",
+    "pdi_from_logits",
     "pdi_per_sample",
     "saliency_nonzero",
+    "shift_frame",
     "sis",
+    "sis_from_saliency",
     "sis_per_sample",
     "statistics",
     "warn_undefined_sis",
