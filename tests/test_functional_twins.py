@@ -117,3 +117,40 @@ def test_streaming_compute_returns_tensors_and_typed_statistics() -> None:
     one.update(x)
     assert isinstance(one.compute(), torch.Tensor)
     assert float(one.compute()) == pytest.approx(whole["pdi"])
+
+
+class _Transformed(torch.utils.data.Dataset):
+    """A dataset with tensors .x/.y whose items are transformed: measure() must see the items."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.rot90(self.x[i], 1, dims=(-2, -1)) * 0 + 1.0, self.y[i]
+
+
+def test_measure_reads_a_dataset_through_its_getitem() -> None:
+    from ginvariance import measure
+    from ginvariance.data import ArrayDataset
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    x, y = torch.randn(9, 1, 4, 4), torch.randint(0, 3, (9,))
+    got = measure(model, _Transformed(x, y), "c4", saliency=False).id
+    constant = measure(model, (torch.ones(9, 1, 4, 4), y), "c4", saliency=False).id
+    assert got["pdi"] == pytest.approx(constant["pdi"]) and got["pdi"] != pytest.approx(
+        measure(model, (x, y), "c4", saliency=False).id["pdi"]
+    )
+    whole = measure(model, ArrayDataset(x, y, 3), "c4", saliency=False).id
+    assert whole == measure(model, (x, y), "c4", saliency=False).id
+
+
+def test_label_free_shifts_are_decided_in_one_place() -> None:
+    from ginvariance.data.shifts import get_shift, preserves_labels
+
+    assert not preserves_labels(get_shift("uniform")) and preserves_labels(get_shift("blur"))
+    own = lambda x, seed: x  # noqa: E731
+    assert preserves_labels(own, "mine") and not preserves_labels(own, "uniform")

@@ -151,7 +151,7 @@ class InvarianceMetrics(Metric):
                 indices = torch.arange(self._seen, self._seen + len(x))
             self._seen += len(x)
             x = self._shift(x, self.seed, reference=self.shift_reference, indices=indices)
-            if not self._shift.preserves_labels:
+            if not self._shift.preserves_labels:  # a Shift decides for itself
                 y = None
         first = float(getattr(self, "count")) == 0  # noqa: B009 (a dynamic metric state)
         stats = statistics(
