@@ -21,7 +21,7 @@ from torch import nn
 
 from ginvariance.checks import check_int
 from ginvariance.errors import GroupError, ModelError
-from ginvariance.groups import Cyclic1d, Group, get_group
+from ginvariance.groups import Group, get_group
 from ginvariance.models.cnn import CNN, CNN1d
 from ginvariance.models.mlp import MLP
 from ginvariance.models.symmetrize import Symmetrized, symmetrize
@@ -32,6 +32,7 @@ from ginvariance.models.weight_tied import (
     WeightTiedCNN,
     WeightTiedCNN1d,
     cayley_table,
+    is_signal_shift,
 )
 from ginvariance.seeds import seeded
 
@@ -51,7 +52,7 @@ def is_signal(sample_shape: Sequence[int], group: Group | str | None = None) -> 
         return len(shape) == 1
     if group is not None:
         try:
-            return isinstance(get_group(group), Cyclic1d)
+            return is_signal_shift(get_group(group))
         except GroupError:
             pass
     return shape[0] <= 4 < shape[1]
@@ -121,7 +122,7 @@ def build_model(
             "'weight-tied' needs a group: pass group= 'c4', 'd4' or 'flip' for images, "
             "'cyclic1d' for signals"
         )
-    if isinstance(get_group(group), Cyclic1d):
+    if is_signal_shift(get_group(group)):
         if len(shape) > 2:
             raise ModelError(
                 f"group 'cyclic1d' shifts 1-D signals (C, L) or (L,), got shape {shape}; "
