@@ -95,3 +95,56 @@ def test_measures_accept_a_plain_callable() -> None:
     suite = functional.invariance_suite(model, x, "c4", saliency=True)
     assert suite["pdi"] is not None and suite["pdi"] > 0
     assert suite["sis"] is not None and suite["sis"] < 1
+
+
+def _attribute() -> None:
+    from ginvariance.metrics.attribution import sis_attribution
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    sis_attribution(model, torch.randn(2, 1, 4, 4), "c4", ("integrated_gradients",))
+
+
+def _load_mnist1d() -> None:
+    from ginvariance.data import datasets
+
+    datasets._mnist1d_arrays.__wrapped__()  # past the cache, which other tests may have filled
+
+
+@pytest.mark.parametrize(
+    ("module", "extra", "call"),
+    [("captum", "attribution", _attribute), ("mnist1d", "mnist1d", _load_mnist1d)],
+)
+def test_a_missing_extra_is_one_line_naming_it(
+    module: str, extra: str, call: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from ginvariance.errors import MissingExtraError
+
+    for name in [m for m in sys.modules if m == module or m.startswith(module + ".")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, module, None)  # import now fails as if not installed
+    with pytest.raises(MissingExtraError) as info:
+        call()  # type: ignore[operator]
+    message = str(info.value)
+    assert "\n" not in message and f"ginvariance[{extra}]" in message
+
+
+def test_figures_leave_the_users_matplotlib_backend_alone() -> None:
+    """A notebook user's backend is not switched to Agg behind their back."""
+    import matplotlib
+
+    from ginvariance.integrations.plots import plot_layerwise
+    from ginvariance.report.figures import _png, subplots
+
+    before = matplotlib.get_backend()
+    try:
+        matplotlib.use("pdf")
+        rows = [{"layer": "lin", "type": "Linear", "li": 0.5, "equivariance_error": None}]
+        assert plot_layerwise(rows)[:4] == b"\x89PNG"
+        fig, ax = subplots(figsize=(2, 2))
+        ax.plot([0, 1])
+        assert _png(fig)[:4] == b"\x89PNG"
+        assert matplotlib.get_backend() == "pdf"
+    finally:
+        matplotlib.use(before)

