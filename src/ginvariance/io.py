@@ -77,9 +77,8 @@ def _umask_by_setting() -> int:
 
 #: Where ``/proc`` does not report it, the umask is read once, here at import (by setting and
 #: restoring it, before any thread of ours runs), never again while threads may be creating files.
-_IMPORT_UMASK = _umask_from_proc()
-if _IMPORT_UMASK is None:
-    _IMPORT_UMASK = _umask_by_setting()
+_PROC_UMASK = _umask_from_proc()
+_IMPORT_UMASK: int = _umask_by_setting() if _PROC_UMASK is None else _PROC_UMASK
 
 
 def _file_mode() -> int:
