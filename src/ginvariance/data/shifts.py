@@ -51,6 +51,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ginvariance.checks import is_int
 from ginvariance.errors import ConfigError, DataError
 
 SHIFT_NAMES: tuple[str, ...] = (
@@ -331,7 +332,7 @@ class Shift:
             ``x``'s shape, dtype and device.
         """
         x = _check_batch(x, f"shift {self.name!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        if not is_int(seed) or not 0 <= seed < 2**63:
             raise ConfigError(f"shift seed={seed!r}; pass an integer in 0..2**63 - 1")
         if x.numel() == 0:
             return x.clone()

@@ -46,6 +46,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ginvariance.checks import check_logits
 from ginvariance.errors import ConfigError, ModelError
 from ginvariance.groups import Group, get_group
 from ginvariance.metrics.functional import li_from_logits, li_within_from_logits, pdi_from_logits
@@ -174,12 +175,7 @@ def regularized_terms(
     """:func:`regularized_loss` plus the orbit logits ``(m, B, K)`` it computed."""
     batch = x.shape[0]
     m = regularizer.orbit_size
-    logits = model(regularizer.orbit_inputs(x, generator))
-    if logits.ndim != 2 or logits.shape[0] != m * batch:
-        raise ModelError(
-            f"the model returned shape {tuple(logits.shape)} for {m * batch} inputs; "
-            "a classifier must return logits of shape (B, K)"
-        )
+    logits = check_logits(model(regularizer.orbit_inputs(x, generator)), m * batch)
     logits_orbit = logits.reshape(m, batch, logits.shape[1])
     ce = F.cross_entropy(logits_orbit[0], y)
     penalty = regularizer(logits_orbit)

@@ -371,12 +371,7 @@ def _train_epoch(
             )
             logits_e = logits_orbit[0]
         else:
-            logits_e = model(xb)
-            if logits_e.ndim != 2 or logits_e.shape[0] != xb.shape[0]:
-                raise ModelError(
-                    f"the model returned shape {tuple(logits_e.shape)} for a batch of "
-                    f"{xb.shape[0]}; a classifier must return logits of shape (B, K)"
-                )
+            logits_e = check_logits(model(xb), xb.shape[0])
             ce = F.cross_entropy(logits_e, yb)
             penalty = torch.zeros((), dtype=ce.dtype)
             loss = ce
