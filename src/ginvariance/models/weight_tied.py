@@ -84,8 +84,15 @@ class _GroupConvBase(nn.Module):
     group: Group
     perm: Tensor
 
-    def __init__(self, group: Group) -> None:
+    def __init__(self, in_channels: int, out_channels: int, group: Group, kernel_size: int) -> None:
         super().__init__()
+        if kernel_size % 2 != 1:
+            raise ModelError(f"kernel_size must be odd for exact equivariance, got {kernel_size}")
+        self.in_channels, self.out_channels, self.kernel_size = (
+            in_channels,
+            out_channels,
+            kernel_size,
+        )
         self.group = group
         table = cayley_table(group)
         inv = inverse_table(table)
@@ -95,6 +102,12 @@ class _GroupConvBase(nn.Module):
     @property
     def order(self) -> int:
         return self.group.order
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, group={self.group.name}, "
+            f"kernel_size={self.kernel_size}"
+        )
 
 
 class LiftingConv2d(_GroupConvBase):
@@ -108,14 +121,7 @@ class LiftingConv2d(_GroupConvBase):
     def __init__(
         self, in_channels: int, out_channels: int, group: Group, kernel_size: int = 3
     ) -> None:
-        super().__init__(group)
-        if kernel_size % 2 != 1:
-            raise ModelError(f"kernel_size must be odd for exact equivariance, got {kernel_size}")
-        self.in_channels, self.out_channels, self.kernel_size = (
-            in_channels,
-            out_channels,
-            kernel_size,
-        )
+        super().__init__(in_channels, out_channels, group, kernel_size)
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.empty(out_channels))
         bound = 1 / math.sqrt(in_channels * kernel_size**2)
@@ -138,12 +144,6 @@ class LiftingConv2d(_GroupConvBase):
         )
         return y.reshape(x.shape[0], self.out_channels, n, *y.shape[-2:])
 
-    def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, group={self.group.name}, "
-            f"kernel_size={self.kernel_size}"
-        )
-
 
 class GroupConv2d(_GroupConvBase):
     """Group convolution ``(B, C_in, n, H, W)`` → ``(B, C_out, n, H, W)``.
@@ -157,14 +157,7 @@ class GroupConv2d(_GroupConvBase):
     def __init__(
         self, in_channels: int, out_channels: int, group: Group, kernel_size: int = 3
     ) -> None:
-        super().__init__(group)
-        if kernel_size % 2 != 1:
-            raise ModelError(f"kernel_size must be odd for exact equivariance, got {kernel_size}")
-        self.in_channels, self.out_channels, self.kernel_size = (
-            in_channels,
-            out_channels,
-            kernel_size,
-        )
+        super().__init__(in_channels, out_channels, group, kernel_size)
         n = self.order
         self.weight = nn.Parameter(
             torch.empty(out_channels, in_channels, n, kernel_size, kernel_size)
@@ -196,12 +189,6 @@ class GroupConv2d(_GroupConvBase):
             padding=self.kernel_size // 2,
         )
         return y.reshape(b, self.out_channels, n, *y.shape[-2:])
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, group={self.group.name}, "
-            f"kernel_size={self.kernel_size}"
-        )
 
 
 def _resolve_group(
