@@ -63,3 +63,21 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path)
         atomic_write(dest, broken)
     assert dest.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+
+
+def test_writing_never_touches_the_process_umask(
+    tmp_path: Path, umask: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Setting and restoring the umask races with other threads creating files: the mode is
+    read from /proc/self/status instead."""
+
+    def no_umask(mask: int) -> int:
+        raise AssertionError(f"os.umask({mask:o}) called while writing")
+
+    monkeypatch.setattr(os, "umask", no_umask)
+    path = tmp_path / "out.json"
+    atomic_write_json(path, {"a": 1})
+    monkeypatch.undo()
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    assert mode(path) == mode(plain) == 0o666 & ~umask

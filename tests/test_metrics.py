@@ -19,15 +19,15 @@ from ginvariance.errors import (
 )
 from ginvariance.groups import CustomGroup, get_group
 from ginvariance.metrics import (
-    LI,
-    PDI,
-    SIS,
-    Accuracy,
     InvarianceMetrics,
-    LIWithin,
+    LogitInvariance,
     OrbitAccuracy,
     OrbitConsistency,
     OrbitOutputs,
+    PredictiveDistributionInvariance,
+    SaliencyInvarianceSimilarity,
+    UntransformedAccuracy,
+    WithinOrbitLogitVariance,
     functional,
     invariance_suite,
     measure,
@@ -139,7 +139,15 @@ def test_streaming_over_random_splits_equals_one_batch(seed: int, dtype: torch.d
     metric = InvarianceMetrics(model, "d4")
     singles = [
         cls(model, "d4")
-        for cls in (PDI, LI, LIWithin, SIS, Accuracy, OrbitAccuracy, OrbitConsistency)
+        for cls in (
+            PredictiveDistributionInvariance,
+            LogitInvariance,
+            WithinOrbitLogitVariance,
+            SaliencyInvarianceSimilarity,
+            UntransformedAccuracy,
+            OrbitAccuracy,
+            OrbitConsistency,
+        )
     ]
     for a, b in itertools.pairwise(bounds):
         metric.update(x[a:b], y[a:b])

@@ -337,19 +337,19 @@ def test_crafted_header_values_are_refused_before_any_model_is_built(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A header with valid JSON and a recomputed checksum, but values ginv never writes."""
-    import ginvariance.training.trainer as trainer
+    import ginvariance.models as models
 
     path = tmp_path / "crafted.safetensors"
     shutil.copy(trained / "plain.safetensors", path)
     rewrite_header(path, CRAFTED[what], sign=True)
-    real_build = trainer.build_training_model
+    real_build = models.build_seeded_model
 
     def only_on_meta(*args, **kwargs):  # a real model of a crafted size could take gigabytes
         if torch.get_default_device().type != "meta":
             raise AssertionError(f"a model was built from a crafted header: {args}")
         return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(trainer, "build_training_model", only_on_meta)
+    monkeypatch.setattr(models, "build_seeded_model", only_on_meta)
     code, out, err = cli(["measure", "--checkpoint", str(path), *MEASURE], capsys)
     assert code == 2 and one_line(err) and out == "", err
     assert "crafted.safetensors" in err

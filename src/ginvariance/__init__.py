@@ -1,7 +1,6 @@
 """ginvariance: tell genuine invariance from learned invariance in any PyTorch classifier."""
 
-__version__ = "0.1.0"
-
+from ginvariance._version import __version__
 from ginvariance.errors import GinvarianceError
 from ginvariance.groups import get_group
 

@@ -176,13 +176,10 @@ class BenchConfig:
 def build_bench_model(name: str, size: int, seed: int = 0) -> nn.Module:
     """Model ``name`` of :data:`BENCH_MODELS` for ``(1, size, size)`` inputs and 10 classes,
     seeded, in eval mode."""
-    from ginvariance.models import build_model
+    from ginvariance.models import build_seeded_model
 
     check_bench_model(name)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = build_model(name, (1, size, size), NUM_CLASSES)
-    return model.eval()
+    return build_seeded_model(name, (1, size, size), NUM_CLASSES, seed=seed).eval()
 
 
 def build_cnn(size: int, seed: int = 0) -> nn.Module:
@@ -637,7 +634,7 @@ def rss_probe(
         "peak_rss_bytes": _vm_hwm_bytes(),
         "peak_rss_after_first_chunk_bytes": first,
         "seconds": time.perf_counter() - began,
-        "pdi": result["pdi"],
+        "pdi": float(result["pdi"]),
     }
 
 

@@ -43,6 +43,10 @@ class OutputError(GinvarianceError, OSError):
     """An output folder or file cannot be written, or would overwrite other results."""
 
 
+class MissingExtraError(GinvarianceError, ImportError):
+    """An optional piece needs a package that is not installed; the message names the extra."""
+
+
 class GinvarianceWarning(UserWarning):
     """Base class of the warnings ginvariance issues about a result it computed."""
 
@@ -63,6 +67,7 @@ __all__ = [
     "GroupActionError",
     "GroupError",
     "LabelError",
+    "MissingExtraError",
     "ModelError",
     "OutputError",
     "UndefinedMeasureWarning",

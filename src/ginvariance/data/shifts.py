@@ -51,6 +51,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ginvariance.checks import is_int
 from ginvariance.errors import ConfigError, DataError
 
 SHIFT_NAMES: tuple[str, ...] = (
@@ -331,7 +332,7 @@ class Shift:
             ``x``'s shape, dtype and device.
         """
         x = _check_batch(x, f"shift {self.name!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        if not is_int(seed) or not 0 <= seed < 2**63:
             raise ConfigError(f"shift seed={seed!r}; pass an integer in 0..2**63 - 1")
         if x.numel() == 0:
             return x.clone()
@@ -559,6 +560,24 @@ def get_shift(name: str | Shift) -> Shift:
 #: Built-in shifts whose inputs belong to no class (no accuracy is reported for them).
 LABEL_FREE_SHIFTS = frozenset(k for k, v in _FIXED.items() if not v[2])
 
+#: A user's own shift as a plain callable ``(x, seed) → x`` (``measure(shifts={name: fn})``).
+ShiftFn = Callable[[torch.Tensor, int], torch.Tensor]
+
+
+def preserves_labels(shift: Shift | ShiftFn, name: str | None = None) -> bool:
+    """Whether inputs under ``shift`` keep their class, so that accuracies are reported.
+
+    The one place that decides it: a :class:`Shift` says so itself; a plain callable keeps
+    its labels unless it has ``preserves_labels = False`` or is measured under the name of a
+    label-free built-in shift (``name`` in :data:`LABEL_FREE_SHIFTS`, e.g. a user's own
+    ``"uniform"``).
+    """
+    if isinstance(shift, Shift):
+        return shift.preserves_labels
+    if name is not None and name in LABEL_FREE_SHIFTS:
+        return False
+    return bool(getattr(shift, "preserves_labels", True))
+
 
 __all__ = [
     "DEFAULT_SHIFTS",
@@ -566,10 +585,12 @@ __all__ = [
     "SHIFT_NAMES",
     "Shift",
     "ShiftDraws",
+    "ShiftFn",
     "ShiftReference",
     "blur",
     "gaussian_kernel1d",
     "get_shift",
+    "preserves_labels",
     "sample_normal",
     "sample_photographs",
     "sample_uniform",

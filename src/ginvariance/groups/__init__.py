@@ -14,17 +14,53 @@ name                      elements                                            ex
 ``cyclic1d-S``            cyclic shifts by multiples of ``S``                 yes
 ``rotation-N``            ``N`` rotations by ``360°/N``, interpolated         no
 ========================  ==================================================  =======
+
+``shift`` and ``cyclic1d`` are one class, :class:`CyclicShift`, over two axes and one;
+:func:`register_group` adds a name of your own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ginvariance.errors import GroupError
-from ginvariance.groups.base import C4, D4, CustomGroup, Cyclic1d, Flip, Group, Shift2d
+from ginvariance.groups.base import (
+    C4,
+    D4,
+    CustomGroup,
+    Cyclic1d,
+    CyclicShift,
+    Flip,
+    Group,
+    Shift2d,
+)
 from ginvariance.groups.rotation import RotationN
 
 GROUP_NAMES = ("c4", "d4", "flip", "shift", "shift-S", "cyclic1d", "cyclic1d-S", "rotation-N")
+
+#: Groups by name: a factory of no arguments each.
+_GROUPS: dict[str, Callable[[], Group]] = {
+    "c4": C4,
+    "d4": D4,
+    "flip": Flip,
+    "shift": lambda: CyclicShift(ndim=2, name="shift"),
+    "cyclic1d": lambda: CyclicShift(ndim=1, name="cyclic1d"),
+}
+#: Families of groups by the prefix of their name: a factory of the number after the prefix
+#: (a positive integer) and the full name.
+_FAMILIES: dict[str, Callable[[int, str], Group]] = {
+    "shift-": lambda step, name: CyclicShift(step=step, ndim=2, name=name),
+    "cyclic1d-": lambda step, name: CyclicShift(step=step, ndim=1, name=name),
+    "rotation-": lambda n, name: RotationN(n),
+}
+
+
+def register_group(name: str, factory: Callable[[], Group]) -> None:
+    """Make ``get_group(name)`` return ``factory()`` (a name already known is refused)."""
+    key = name.strip().lower()
+    if key in _GROUPS or any(key.startswith(prefix) for prefix in _FAMILIES):
+        raise GroupError(f"group name {name!r} is taken; register the group under another name")
+    _GROUPS[key] = factory
 
 
 def _suffix(name: str, prefix: str) -> int:
@@ -49,28 +85,14 @@ def get_group(name: str | Group, sample_shape: Sequence[int] | None = None) -> G
         raise GroupError(f"a group is a name or a Group, got {type(name).__name__}")
     else:
         key = name.strip().lower()
-        group_: Group
-        if key == "c4":
-            group_ = C4()
-        elif key == "d4":
-            group_ = D4()
-        elif key == "flip":
-            group_ = Flip()
-        elif key == "shift":
-            group_ = Shift2d()
-        elif key.startswith("shift-"):
-            group_ = Shift2d(step=_suffix(key, "shift-"))
-            group_.name = key
-        elif key == "cyclic1d":
-            group_ = Cyclic1d()
-        elif key.startswith("cyclic1d-"):
-            group_ = Cyclic1d(step=_suffix(key, "cyclic1d-"))
-            group_.name = key
-        elif key.startswith("rotation-"):
-            group_ = RotationN(_suffix(key, "rotation-"))
+        if key in _GROUPS:
+            group = _GROUPS[key]()
         else:
-            raise GroupError(f"unknown group {name!r}; choose one of: {', '.join(GROUP_NAMES)}")
-        group = group_
+            prefix = next((p for p in _FAMILIES if key.startswith(p)), None)
+            if prefix is None:
+                known = ", ".join([*GROUP_NAMES, *(k for k in _GROUPS if k not in GROUP_NAMES)])
+                raise GroupError(f"unknown group {name!r}; choose one of: {known}")
+            group = _FAMILIES[prefix](_suffix(key, prefix), key)
     if sample_shape is not None:
         group = group.resolve(tuple(sample_shape))
     return group
@@ -82,9 +104,11 @@ __all__ = [
     "GROUP_NAMES",
     "CustomGroup",
     "Cyclic1d",
+    "CyclicShift",
     "Flip",
     "Group",
     "RotationN",
     "Shift2d",
     "get_group",
+    "register_group",
 ]

@@ -9,10 +9,12 @@ group-major: ``orbit[i·B:(i+1)·B] = act(x, i)``.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 
 import torch
 
+from ginvariance.checks import channel_last_fix, is_int
 from ginvariance.errors import GroupActionError, GroupError
 
 Action = Callable[[torch.Tensor], torch.Tensor]
@@ -150,14 +152,8 @@ class Group:
             back = self.act_inverse(self.act(x, i), i)
             inverse_error = max(inverse_error, float((back - x).abs().max()) / scale)
         closure_error = 0.0
-        if self.exact:
-            images = torch.stack([self.act(x, i) for i in range(self.order)])
-            for i in range(self.order):
-                gi = images[i]
-                for j in range(self.order):
-                    gjgi = self.act(gi, j)
-                    dist = (images - gjgi).flatten(1).abs().amax(dim=1)
-                    closure_error = max(closure_error, float(dist.min()) / scale)
+        if self.exact:  # every g_i·(g_j·x) is some g_k·x
+            closure_error = float(self.composition_errors(x).amin(dim=-1).max()) / scale
         errors = {"identity": identity_error, "inverse": inverse_error, "closure": closure_error}
         for what, err in errors.items():
             if err > atol:
@@ -167,6 +163,40 @@ class Group:
                     "undoes its action"
                 )
         return errors
+
+    def composition_errors(self, x: torch.Tensor) -> torch.Tensor:
+        """``E[i, j, k] = max |g_i·(g_j·x) − g_k·x|`` over the entries of ``x``: ``(n, n, n)``.
+
+        ``E[i, j, k] = 0`` says that ``g_i g_j = g_k`` on ``x``; :meth:`check` reads closure
+        from it and :meth:`cayley_table` the multiplication table.
+        """
+        n = self.order
+        images = torch.stack([self.act(x, k) for k in range(n)])  # (n, B, *S)
+        errors = torch.empty(n, n, n, dtype=x.dtype, device=x.device)
+        for i in range(n):
+            for j in range(n):
+                composed = self.act(images[j], i)
+                errors[i, j] = (images - composed).flatten(1).abs().amax(dim=1)
+        return errors
+
+    def cayley_table(self, probe: torch.Tensor | None = None) -> torch.Tensor:
+        """The multiplication table ``T`` ``(n, n)``, a LongTensor: ``g_i g_j = g_{T[i, j]}``.
+
+        Read from the action on ``probe`` (default: a random float64 ``5×5`` image, seeded, on
+        the CPU whatever the default device, so that a model built on ``"meta"`` gets real
+        values), on which the elements must act as distinct, exactly composing permutations:
+        ``act(act(probe, j), i) = act(probe, T[i, j])``. Raises :class:`GroupError` otherwise.
+        """
+        if probe is None:
+            gen = torch.Generator().manual_seed(0)
+            probe = torch.rand(1, 5, 5, generator=gen, dtype=torch.float64, device="cpu")
+        exact = self.composition_errors(probe) == 0  # (n, n, n)
+        if not bool((exact.sum(dim=-1) == 1).all()):
+            raise GroupError(
+                f"group {self.name!r} has no multiplication table on this probe: its elements "
+                "do not act as distinct, exactly composing permutations of it"
+            )
+        return exact.to(torch.long).argmax(dim=-1).cpu()
 
     # -- for subclasses ------------------------------------------------------------------
     def _act(self, x: torch.Tensor, i: int) -> torch.Tensor:
@@ -187,24 +217,6 @@ def _require_spatial(group: Group, sample_shape: Sequence[int], ndim: int) -> No
             f"have shape {tuple(sample_shape)}; give inputs of shape (N, ..., "
             + ("H, W)" if ndim == 2 else "L)")
         )
-
-
-def channel_last_fix(sample_shape: Sequence[int]) -> str | None:
-    """What to do about an image stored channel-last, ``(H, W, C)``; ``None`` if it is not one.
-
-    Every group acts on the last axes of a sample, so images must come channels first,
-    ``(C, H, W)``. A sample ``(H, W, C)`` with ``C ≤ 4 < min(H, W)`` (RGB, RGBA or grey
-    stored last) is taken for channel-last and refused everywhere, never measured with the
-    group acting on the wrong axes.
-    """
-    s = tuple(int(v) for v in sample_shape)
-    if len(s) == 3 and s[2] <= 4 < min(s[0], s[1]):
-        return (
-            f"samples of shape {s} look channel-last (H, W, C), but images must be (C, H, W): "
-            "move the channel axis first with x.transpose(0, 3, 1, 2) (numpy) or "
-            "x.permute(0, 3, 1, 2) (torch)"
-        )
-    return None
 
 
 def _require_square(group: Group, sample_shape: Sequence[int]) -> None:
@@ -283,153 +295,130 @@ class Flip(Group):
         return self._act(x, i)
 
 
-class Shift2d(Group):
-    """Cyclic 2-D translations (``torch.roll`` on the last two axes); exact.
+class CyclicShift(Group):
+    """Cyclic translations of the last ``ndim`` axes (``torch.roll``); exact.
+
+    ``ndim=2`` translates images (the built-in ``shift``), ``ndim=1`` shifts 1-D signals
+    (``cyclic1d``); any ``ndim`` works the same way.
 
     Parameters
     ----------
     shifts:
-        The translations ``(dy, dx)``, the first one ``(0, 0)``. ``None`` (the default)
-        means all ``H·W`` translations of the input; the group is then bound to a size by
-        :meth:`resolve`. A subset that is not closed under composition is allowed for
-        measuring, but :meth:`check` reports it as failing closure.
+        The translations, one tuple of ``ndim`` integers each (a plain integer for
+        ``ndim=1``), the first one all zeros. ``None`` (the default) means every translation
+        of the input; the group is then bound to a size by :meth:`resolve`, and until then it
+        has no elements: :attr:`order` and every action raise :class:`GroupActionError`. A
+        subset that is not closed under composition is allowed for measuring, but
+        :meth:`check` reports it as failing closure.
     step:
         With ``shifts=None``: translations by multiples of ``step`` only (the subgroup
-        ``Z_(H/step) × Z_(W/step)``); ``H`` and ``W`` must be divisible by ``step``.
+        ``Z_(L_1/step) × … × Z_(L_ndim/step)``); every side must be divisible by ``step``.
+    ndim:
+        How many trailing axes are translated.
+    name:
+        The name :func:`~ginvariance.groups.get_group` knows it by; default ``"shift"`` for
+        ``ndim=2``, ``"cyclic1d"`` for ``ndim=1``.
     """
 
-    name = "shift"
-
-    def __init__(self, shifts: Sequence[tuple[int, int]] | None = None, step: int = 1) -> None:
-        if step < 1:
-            raise GroupError(f"shift step must be a positive integer, got {step}")
-        self.step = step
-        self.shifts: list[tuple[int, int]] | None = None
+    def __init__(
+        self,
+        shifts: Sequence[Sequence[int] | int] | None = None,
+        step: int = 1,
+        *,
+        ndim: int = 2,
+        name: str | None = None,
+    ) -> None:
+        self.name = name or {1: "cyclic1d", 2: "shift"}.get(ndim, f"shift{ndim}d")
+        if not is_int(ndim) or ndim < 1:
+            raise GroupError(f"{self.name} ndim must be a positive integer, got {ndim!r}")
+        if not is_int(step) or step < 1:
+            raise GroupError(f"{self.name} step must be a positive integer, got {step!r}")
+        self.ndim, self.step = ndim, step
+        self._size: tuple[int, ...] | None = None
+        self.shifts: list[tuple[int, ...]] | None = None
         if shifts is None:
-            super().__init__(["e"])  # placeholder until bound to a size
-            self._size: tuple[int, int] | None = None
-        else:
-            shifts = [(int(a), int(b)) for a, b in shifts]
-            if not shifts or shifts[0] != (0, 0):
-                raise GroupError("the first shift must be the identity (0, 0)")
-            self.shifts = shifts
-            self._size = None
-            super().__init__([f"t{a},{b}" for a, b in shifts])
+            super().__init__(["e"])
+            self.elements = []  # no elements until bound to a size
+            return
+        listed = [tuple(int(v) for v in (s if isinstance(s, Sequence) else (s,))) for s in shifts]
+        if not listed or listed[0] != (0,) * ndim or any(len(s) != ndim for s in listed):
+            raise GroupError(
+                f"{self.name} takes translations of {ndim} integers each, the first one the "
+                f"identity {(0,) * ndim if ndim > 1 else 0}"
+            )
+        self.shifts = listed
+        super().__init__([f"t{','.join(map(str, s))}" for s in listed])
+
+    @property
+    def order(self) -> int:
+        """Number of group elements ``n``; an unbound group has none yet and raises."""
+        self._bound()
+        return len(self.elements)
+
+    def __repr__(self) -> str:
+        if self.shifts is None:
+            return f"{type(self).__name__}(name={self.name!r}, unbound)"
+        return super().__repr__()
+
+    def _axes(self) -> tuple[int, ...]:
+        return tuple(range(-self.ndim, 0))
 
     def check_shape(self, sample_shape: Sequence[int]) -> None:
-        _require_spatial(self, sample_shape, 2)
-        h, w = sample_shape[-2], sample_shape[-1]
-        if self.shifts is None and (h % self.step or w % self.step):
+        _require_spatial(self, sample_shape, self.ndim)
+        size = tuple(sample_shape[-self.ndim :])
+        if self.shifts is None and any(side % self.step for side in size):
             raise GroupActionError(
                 f"group {self.name!r} translates by multiples of {self.step}, which must divide "
-                f"the image size {h}×{w}; choose a step that divides both sides"
+                f"the input size {'×'.join(map(str, size))}; choose a step that divides it"
             )
-        if self._size is not None and (h, w) != self._size:
+        if self._size is not None and size != self._size:
             raise GroupActionError(
-                f"group {self.name!r} was bound to {self._size[0]}×{self._size[1]} images, got "
-                f"{h}×{w}; resolve the group again for this size"
+                f"group {self.name!r} was bound to inputs of size "
+                f"{'×'.join(map(str, self._size))}, got {'×'.join(map(str, size))}; resolve the "
+                "group again for this size"
             )
 
     def resolve(self, sample_shape: Sequence[int]) -> Group:
         self.check_shape(tuple(sample_shape))
         if self.shifts is not None:
             return self
-        h, w = sample_shape[-2], sample_shape[-1]
-        bound = Shift2d([(a, b) for a in range(0, h, self.step) for b in range(0, w, self.step)])
-        bound.name = self.name
-        bound._size = (h, w)
+        size = tuple(int(v) for v in sample_shape[-self.ndim :])
+        grid = itertools.product(*(range(0, side, self.step) for side in size))
+        bound = type(self).__new__(type(self))
+        CyclicShift.__init__(bound, list(grid), ndim=self.ndim, name=self.name)
+        bound._size = size
         return bound
 
-    def _unbound(self) -> None:
+    def _bound(self) -> None:
         if self.shifts is None:
             raise GroupActionError(
                 f"group {self.name!r} lists all translations of its input and must be bound to "
                 "an input size first: call group.resolve(x.shape[1:])"
             )
 
-    def orbit(self, x: torch.Tensor) -> torch.Tensor:
-        self._unbound()
-        return super().orbit(x)
-
     def _act(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        self._unbound()
+        self._bound()
         assert self.shifts is not None
-        a, b = self.shifts[i]
-        return torch.roll(x, shifts=(a, b), dims=(-2, -1))
+        return torch.roll(x, shifts=self.shifts[i], dims=self._axes())
 
     def _act_inverse(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        self._unbound()
+        self._bound()
         assert self.shifts is not None
-        a, b = self.shifts[i]
-        return torch.roll(x, shifts=(-a, -b), dims=(-2, -1))
+        return torch.roll(x, shifts=tuple(-v for v in self.shifts[i]), dims=self._axes())
 
 
-class Cyclic1d(Group):
-    """Cyclic shifts of 1-D signals (``torch.roll`` on the last axis); exact.
+class Shift2d(CyclicShift):
+    """Cyclic 2-D translations: :class:`CyclicShift` with ``ndim=2`` (the old name, kept)."""
 
-    ``step`` chooses the subgroup of shifts by multiples of ``step``; the signal length
-    must be divisible by it. The group lists its elements once bound to a length by
-    :meth:`resolve`.
-    """
+    def __init__(self, shifts: Sequence[tuple[int, int]] | None = None, step: int = 1) -> None:
+        super().__init__(shifts, step, ndim=2)
 
-    name = "cyclic1d"
+
+class Cyclic1d(CyclicShift):
+    """Cyclic shifts of 1-D signals: :class:`CyclicShift` with ``ndim=1`` (the old name, kept)."""
 
     def __init__(self, shifts: Sequence[int] | None = None, step: int = 1) -> None:
-        if step < 1:
-            raise GroupError(f"cyclic1d step must be a positive integer, got {step}")
-        self.step = step
-        self.shifts: list[int] | None = None if shifts is None else [int(s) for s in shifts]
-        self._length: int | None = None
-        if self.shifts is None:
-            super().__init__(["e"])
-        else:
-            if not self.shifts or self.shifts[0] != 0:
-                raise GroupError("the first cyclic shift must be the identity 0")
-            super().__init__([f"t{s}" for s in self.shifts])
-
-    def check_shape(self, sample_shape: Sequence[int]) -> None:
-        _require_spatial(self, sample_shape, 1)
-        length = sample_shape[-1]
-        if self.shifts is None and length % self.step:
-            raise GroupActionError(
-                f"group {self.name!r} shifts by multiples of {self.step}, which must divide the "
-                f"signal length {length}; choose a step that divides it"
-            )
-        if self._length is not None and length != self._length:
-            raise GroupActionError(
-                f"group {self.name!r} was bound to signals of length {self._length}, got "
-                f"{length}; resolve the group again for this length"
-            )
-
-    def resolve(self, sample_shape: Sequence[int]) -> Group:
-        self.check_shape(tuple(sample_shape))
-        if self.shifts is not None:
-            return self
-        bound = Cyclic1d(list(range(0, sample_shape[-1], self.step)))
-        bound.name = self.name
-        bound._length = sample_shape[-1]
-        return bound
-
-    def _unbound(self) -> None:
-        if self.shifts is None:
-            raise GroupActionError(
-                f"group {self.name!r} lists all shifts of its input and must be bound to a "
-                "signal length first: call group.resolve(x.shape[1:])"
-            )
-
-    def orbit(self, x: torch.Tensor) -> torch.Tensor:
-        self._unbound()
-        return super().orbit(x)
-
-    def _act(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        self._unbound()
-        assert self.shifts is not None
-        return torch.roll(x, shifts=self.shifts[i], dims=-1)
-
-    def _act_inverse(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        self._unbound()
-        assert self.shifts is not None
-        return torch.roll(x, shifts=-self.shifts[i], dims=-1)
+        super().__init__(shifts, step, ndim=1)
 
 
 class CustomGroup(Group):

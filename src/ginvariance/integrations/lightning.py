@@ -25,7 +25,8 @@ from typing import Any
 
 import torch
 
-from ginvariance.errors import ConfigError, DataError
+from ginvariance.checks import check_int
+from ginvariance.errors import DataError
 from ginvariance.groups import Group, get_group
 from ginvariance.metrics.measure import measure
 from ginvariance.metrics.orbit import DEFAULT_MEMORY_BUDGET
@@ -106,8 +107,7 @@ class InvarianceMonitor(Callback):
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
     ) -> None:
         super().__init__()
-        if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1:
-            raise ConfigError(f"max_samples must be a positive integer, got {max_samples!r}")
+        check_int(max_samples, "max_samples")
         if isinstance(shifts, str):
             shifts = (shifts,)
         from ginvariance.data.shifts import get_shift

@@ -1,4 +1,4 @@
-"""Figures of the integrations (matplotlib, Agg backend), returned as PNG bytes.
+"""Figures of the integrations (matplotlib figures without pyplot), returned as PNG bytes.
 
 :func:`plot_layerwise` draws the result of
 :func:`ginvariance.metrics.layerwise.layerwise_invariance`: the logit-style invariance
@@ -66,10 +66,7 @@ def plot_layerwise(
         The PNG image. Layers without a value (``None``) are left out of that panel; values
         are drawn on log axes, with values ``≤ LOG_FLOOR`` drawn at ``LOG_FLOOR``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: a notebook's backend is left alone
 
     models = _as_models(results)
     names: list[str] = []
@@ -89,7 +86,8 @@ def plot_layerwise(
     ]
 
     width = max(6.0, 0.45 * len(names) + 2.0)
-    fig, axes = plt.subplots(2, 1, figsize=(width, 6.0), sharex=True)
+    fig = Figure(figsize=(width, 6.0))
+    axes = fig.subplots(2, 1, sharex=True)
     panels = (
         ("li", "li (within-orbit / total variance)"),
         ("equivariance_error", "equivariance error"),
@@ -128,7 +126,6 @@ def plot_layerwise(
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
     png = buffer.getvalue()
     if path is not None:
         atomic_write_bytes(path, png)

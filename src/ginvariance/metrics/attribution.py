@@ -39,12 +39,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from ginvariance.checks import check_int, check_logits, import_extra
 from ginvariance.errors import ConfigError
 from ginvariance.groups import Group, get_group
 from ginvariance.metrics.functional import saliency_nonzero, sis_per_sample, warn_undefined_sis
 from ginvariance.metrics.orbit import (
     DEFAULT_MEMORY_BUDGET,
-    _check_logits,
     check_inputs,
     chunk_size_for,
     eval_mode,
@@ -67,13 +67,7 @@ Method = str | type | Any
 
 
 def _captum_attr() -> Any:
-    try:
-        import captum.attr as attr
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "attribution methods need captum; install it with: pip install captum"
-        ) from err
-    return attr
+    return import_extra("captum.attr", "attribution", "attribution methods")
 
 
 def method_key(method: Method) -> str:
@@ -188,8 +182,8 @@ def saliency_orbit(
     n, sample_shape = group.order, tuple(x.shape[1:])
     if chunk_size is None:
         chunk_size = chunk_size_for(group, sample_shape, x.dtype, memory_budget)
-    elif isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ConfigError(f"chunk size must be a positive integer, got {chunk_size!r}")
+    else:
+        check_int(chunk_size, "chunk size")
     if not (noise_level > 0):
         raise ConfigError(f"noise level must be positive, got {noise_level}")
     stdev = noise_level * float(x.max() - x.min()) if x.numel() else noise_level
@@ -203,7 +197,7 @@ def saliency_orbit(
             b = xb.shape[0]
             with torch.no_grad():
                 z = model(xb)
-            _check_logits(z, b)
+            check_logits(z, b, finite=True)
             target = z.argmax(dim=1).repeat(n)  # c_b for every orbit block
             orbit = group.orbit(xb).detach().requires_grad_(True)
             with torch.enable_grad():

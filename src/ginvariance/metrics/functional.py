@@ -35,16 +35,19 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any, TypeVar
 
 import torch
-from torch import nn
 
+from ginvariance.checks import check_orbit_logits
 from ginvariance.errors import DataError, LabelError, ModelError, UndefinedMeasureWarning
 from ginvariance.groups import Group, get_group
 from ginvariance.keys import MEASURE_KEYS
 from ginvariance.metrics.orbit import (
     DEFAULT_MEMORY_BUDGET,
+    Model,
     OrbitOutputs,
     check_inputs,
     eval_mode,
@@ -54,7 +57,6 @@ from ginvariance.metrics.orbit import (
 #: The keys a full suite reports.
 KEYS = MEASURE_KEYS
 
-Stats = dict[str, torch.Tensor]
 
 #: ``li`` is 0 when the total variance of the logits is below ``(LI_ROUNDING_ULPS · eps)²``
 #: times their mean square (``eps`` the rounding unit of the logits' dtype): then every
@@ -147,9 +149,184 @@ def predictions(logits: torch.Tensor) -> torch.Tensor:
     return logits.argmax(dim=-1)
 
 
+def correct_per_element(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``[argmax z_g(x_b) = y_b]``: ``logits`` ``(n, B, K)``, ``y`` ``(B,)`` → bool ``(n, B)``.
+
+    Row 0 (the identity) gives accuracy; the mean over all of it, orbit accuracy.
+    """
+    return predictions(logits) == y.to(logits.device).unsqueeze(0)
+
+
+def consistent_per_sample(logits: torch.Tensor) -> torch.Tensor:
+    """Whether sample ``b`` is predicted the same class for every ``g``: ``(n, B, K)`` → bool
+    ``(B,)``."""
+    pred = predictions(logits)
+    return (pred == pred[0:1]).all(0)
+
+
+# -- functional twins on one orbit's tensors (torchmetrics style) --------------------------
+# Each takes what one orbit pass returns, keeps the input's device and dtype, and (for the
+# real-valued ones) is differentiable, so a training loss can call it; the regularizers do.
+def pdi_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """``pdi`` of one orbit batch: the mean over ``B`` of :func:`pdi_per_sample`.
+
+    ``logits`` ``(n, B, K)`` → a 0-d tensor (nats), differentiable, in ``logits``' dtype (the
+    data-set measure casts to float64 first; do the same for an exact comparison).
+    """
+    return pdi_per_sample(check_orbit_logits(logits)).mean()
+
+
+def li_within_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """``li_within`` of one orbit batch: ``(1/(n·B)) Σ_b Σ_g ‖z_g(b) − z̄(b)‖²``.
+
+    ``logits`` ``(n, B, K)`` → a 0-d tensor, differentiable (the ``"logit"`` penalty).
+    """
+    logits = check_orbit_logits(logits)
+    centred = logits - logits.mean(dim=0, keepdim=True)
+    return centred.square().sum(dim=-1).mean()
+
+
+def li_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """``li`` of one orbit batch, ``W / S``: within-orbit over total sum of squares.
+
+    ``W = Σ_{g,b} ‖z_g(b) − z̄(b)‖²``, ``S = Σ_{g,b} ‖z_g(b) − μ‖²`` with ``z̄(b)`` the mean
+    over ``g`` (axis 0) and ``μ`` over ``g`` and ``b``. ``logits`` ``(n, B, K)`` → a 0-d tensor
+    in ``[0, 1]``, differentiable, unchanged by ``z → α·z + c``; its gradient
+    ``∂R/∂z_g(b) = 2 (z_g(b) − z̄(b)) / S − 2 R (z_g(b) − μ) / S`` is orthogonal to ``z − μ``,
+    so no change of scale lowers it. 0 when every logit is the same (``S`` clamped to the
+    dtype's smallest normal number); the data-set ``li`` (:func:`finalize`) is also 0 when
+    ``S`` is at the rounding level of the logits' dtype.
+    """
+    logits = check_orbit_logits(logits)
+    within = (logits - logits.mean(dim=0, keepdim=True)).square().sum()
+    spread = (logits - logits.mean(dim=(0, 1), keepdim=True)).square().sum()
+    return within / spread.clamp_min(torch.finfo(spread.dtype).tiny)
+
+
+def sis_from_saliency(saliency: torch.Tensor) -> torch.Tensor:
+    """``sis`` of one orbit batch: the mean over ``B`` of :func:`sis_per_sample`.
+
+    ``saliency`` ``(n, B, *S)`` (maps already mapped back by the inverse actions) → a float64
+    0-d tensor on ``saliency``'s device, differentiable.
+    """
+    return sis_per_sample(saliency).mean()
+
+
+def accuracy_from_logits(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Accuracy on the untransformed inputs (row 0 of ``logits`` ``(n, B, K)``), float64."""
+    return correct_per_element(check_orbit_logits(logits)[:1], y).to(torch.float64).mean()
+
+
+def orbit_accuracy_from_logits(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean over ``g`` and ``b`` of ``[argmax z_g(x_b) = y_b]``, float64."""
+    return correct_per_element(check_orbit_logits(logits), y).to(torch.float64).mean()
+
+
+def orbit_consistency_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Share of the ``B`` samples predicted alike on their whole orbit, float64."""
+    return consistent_per_sample(check_orbit_logits(logits)).to(torch.float64).mean()
+
+
+@dataclass
+class OrbitStatistics:
+    """Sufficient statistics of measured samples, summed over them (float64 0-d tensors unless
+    said otherwise): what :func:`orbit_statistics` returns, :func:`merge_statistics` adds up,
+    the streaming classes keep as their states and :func:`finalize` turns into the measures.
+
+    Attributes
+    ----------
+    count, order:
+        Samples ``N`` and group order ``n``.
+    logit_eps:
+        The rounding unit of the logits' dtype: below it, ``li``'s variances are noise.
+    pdi_sum:
+        ``Σ_x pdi(x)``, from float64 logits.
+    li_within:
+        ``Σ_x Σ_g ‖z_g(x) − z̄(x)‖²``.
+    li_shift, li_sum_z, li_sum_sq:
+        The centre ``r`` ``(K,)`` of ``li``'s sums, ``Σ_x Σ_g (z_g(x) − r)`` ``(K,)`` and
+        ``n Σ_x ‖z̄(x) − r‖²`` (see :func:`orbit_statistics`).
+    consistent:
+        Samples predicted alike on their whole orbit.
+    sis_sum, sis_count, sis_nonzero:
+        ``Σ_x SIS(x)``, the samples it was taken over and those with a non-zero saliency map;
+        ``None`` when no saliency was computed.
+    correct, orbit_correct, labelled:
+        Correct predictions on ``x``, ``Σ_x`` of the share of the orbit predicted correctly,
+        and labelled samples; ``None`` without labels.
+
+    Read access by key (``stats["pdi_sum"]``, ``"sis_sum" in stats``, ``stats.get(...)``) works
+    as it did when the statistics were a dict; a field that is ``None`` counts as absent.
+    """
+
+    count: torch.Tensor
+    order: torch.Tensor
+    logit_eps: torch.Tensor
+    pdi_sum: torch.Tensor
+    li_within: torch.Tensor
+    li_shift: torch.Tensor
+    li_sum_z: torch.Tensor
+    li_sum_sq: torch.Tensor
+    consistent: torch.Tensor
+    sis_sum: torch.Tensor | None = None
+    sis_count: torch.Tensor | None = None
+    sis_nonzero: torch.Tensor | None = None
+    correct: torch.Tensor | None = None
+    orbit_correct: torch.Tensor | None = None
+    labelled: torch.Tensor | None = None
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, torch.Tensor]) -> OrbitStatistics:
+        """The statistics from a mapping of field name to tensor (missing optional fields:
+        ``None``); names that are not fields raise ``KeyError``."""
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise KeyError(f"not statistics fields: {sorted(unknown)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, torch.Tensor]:
+        """The fields that are set, by name."""
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+
+    def to(self, device: torch.device | str) -> OrbitStatistics:
+        """A copy with every tensor on ``device``."""
+        return OrbitStatistics.from_dict({k: v.to(device) for k, v in self.to_dict().items()})
+
+    def clone(self) -> OrbitStatistics:
+        return OrbitStatistics.from_dict({k: v.clone() for k, v in self.to_dict().items()})
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        value = getattr(self, key, None) if key in _STAT_FIELDS else None
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return key in _STAT_FIELDS and getattr(self, str(key)) is not None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
+    def keys(self) -> list[str]:
+        return list(self.to_dict())
+
+    def items(self) -> list[tuple[str, torch.Tensor]]:
+        return list(self.to_dict().items())
+
+    def measures(self) -> dict[str, float | None]:
+        """The measures these statistics support (:func:`finalize`)."""
+        return finalize(self)
+
+
+_STAT_FIELDS = frozenset(f.name for f in fields(OrbitStatistics))
+
+#: The old name of :class:`OrbitStatistics`.
+Stats = OrbitStatistics
+
+
 def orbit_statistics(
     out: OrbitOutputs, y: torch.Tensor | None = None, *, li_shift: torch.Tensor | None = None
-) -> Stats:
+) -> OrbitStatistics:
     """Sufficient statistics of one chunk, summed over its samples (float64).
 
     Merging these over chunks (:func:`merge_statistics`) and calling :func:`finalize` gives
@@ -158,7 +335,7 @@ def orbit_statistics(
 
     The sums behind ``li``'s total variance are taken of ``z − r`` for a shift ``r``
     (``li_shift``, ``(K,)``; the chunk's own mean logit when ``None``), stored as
-    ``"li_shift"``: the variance is ``S2 − ‖S1‖²/(nN)``, which cancels catastrophically when
+    ``li_shift``: the variance is ``S2 − ‖S1‖²/(nN)``, which cancels catastrophically when
     the logits' mean is large next to their spread (a large bias, or inputs the model
     barely tells apart), unless the sums are centred near the mean.
     """
@@ -166,81 +343,87 @@ def orbit_statistics(
     n, b = logits.shape[0], logits.shape[1]
     f64 = torch.float64
     z = logits.to(f64)
-    pred = predictions(logits)
     shift = z.mean(dim=(0, 1)) if li_shift is None else li_shift.to(f64).expand(z.shape[-1])
     zc = z - shift
-    stats: Stats = {
-        "count": torch.tensor(float(b), dtype=f64),
-        "order": torch.tensor(float(n), dtype=f64),
-        # the rounding unit of the logits' dtype: below it, li's variances are noise
-        "logit_eps": torch.tensor(torch.finfo(logits.dtype).eps, dtype=f64),
-        "pdi_sum": pdi_per_sample(z).sum(),  # from float64 logits: no float32 rounding
-        "li_within": ((z - z.mean(0, keepdim=True)) ** 2).sum(),
-        "li_shift": shift.clone(),
-        "li_sum_z": zc.sum(dim=(0, 1)),  # Σ_x Σ_g (z_g(x) − r)
-        "li_sum_sq": n * (zc.mean(0) ** 2).sum(),  # n Σ_x ‖z̄(x) − r‖², for the between part
-        "consistent": (pred == pred[0:1]).all(0).to(f64).sum(),
-    }
+    stats = OrbitStatistics(
+        count=torch.tensor(float(b), dtype=f64),
+        order=torch.tensor(float(n), dtype=f64),
+        logit_eps=torch.tensor(torch.finfo(logits.dtype).eps, dtype=f64),
+        pdi_sum=pdi_per_sample(z).sum(),  # from float64 logits: no float32 rounding
+        li_within=((z - z.mean(0, keepdim=True)) ** 2).sum(),
+        li_shift=shift.clone(),
+        li_sum_z=zc.sum(dim=(0, 1)),  # Σ_x Σ_g (z_g(x) − r)
+        li_sum_sq=n * (zc.mean(0) ** 2).sum(),  # n Σ_x ‖z̄(x) − r‖², for the between part
+        consistent=consistent_per_sample(logits).to(f64).sum(),
+    )
     if out.saliency is not None:
-        stats["sis_sum"] = sis_per_sample(out.saliency).to(f64).sum()
-        stats["sis_count"] = torch.tensor(float(b), dtype=f64)
-        stats["sis_nonzero"] = saliency_nonzero(out.saliency).to(f64).sum()
+        stats.sis_sum = sis_per_sample(out.saliency).to(f64).sum()
+        stats.sis_count = torch.tensor(float(b), dtype=f64)
+        stats.sis_nonzero = saliency_nonzero(out.saliency).to(f64).sum()
     if y is not None:
-        y = y.to(pred.device)
-        stats["correct"] = (pred[0] == y).to(f64).sum()
-        stats["orbit_correct"] = (pred == y.unsqueeze(0)).to(f64).mean(0).sum()
-        stats["labelled"] = torch.tensor(float(b), dtype=f64)
+        correct = correct_per_element(logits, y)
+        stats.correct = correct[0].to(f64).sum()
+        stats.orbit_correct = correct.to(f64).mean(0).sum()
+        stats.labelled = torch.tensor(float(b), dtype=f64)
     return stats
 
 
-def shift_frame(stats: Stats, shift: torch.Tensor) -> Stats:
+_Frame = TypeVar("_Frame", OrbitStatistics, dict[str, torch.Tensor])
+
+
+def shift_frame(stats: _Frame, shift: torch.Tensor) -> _Frame:
     """``stats`` with ``li``'s sums re-centred on ``shift`` (exact algebra, a copy).
 
     With ``d = r − r*``: ``S1(r*) = S1(r) + nN·d`` and
-    ``S2(r*) = S2(r) + 2 d·S1(r) + nN‖d‖²``.
+    ``S2(r*) = S2(r) + 2 d·S1(r) + nN‖d‖²``. ``stats`` is an :class:`OrbitStatistics` or a
+    dict holding at least ``count``, ``order``, ``li_shift``, ``li_sum_z`` and ``li_sum_sq``
+    (the streaming states); the copy is of the same kind.
     """
-    out = dict(stats)
     old = stats.get("li_shift", torch.zeros((), dtype=torch.float64))
     d = old - shift
     pooled = stats["order"] * stats["count"]
     s1 = stats["li_sum_z"]
-    out["li_sum_z"] = s1 + pooled * d
-    out["li_sum_sq"] = stats["li_sum_sq"] + 2 * (d * s1).sum() + pooled * (d * d).sum()
-    out["li_shift"] = shift.clone()
-    return out
+    moved = {
+        "li_sum_z": s1 + pooled * d,
+        "li_sum_sq": stats["li_sum_sq"] + 2 * (d * s1).sum() + pooled * (d * d).sum(),
+        "li_shift": shift.clone(),
+    }
+    if isinstance(stats, OrbitStatistics):
+        return replace(stats, **moved)
+    return {**stats, **moved}
 
 
-def merge_statistics(total: Stats | None, part: Stats) -> Stats:
-    """Add the statistics of one chunk to a running total.
+def merge_statistics(total: OrbitStatistics | None, part: OrbitStatistics) -> OrbitStatistics:
+    """Add the statistics of one chunk to a running total (in place) and return it.
 
     Both should be centred on the same ``li_shift`` (pass the total's to
     :func:`orbit_statistics`); a part centred elsewhere is re-centred first.
     """
     if total is None:
-        return {k: v.clone() for k, v in part.items()}
-    frame = total.get("li_shift", torch.zeros((), dtype=torch.float64))
-    if "li_shift" in part and not torch.equal(part["li_shift"], frame):
-        part = shift_frame(part, frame)
-    for k, v in part.items():
+        return part.clone()
+    if not torch.equal(part.li_shift, total.li_shift):
+        part = shift_frame(part, total.li_shift)
+    for k, v in part.to_dict().items():
+        mine = getattr(total, k)
         if k == "li_shift":
-            total[k] = total.get(k, v).clone()
-        elif k == "order":
-            total[k] = v
+            continue
+        if k == "order":
+            total.order = v
         elif k == "logit_eps":
-            total[k] = torch.maximum(total[k], v) if k in total else v.clone()
-        elif k in total:
-            total[k] = total[k] + v
+            total.logit_eps = torch.maximum(mine, v)
         else:
-            total[k] = v.clone()
+            setattr(total, k, v.clone() if mine is None else mine + v)
     return total
 
 
-def finalize(stats: Stats) -> dict[str, float | None]:
+def finalize(stats: OrbitStatistics | Mapping[str, torch.Tensor]) -> dict[str, float | None]:
     """Turn summed statistics into the measures (only those the statistics support).
 
     ``sis`` is ``None`` (with an :class:`~ginvariance.errors.UndefinedMeasureWarning`) when
     saliency was computed but no sample had a non-zero saliency map.
     """
+    if not isinstance(stats, OrbitStatistics):
+        stats = OrbitStatistics.from_dict(stats)
     count = float(stats["count"])
     if count == 0:
         raise DataError("no samples were measured; pass at least one sample")
@@ -292,7 +475,7 @@ def check_labels(y: torch.Tensor, num_classes: int) -> None:
 
 
 def statistics(
-    model: nn.Module,
+    model: Model,
     x: torch.Tensor,
     group: Group | str,
     y: torch.Tensor | None = None,
@@ -301,7 +484,7 @@ def statistics(
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     li_shift: torch.Tensor | None = None,
-) -> Stats:
+) -> OrbitStatistics:
     """Summed statistics of the whole of ``x``, chunk by chunk, in eval mode.
 
     ``li_shift`` centres ``li``'s sums (see :func:`orbit_statistics`); by default the first
@@ -309,7 +492,7 @@ def statistics(
     """
     check_inputs(x, y)
     group = get_group(group, tuple(x.shape[1:]))
-    total: Stats | None = None
+    total: OrbitStatistics | None = None
     with eval_mode(model):
         for rows, out in iter_orbit_passes(
             model, x, group, saliency=saliency, chunk_size=chunk_size, memory_budget=memory_budget
@@ -318,14 +501,14 @@ def statistics(
             if y is not None:
                 part_y = y[rows]
                 check_labels(part_y, out.logits.shape[-1])
-            shift = total["li_shift"] if total is not None else li_shift
+            shift = total.li_shift if total is not None else li_shift
             total = merge_statistics(total, orbit_statistics(out, part_y, li_shift=shift))
     assert total is not None
     return total
 
 
 def invariance_suite(
-    model: nn.Module,
+    model: Model,
     x: torch.Tensor,
     group: Group | str,
     y: torch.Tensor | None = None,
@@ -353,30 +536,31 @@ def invariance_suite(
 
 
 def _scalar(value: float | None, x: torch.Tensor) -> torch.Tensor:
-    """A measure as a 0-d tensor in ``x``'s precision; an undefined one (``None``) as NaN."""
+    """A measure as a 0-d tensor in ``x``'s precision and on its device; an undefined one
+    (``None``) as NaN."""
     dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    return torch.tensor(math.nan if value is None else value, dtype=dtype)
+    return torch.tensor(math.nan if value is None else value, dtype=dtype, device=x.device)
 
 
-def pdi(model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
+def pdi(model: Model, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
     """Predictive-distribution invariance error (nats), mean over samples; 0 if invariant."""
     stats = statistics(model, x, group, saliency=False, **kwargs)
     return _scalar(finalize(stats)["pdi"], x)
 
 
-def li(model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
+def li(model: Model, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
     """Logit invariance error: the pooled within-orbit / total variance ratio, in [0, 1]."""
     stats = statistics(model, x, group, saliency=False, **kwargs)
     return _scalar(finalize(stats)["li"], x)
 
 
-def li_within(model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
+def li_within(model: Model, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
     """Within-orbit logit variance ``(1/(N·n)) Σ_x Σ_g ‖z_g(x) − z̄(x)‖²``; 0 if invariant."""
     stats = statistics(model, x, group, saliency=False, **kwargs)
     return _scalar(finalize(stats)["li_within"], x)
 
 
-def sis(model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
+def sis(model: Model, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
     """Saliency invariance similarity, mean over samples; 1 if invariant.
 
     NaN, with an :class:`~ginvariance.errors.UndefinedMeasureWarning`, for a model whose
@@ -387,7 +571,7 @@ def sis(model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: Any) ->
 
 
 def orbit_consistency(
-    model: nn.Module, x: torch.Tensor, group: Group | str, **kwargs: Any
+    model: Model, x: torch.Tensor, group: Group | str, **kwargs: Any
 ) -> torch.Tensor:
     """Fraction of samples whose predicted class is the same for every group element."""
     stats = statistics(model, x, group, saliency=False, **kwargs)
@@ -395,7 +579,7 @@ def orbit_consistency(
 
 
 def accuracy(
-    model: nn.Module, x: torch.Tensor, group: Group | str | None, y: torch.Tensor, **kwargs: Any
+    model: Model, x: torch.Tensor, group: Group | str | None, y: torch.Tensor, **kwargs: Any
 ) -> torch.Tensor:
     """Accuracy on the untransformed inputs (``group`` is not used; ``None`` is fine)."""
     from ginvariance.groups import CustomGroup
@@ -406,7 +590,7 @@ def accuracy(
 
 
 def orbit_accuracy(
-    model: nn.Module, x: torch.Tensor, group: Group | str, y: torch.Tensor, **kwargs: Any
+    model: Model, x: torch.Tensor, group: Group | str, y: torch.Tensor, **kwargs: Any
 ) -> torch.Tensor:
     """Mean over samples and group elements of ``[argmax f(g·x) = y]``."""
     stats = statistics(model, x, group, y, saliency=False, **kwargs)
@@ -415,19 +599,30 @@ def orbit_accuracy(
 
 __all__ = [
     "KEYS",
+    "OrbitStatistics",
     "accuracy",
+    "accuracy_from_logits",
+    "consistent_per_sample",
+    "correct_per_element",
     "finalize",
     "invariance_suite",
     "li",
+    "li_from_logits",
     "li_within",
+    "li_within_from_logits",
     "merge_statistics",
     "orbit_accuracy",
+    "orbit_accuracy_from_logits",
     "orbit_consistency",
+    "orbit_consistency_from_logits",
     "orbit_statistics",
     "pdi",
+    "pdi_from_logits",
     "pdi_per_sample",
     "saliency_nonzero",
+    "shift_frame",
     "sis",
+    "sis_from_saliency",
     "sis_per_sample",
     "statistics",
     "warn_undefined_sis",

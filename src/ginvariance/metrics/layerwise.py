@@ -34,11 +34,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from ginvariance.checks import check_int, check_logits
 from ginvariance.errors import ConfigError, GinvarianceError
 from ginvariance.groups import Group, get_group
 from ginvariance.metrics.orbit import (
     DEFAULT_MEMORY_BUDGET,
-    _check_logits,
     check_inputs,
     chunk_size_for,
     eval_mode,
@@ -189,8 +189,8 @@ def layerwise_invariance(
     n = group.order
     if chunk_size is None:
         chunk_size = chunk_size_for(group, in_shape, x.dtype, memory_budget)
-    elif isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ConfigError(f"chunk size must be a positive integer, got {chunk_size!r}")
+    else:
+        check_int(chunk_size, "chunk size")
     selected = _select_layers(model, layers)
 
     order: list[_LayerStats] = []  # in the order of the first forward pass
@@ -229,7 +229,7 @@ def layerwise_invariance(
                 b = xb.shape[0]
                 state["b"], state["calls"], state["last"] = b, {}, None
                 z = model(group.orbit(xb))
-                _check_logits(z, n * b)
+                check_logits(z, n * b, finite=True)
                 if start == 0:
                     needs_output = state["last"] is not z
                     if needs_output:

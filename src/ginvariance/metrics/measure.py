@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ginvariance.errors import DataError
 from ginvariance.groups import Group, get_group
 from ginvariance.metrics.functional import finalize, merge_statistics, statistics
-from ginvariance.metrics.orbit import DEFAULT_MEMORY_BUDGET
+from ginvariance.metrics.orbit import DEFAULT_MEMORY_BUDGET, Model
 from ginvariance.progress import Progress, ensure_progress
 from ginvariance.seeds import check_seed
-
-#: A user's own shift as a plain callable ``(x, seed) → x`` (see :func:`measure`).
-ShiftFn = Callable[[torch.Tensor, int], torch.Tensor]
 
 
 @dataclass
@@ -73,9 +69,12 @@ def _batches(data: Any) -> tuple[Iterable[tuple[torch.Tensor, torch.Tensor | Non
     if isinstance(data, DataLoader):
         return (_split(b) for b in data), len(data)
     if isinstance(data, Dataset):
-        x_attr, y_attr = getattr(data, "x", None), getattr(data, "y", None)
-        if isinstance(x_attr, torch.Tensor):
-            return [(x_attr, y_attr if isinstance(y_attr, torch.Tensor) else None)], 1
+        from ginvariance.data.datasets import ArrayDataset
+
+        # ginvariance's own ArrayDataset is its tensors: one batch. Any other dataset (one with
+        # a tensor .x too) is read through its __getitem__, so its transforms apply.
+        if type(data).__getitem__ is ArrayDataset.__getitem__:
+            return [(data.x, data.y)], 1  # type: ignore[attr-defined]
         loader = DataLoader(data, batch_size=256, shuffle=False)
         return (_split(b) for b in loader), len(loader)
     raise DataError(
@@ -126,7 +125,7 @@ def _reference(data: Any, given: Any) -> Any:
 
 
 def measure(
-    model: nn.Module,
+    model: Model,
     data: Any,
     group: Group | str,
     shifts: Sequence[Any] | Mapping[str, Any] | None = None,
@@ -143,11 +142,12 @@ def measure(
     Parameters
     ----------
     model:
-        Any ``nn.Module`` mapping ``(B, *S)`` to ``(B, K)`` logits; run in eval mode,
-        its previous mode restored after.
+        Any callable (an ``nn.Module`` or a function) mapping ``(B, *S)`` to ``(B, K)``
+        logits; a module runs in eval mode, every submodule's own mode restored after.
     data:
-        An ``(x, y)`` pair of tensors, a ``Dataset`` (of ``(x, y)`` items, or with
-        ``.x``/``.y`` tensors) or a ``DataLoader``.
+        An ``(x, y)`` pair of tensors, a ``Dataset`` of ``(x, y)`` items (read through its
+        ``__getitem__``, transforms and all; an :class:`~ginvariance.data.ArrayDataset` is
+        taken whole) or a ``DataLoader``.
     group:
         A group or its name (see :func:`ginvariance.groups.get_group`).
     shifts:
@@ -170,7 +170,7 @@ def measure(
     progress:
         Receives one unit per batch and condition.
     """
-    from ginvariance.data.shifts import LABEL_FREE_SHIFTS, Shift
+    from ginvariance.data.shifts import Shift, preserves_labels
 
     check_seed(seed, "seed", "seed=0")
     shift_fns = _resolve_shifts(shifts)
@@ -191,13 +191,10 @@ def measure(
             xs, ys = x, y
             if isinstance(fn, Shift):
                 xs = fn(x, seed, reference=reference, indices=indices)
-                if not fn.preserves_labels:
-                    ys = None
             elif fn is not None:
                 xs = fn(x, seed + index)
-                # a callable under a label-free built-in name (e.g. a user's own "uniform")
-                if name in LABEL_FREE_SHIFTS or not getattr(fn, "preserves_labels", True):
-                    ys = None
+            if fn is not None and not preserves_labels(fn, name):
+                ys = None
             part = statistics(
                 model,
                 xs,

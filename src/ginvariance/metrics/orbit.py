@@ -9,16 +9,19 @@ function of the :class:`OrbitOutputs` this pass returns.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ginvariance.checks import check_batch, check_int, check_logits
 from ginvariance.errors import ConfigError, DataError, GinvarianceError, ModelError
 from ginvariance.groups import Group, get_group
-from ginvariance.groups.base import channel_last_fix
+
+#: A model: any callable from a batch ``(B, *S)`` to logits ``(B, K)`` (an ``nn.Module`` or not).
+Model = Callable[[torch.Tensor], torch.Tensor]
 
 #: Default memory budget of one chunk of work, in bytes.
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
@@ -57,27 +60,8 @@ class OrbitOutputs:
 
 
 def check_inputs(x: torch.Tensor, y: torch.Tensor | None = None) -> None:
-    """Raise :class:`DataError` for inputs that no measure can use."""
-    if not isinstance(x, torch.Tensor):
-        raise DataError(f"inputs must be a torch.Tensor of shape (N, *S), got {type(x).__name__}")
-    if x.dim() < 2:
-        raise DataError(
-            f"inputs must have shape (N, *S) with at least one axis per sample, got shape "
-            f"{tuple(x.shape)}; add a batch axis"
-        )
-    if x.shape[0] == 0:
-        raise DataError("inputs are empty (N = 0); pass at least one sample")
-    if not torch.is_floating_point(x):
-        fix = "x.float() / 255 for 0..255 pixels" if x.dtype == torch.uint8 else "x.float()"
-        raise DataError(
-            f"inputs must be floating point on the scale the model was trained on, got "
-            f"{x.dtype}; convert them, e.g. {fix}"
-        )
-    layout = channel_last_fix(tuple(x.shape[1:]))
-    if layout is not None:
-        raise DataError(f"inputs of shape {tuple(x.shape)}: {layout}")
-    if not bool(torch.isfinite(x).all()):
-        raise DataError("inputs contain NaN or infinite values; clean or drop those samples")
+    """Raise :class:`DataError` for inputs (and labels) that no measure can use."""
+    check_batch(x)
     if y is not None:
         if not isinstance(y, torch.Tensor) or y.dim() != 1:
             shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
@@ -107,27 +91,7 @@ def chunk_size_for(
     return max(1, memory_budget // per_sample)
 
 
-def _check_logits(z: torch.Tensor, rows: int) -> None:
-    if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[0] != rows:
-        shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
-        raise ModelError(
-            f"the model must return (B, K) logits, got {shape} for a batch of {rows}; "
-            "make its forward return one row of class scores per input"
-        )
-    if not z.is_floating_point():
-        raise ModelError(
-            f"the model returned logits of dtype {z.dtype}; return floating-point class scores "
-            "(B, K)"
-        )
-    if z.shape[1] < 1:
-        raise ModelError("the model returns zero classes (K = 0); it must return (B, K) logits")
-    if not bool(torch.isfinite(z).all()):
-        raise ModelError(
-            "the model returned NaN or infinite logits; check its weights and the inputs' scale"
-        )
-
-
-def _forward(model: nn.Module, orbit: torch.Tensor) -> torch.Tensor:
+def _forward(model: Model, orbit: torch.Tensor) -> torch.Tensor:
     try:
         return model(orbit)
     except GinvarianceError:
@@ -147,18 +111,24 @@ def _forward(model: nn.Module, orbit: torch.Tensor) -> torch.Tensor:
 
 
 @contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode for the block and restore its previous mode after."""
-    was_training = model.training
+def eval_mode(model: Model) -> Iterator[Model]:
+    """Put every submodule of ``model`` in eval mode for the block, then restore each one's own
+    mode (a BatchNorm the caller froze in eval mode stays so). A plain callable is left as is.
+    """
+    if not isinstance(model, nn.Module):
+        yield model
+        return
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
         yield model
     finally:
-        model.train(was_training)
+        for m, training in modes:
+            m.training = training
 
 
 def orbit_pass(
-    model: nn.Module,
+    model: Model,
     x: torch.Tensor,
     group: Group | str,
     *,
@@ -185,12 +155,12 @@ def orbit_pass(
     if not saliency:
         with torch.no_grad():
             z = _forward(model, orbit)
-        _check_logits(z, n * b)
+        check_logits(z, n * b, finite=True)
         return OrbitOutputs(z.detach().reshape(n, b, -1))
     orbit = orbit.detach().requires_grad_(True)
     with torch.enable_grad():
         z = _forward(model, orbit)
-        _check_logits(z, n * b)
+        check_logits(z, n * b, finite=True)
         logits = z.reshape(n, b, -1)
         target = logits[0].detach().argmax(dim=1)  # c = argmax z_e(x)
         chosen = logits.gather(2, target.view(1, b, 1).expand(n, b, 1))
@@ -205,7 +175,7 @@ def orbit_pass(
 
 
 def iter_orbit_passes(
-    model: nn.Module,
+    model: Model,
     x: torch.Tensor,
     group: Group | str,
     *,
@@ -217,8 +187,8 @@ def iter_orbit_passes(
     group = get_group(group, tuple(x.shape[1:]))
     if chunk_size is None:
         chunk_size = chunk_size_for(group, tuple(x.shape[1:]), x.dtype, memory_budget)
-    elif isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ConfigError(f"chunk size must be a positive integer, got {chunk_size!r}")
+    else:
+        check_int(chunk_size, "chunk size")
     for start in range(0, x.shape[0], chunk_size):
         rows = slice(start, min(start + chunk_size, x.shape[0]))
         yield rows, orbit_pass(model, x[rows], group, saliency=saliency)

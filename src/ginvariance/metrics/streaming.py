@@ -12,11 +12,11 @@ single-measure classes are there for code that wants one number.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import nn
 from torchmetrics import Metric
 from torchmetrics.utilities.distributed import gather_all_tensors
 
@@ -24,12 +24,13 @@ from ginvariance.errors import ConfigError
 from ginvariance.groups import Group, get_group
 from ginvariance.metrics.functional import (
     KEYS,
+    OrbitStatistics,
     finalize,
     merge_statistics,
     shift_frame,
     statistics,
 )
-from ginvariance.metrics.orbit import DEFAULT_MEMORY_BUDGET
+from ginvariance.metrics.orbit import DEFAULT_MEMORY_BUDGET, Model
 from ginvariance.seeds import check_seed
 
 _SUM_STATES = (
@@ -73,14 +74,14 @@ class InvarianceMetrics(Metric):
         The result equals :func:`ginvariance.measure` under the same shift and reference.
 
     ``update(x, y=None, indices=None)`` adds a batch; ``compute()`` returns a dict of the
-    measures.
+    measures, each a float64 0-d tensor.
 
     Examples
     --------
     >>> import torch
     >>> metric = InvarianceMetrics(torch.nn.Flatten(), "c4", saliency=False)
     >>> metric.update(torch.ones(3, 2, 2))
-    >>> metric.compute()["pdi"]
+    >>> float(metric.compute()["pdi"])
     0.0
     """
 
@@ -91,7 +92,7 @@ class InvarianceMetrics(Metric):
 
     def __init__(
         self,
-        model: nn.Module,
+        model: Model,
         group: Group | str,
         *,
         saliency: bool = True,
@@ -138,8 +139,8 @@ class InvarianceMetrics(Metric):
         )
 
     @property
-    def model(self) -> nn.Module:
-        model: nn.Module = self.__dict__["_model"]
+    def model(self) -> Model:
+        model: Model = self.__dict__["_model"]
         return model
 
     def update(
@@ -150,7 +151,7 @@ class InvarianceMetrics(Metric):
                 indices = torch.arange(self._seen, self._seen + len(x))
             self._seen += len(x)
             x = self._shift(x, self.seed, reference=self.shift_reference, indices=indices)
-            if not self._shift.preserves_labels:
+            if not self._shift.preserves_labels:  # a Shift decides for itself
                 y = None
         first = float(getattr(self, "count")) == 0  # noqa: B009 (a dynamic metric state)
         stats = statistics(
@@ -163,12 +164,17 @@ class InvarianceMetrics(Metric):
             memory_budget=self.memory_budget,
             li_shift=None if first else getattr(self, "li_shift").cpu(),  # noqa: B009
         )
-        part = {name: value.to(self.device) for name, value in stats.items()}
-        state = None if first else {name: getattr(self, name) for name in self._reductions}
-        for name, value in merge_statistics(state, part).items():
+        part = stats.to(self.device)
+        state = (
+            None
+            if first
+            else OrbitStatistics.from_dict({name: getattr(self, name) for name in self._reductions})
+        )
+        for name, value in merge_statistics(state, part).to_dict().items():
             setattr(self, name, value)
 
-    def _measures(self) -> dict[str, float | None]:
+    def statistics(self) -> OrbitStatistics:
+        """The summed statistics so far (the metric's states), as one typed object."""
         stats = {
             name: getattr(self, name) for name in (*_SUM_STATES, "order", "logit_eps", "li_shift")
         }
@@ -178,11 +184,23 @@ class InvarianceMetrics(Metric):
         if float(stats["labelled"]) == 0:
             for k in ("correct", "orbit_correct", "labelled"):
                 stats.pop(k)
-        return finalize(stats)
+        return OrbitStatistics.from_dict(stats)
 
-    def compute(self) -> dict[str, float | None]:
-        """The measures so far; ``sis`` is ``None`` when it is undefined (no input gradient)."""
-        return self._measures()
+    def _measures(self) -> dict[str, float | None]:
+        """The measures so far as Python numbers; ``sis`` is ``None`` when it is undefined."""
+        return finalize(self.statistics())
+
+    def _tensor(self, value: float | None) -> torch.Tensor:
+        return torch.tensor(
+            math.nan if value is None else value, dtype=torch.float64, device=self.device
+        )
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        """The measures so far, each a float64 0-d tensor on the metric's device (torchmetrics
+        convention); ``sis`` is NaN, with an
+        :class:`~ginvariance.errors.UndefinedMeasureWarning`, when it is undefined (the model
+        has no input gradient)."""
+        return {key: self._tensor(value) for key, value in self._measures().items()}
 
     def reset(self) -> None:
         super().reset()
@@ -207,39 +225,38 @@ class _OneMeasure(InvarianceMetrics):
     key = ""
     needs_saliency = False
 
-    def __init__(self, model: nn.Module, group: Group | str, **kwargs: Any) -> None:
+    def __init__(self, model: Model, group: Group | str, **kwargs: Any) -> None:
         kwargs.setdefault("saliency", self.needs_saliency)
         super().__init__(model, group, **kwargs)
 
     def compute(self) -> torch.Tensor:  # type: ignore[override]
         """The measure as a float64 0-d tensor; NaN when it is undefined (``sis`` of a model
         with no input gradient)."""
-        value = self._measures()[self.key]
-        return torch.tensor(math.nan if value is None else value, dtype=torch.float64)
+        return self._tensor(self._measures()[self.key])
 
 
-class PDI(_OneMeasure):
+class PredictiveDistributionInvariance(_OneMeasure):
     """Streaming predictive-distribution invariance error (``pdi``, nats)."""
 
     key = "pdi"
     higher_is_better = False
 
 
-class LI(_OneMeasure):
+class LogitInvariance(_OneMeasure):
     """Streaming logit invariance error (``li``, pooled variance ratio)."""
 
     key = "li"
     higher_is_better = False
 
 
-class LIWithin(_OneMeasure):
+class WithinOrbitLogitVariance(_OneMeasure):
     """Streaming within-orbit logit variance (``li_within``, squared logit units)."""
 
     key = "li_within"
     higher_is_better = False
 
 
-class SIS(_OneMeasure):
+class SaliencyInvarianceSimilarity(_OneMeasure):
     """Streaming saliency invariance similarity (``sis``)."""
 
     key = "sis"
@@ -247,8 +264,8 @@ class SIS(_OneMeasure):
     higher_is_better = True
 
 
-class Accuracy(_OneMeasure):
-    """Streaming accuracy on untransformed inputs; ``update(x, y)`` needs labels."""
+class UntransformedAccuracy(_OneMeasure):
+    """Streaming accuracy on the untransformed inputs; ``update(x, y)`` needs labels."""
 
     key = "accuracy"
     higher_is_better = True
@@ -266,3 +283,44 @@ class OrbitConsistency(_OneMeasure):
 
     key = "orbit_consistency"
     higher_is_better = True
+
+
+#: Old class names, kept working with a :class:`DeprecationWarning` (``Accuracy`` clashed with
+#: ``torchmetrics.Accuracy``; the short names read as the measures' keys, not as classes).
+DEPRECATED_NAMES: dict[str, str] = {
+    "PDI": "PredictiveDistributionInvariance",
+    "LI": "LogitInvariance",
+    "LIWithin": "WithinOrbitLogitVariance",
+    "SIS": "SaliencyInvarianceSimilarity",
+    "Accuracy": "UntransformedAccuracy",
+}
+
+
+def deprecated_name(module: str, name: str) -> type:
+    """The class an old name stands for, with a :class:`DeprecationWarning` naming the new one."""
+    if name not in DEPRECATED_NAMES:
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+    new = DEPRECATED_NAMES[name]
+    warnings.warn(
+        f"ginvariance.metrics.{name} is deprecated; use ginvariance.metrics.{new}",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    cls: type = globals()[new]
+    return cls
+
+
+def __getattr__(name: str) -> type:
+    return deprecated_name(__name__, name)
+
+
+__all__ = [
+    "InvarianceMetrics",
+    "LogitInvariance",
+    "OrbitAccuracy",
+    "OrbitConsistency",
+    "PredictiveDistributionInvariance",
+    "SaliencyInvarianceSimilarity",
+    "UntransformedAccuracy",
+    "WithinOrbitLogitVariance",
+]

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
+from ginvariance.checks import check_int
 from ginvariance.errors import GroupError, ModelError
-from ginvariance.groups import Cyclic1d, Group, get_group
+from ginvariance.groups import Group, get_group
 from ginvariance.models.cnn import CNN, CNN1d
 from ginvariance.models.mlp import MLP
 from ginvariance.models.symmetrize import Symmetrized, symmetrize
@@ -30,7 +32,9 @@ from ginvariance.models.weight_tied import (
     WeightTiedCNN,
     WeightTiedCNN1d,
     cayley_table,
+    is_signal_shift,
 )
+from ginvariance.seeds import seeded
 
 MODEL_NAMES = ("mlp", "cnn", "weight-tied")
 
@@ -48,7 +52,7 @@ def is_signal(sample_shape: Sequence[int], group: Group | str | None = None) -> 
         return len(shape) == 1
     if group is not None:
         try:
-            return isinstance(get_group(group), Cyclic1d)
+            return is_signal_shift(get_group(group))
         except GroupError:
             pass
     return shape[0] <= 4 < shape[1]
@@ -99,10 +103,8 @@ def build_model(
             f"sample_shape must be a non-empty tuple of positive integers, got {shape}; "
             "give the shape of one input without the batch axis, e.g. (1, 8, 8)"
         )
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ModelError(f"num_classes must be an integer ≥ 2, got {num_classes!r}")
-    if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < 1):
-        raise ModelError(f"width must be a positive integer or None, got {width!r}")
+    check_int(num_classes, "num_classes", minimum=2, error=ModelError)
+    check_int(width, "width", error=ModelError, allow_none=True)
     if len(shape) > 3:
         if name == "mlp":
             return MLP(shape, num_classes, width or 256)
@@ -120,7 +122,7 @@ def build_model(
             "'weight-tied' needs a group: pass group= 'c4', 'd4' or 'flip' for images, "
             "'cyclic1d' for signals"
         )
-    if isinstance(get_group(group), Cyclic1d):
+    if is_signal_shift(get_group(group)):
         if len(shape) > 2:
             raise ModelError(
                 f"group 'cyclic1d' shifts 1-D signals (C, L) or (L,), got shape {shape}; "
@@ -128,6 +130,26 @@ def build_model(
             )
         return WeightTiedCNN1d(shape, num_classes, group=group, width=width)
     return WeightTiedCNN(shape, num_classes, group=group, width=width)
+
+
+def build_seeded_model(
+    name: str,
+    sample_shape: Sequence[int],
+    num_classes: int,
+    *,
+    group: Group | str | None = None,
+    dtype: str = "float32",
+    seed: int = 0,
+) -> nn.Module:
+    """:func:`build_model` with weights drawn under ``torch.manual_seed(seed)``, cast to
+    ``dtype`` (``"float32"`` or ``"float64"``).
+
+    The global random state is left as it was (:func:`ginvariance.seeds.seeded`), so the
+    weights are a function of ``(name, sample_shape, num_classes, group, seed)`` alone.
+    """
+    with seeded(seed):
+        model = build_model(name, tuple(sample_shape), num_classes, group=group)
+    return model.to(getattr(torch, dtype))
 
 
 __all__ = [
@@ -142,6 +164,7 @@ __all__ = [
     "WeightTiedCNN",
     "WeightTiedCNN1d",
     "build_model",
+    "build_seeded_model",
     "cayley_table",
     "is_signal",
     "symmetrize",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from ginvariance.checks import check_logits
 from ginvariance.errors import ModelError
 from ginvariance.groups import Group, get_group
 
@@ -37,12 +38,7 @@ class Symmetrized(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         group = self.group.resolve(tuple(x.shape[1:]))
         n, b = group.order, x.shape[0]
-        z = self.model(group.orbit(x))
-        if z.ndim != 2 or z.shape[0] != n * b:
-            raise ModelError(
-                f"the wrapped model returned shape {tuple(z.shape)} for {n * b} inputs; "
-                "it must return logits of shape (B, K)"
-            )
+        z = check_logits(self.model(group.orbit(x)), n * b)
         return z.reshape(n, b, z.shape[1]).mean(dim=0)
 
     def extra_repr(self) -> str:

@@ -36,49 +36,43 @@ flatten head (:class:`InvariantLinear`).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ginvariance.errors import GroupActionError, ModelError
-from ginvariance.groups import C4, D4, Cyclic1d, Flip, Group, get_group
+from ginvariance.errors import GroupActionError, GroupError, ModelError
+from ginvariance.groups import C4, D4, CyclicShift, Flip, Group, get_group
 from ginvariance.models.cnn import POOL_MIN_SIDE, image_layout, shape_fix, signal_layout
 
 #: Groups of grid symmetries that :class:`WeightTiedCNN` ties its filters over.
 WEIGHT_TIED_2D = (C4, D4, Flip)
-#: Groups that :class:`WeightTiedCNN1d` is invariant to.
-WEIGHT_TIED_1D = (Cyclic1d,)
+#: Groups that :class:`WeightTiedCNN1d` is invariant to (cyclic shifts of one axis).
+WEIGHT_TIED_1D = (CyclicShift,)
+
+
+def is_signal_shift(group: Group) -> bool:
+    """Whether ``group`` cyclically shifts one axis (``cyclic1d``, ``cyclic1d-S``)."""
+    return isinstance(group, CyclicShift) and group.ndim == 1
+
+
 SUPPORTED = "c4, d4, flip (images) or cyclic1d (signals)"
 
 
 def cayley_table(group: Group, probe_size: int = 5) -> Tensor:
-    """The multiplication table of ``group``, from its action on a random probe.
-
-    Returns a LongTensor ``T`` of shape ``(n, n)`` with ``g_T[i, j] = g_i g_j``, that is
-    ``act(act(p, j), i) = act(p, T[i, j])``. The probe is a random ``probe_size²``
-    square, on which the built-in grid symmetries have distinct images.
-    """
+    """The multiplication table of ``group`` (:meth:`Group.cayley_table`) on a random
+    ``probe_size²`` square, on which the built-in grid symmetries have distinct images:
+    ``T[i, j] = k`` with ``g_i g_j = g_k``."""
     gen = torch.Generator().manual_seed(0)
-    # on the CPU whatever the default device: a model built on "meta" (to check a
-    # checkpoint's description before allocating it) needs the table's values too
     probe = torch.rand(1, probe_size, probe_size, generator=gen, dtype=torch.float64, device="cpu")
-    images = torch.stack([group.act(probe, k) for k in range(group.order)])
-    n = group.order
-    table = torch.empty(n, n, dtype=torch.long, device="cpu")
-    for i in range(n):
-        for j in range(n):
-            composed = group.act(group.act(probe, j), i)
-            match = [k for k in range(n) if torch.equal(images[k], composed)]
-            if len(match) != 1:
-                raise ModelError(
-                    f"cannot compute the multiplication table of group {group.name!r} (its "
-                    "elements do not act as distinct grid permutations); use one of "
-                    f"{SUPPORTED}"
-                )
-            table[i, j] = match[0]
-    return table
+    try:
+        return group.cayley_table(probe)
+    except GroupError:
+        raise ModelError(
+            f"cannot compute the multiplication table of group {group.name!r} (its "
+            f"elements do not act as distinct grid permutations); use one of {SUPPORTED}"
+        ) from None
 
 
 def inverse_table(table: Tensor) -> Tensor:
@@ -90,8 +84,15 @@ class _GroupConvBase(nn.Module):
     group: Group
     perm: Tensor
 
-    def __init__(self, group: Group) -> None:
+    def __init__(self, in_channels: int, out_channels: int, group: Group, kernel_size: int) -> None:
         super().__init__()
+        if kernel_size % 2 != 1:
+            raise ModelError(f"kernel_size must be odd for exact equivariance, got {kernel_size}")
+        self.in_channels, self.out_channels, self.kernel_size = (
+            in_channels,
+            out_channels,
+            kernel_size,
+        )
         self.group = group
         table = cayley_table(group)
         inv = inverse_table(table)
@@ -101,6 +102,12 @@ class _GroupConvBase(nn.Module):
     @property
     def order(self) -> int:
         return self.group.order
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, group={self.group.name}, "
+            f"kernel_size={self.kernel_size}"
+        )
 
 
 class LiftingConv2d(_GroupConvBase):
@@ -114,14 +121,7 @@ class LiftingConv2d(_GroupConvBase):
     def __init__(
         self, in_channels: int, out_channels: int, group: Group, kernel_size: int = 3
     ) -> None:
-        super().__init__(group)
-        if kernel_size % 2 != 1:
-            raise ModelError(f"kernel_size must be odd for exact equivariance, got {kernel_size}")
-        self.in_channels, self.out_channels, self.kernel_size = (
-            in_channels,
-            out_channels,
-            kernel_size,
-        )
+        super().__init__(in_channels, out_channels, group, kernel_size)
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.empty(out_channels))
         bound = 1 / math.sqrt(in_channels * kernel_size**2)
@@ -144,12 +144,6 @@ class LiftingConv2d(_GroupConvBase):
         )
         return y.reshape(x.shape[0], self.out_channels, n, *y.shape[-2:])
 
-    def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, group={self.group.name}, "
-            f"kernel_size={self.kernel_size}"
-        )
-
 
 class GroupConv2d(_GroupConvBase):
     """Group convolution ``(B, C_in, n, H, W)`` → ``(B, C_out, n, H, W)``.
@@ -163,14 +157,7 @@ class GroupConv2d(_GroupConvBase):
     def __init__(
         self, in_channels: int, out_channels: int, group: Group, kernel_size: int = 3
     ) -> None:
-        super().__init__(group)
-        if kernel_size % 2 != 1:
-            raise ModelError(f"kernel_size must be odd for exact equivariance, got {kernel_size}")
-        self.in_channels, self.out_channels, self.kernel_size = (
-            in_channels,
-            out_channels,
-            kernel_size,
-        )
+        super().__init__(in_channels, out_channels, group, kernel_size)
         n = self.order
         self.weight = nn.Parameter(
             torch.empty(out_channels, in_channels, n, kernel_size, kernel_size)
@@ -203,20 +190,17 @@ class GroupConv2d(_GroupConvBase):
         )
         return y.reshape(b, self.out_channels, n, *y.shape[-2:])
 
-    def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, group={self.group.name}, "
-            f"kernel_size={self.kernel_size}"
-        )
-
 
 def _resolve_group(
-    group: Group | str | None, sample_shape: Sequence[int], kinds: tuple[type, ...], what: str
+    group: Group | str | None,
+    sample_shape: Sequence[int],
+    accepts: Callable[[Group], bool],
+    what: str,
 ) -> Group:
     if group is None:
         raise ModelError(f"a weight-tied network needs a group; pass group= one of {SUPPORTED}")
     g = get_group(group)
-    if not isinstance(g, kinds):
+    if not accepts(g):
         raise ModelError(
             f"weight-tied {what} cannot be built for group {g.name!r}; use group "
             f"{SUPPORTED}, or wrap any model with symmetrize(model, {g.name!r})"
@@ -306,9 +290,8 @@ class WeightTiedCNN(nn.Module):
         lifting conv 3×3 w → ReLU → group conv 3×3 w → ReLU → group max-pool over G
         → global max over space → linear K
 
-    Both pools are maxima: measured on 8×8 digits (``c4``, width 40, 60 epochs Adam), a
-    global *mean* over space reached 0.85 test accuracy against 0.97 for the max, and a
-    group *mean* pool 0.47. Fully convolutional: any input size.
+    Both pools are maxima: on 8×8 digits, means over space or over the group trained far
+    worse (docs/calibration.md). Fully convolutional: any input size.
 
     Large images (``pool=True``, 28×28 MNIST), the counterpart of the large-image
     :class:`~ginvariance.models.CNN`::
@@ -317,12 +300,10 @@ class WeightTiedCNN(nn.Module):
         → group max-pool over G → InvariantLinear K
 
     (28 → 14 → 7; every pool halves an even side, so each is exact). The G-invariant linear
-    head keeps the layout that a global max would discard. Inputs must have the built size.
-    Measured on the 5,000-digit MNIST (``c4``, 15 epochs, Adam 1e-3, one core): test
-    accuracy 0.865 with ``w = 8`` and 0.867 with ``w = 12`` against 0.841 for a third
-    group convolution (at 1.6× the time); the augmented :class:`~ginvariance.models.CNN`
-    reached orbit accuracy 0.864 in that setting. A ``c4``-invariant network cannot tell a
-    6 from a 9 turned upside down, which caps its accuracy on MNIST.
+    head keeps the layout that a global max would discard; a third group convolution bought
+    no accuracy at more cost (docs/calibration.md). Inputs must have the built size. A
+    ``c4``-invariant network cannot tell a 6 from a 9 turned upside down, which caps its
+    accuracy on MNIST.
 
     ``f(g·x) = f(x)`` exactly (up to floating-point rounding) for every element and every
     input the model accepts.
@@ -364,7 +345,9 @@ class WeightTiedCNN(nn.Module):
         super().__init__()
         self.sample_shape = tuple(int(s) for s in sample_shape)
         channels, h, w, self._add_channel = image_layout(self.sample_shape)
-        self.group = _resolve_group(group, self.sample_shape, WEIGHT_TIED_2D, "CNN")
+        self.group = _resolve_group(
+            group, self.sample_shape, lambda g: isinstance(g, WEIGHT_TIED_2D), "CNN"
+        )
         n = self.group.order
         if pool is None:
             pool = min(h, w) >= POOL_MIN_SIDE and h % 4 == 0 and w % 4 == 0
@@ -460,7 +443,7 @@ class WeightTiedCNN1d(nn.Module):
         super().__init__()
         self.sample_shape = tuple(int(s) for s in sample_shape)
         channels, _, self._add_channel = signal_layout(self.sample_shape)
-        self.group = _resolve_group(group, self.sample_shape, WEIGHT_TIED_1D, "CNN1d")
+        self.group = _resolve_group(group, self.sample_shape, is_signal_shift, "CNN1d")
         width = 32 if width is None else width
         self.width = width
         conv = dict(kernel_size=5, padding=2, padding_mode="circular")

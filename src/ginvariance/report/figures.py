@@ -1,4 +1,4 @@
-"""The report's figures (matplotlib, Agg backend), each returned as PNG bytes.
+"""The report's figures (matplotlib figures without pyplot), each returned as PNG bytes.
 
 - :func:`saliency_figure` — Figure 1 of the paper: a row per model (and sample), a column per
   group element, each the saliency map of ``g·x`` mapped back by ``g⁻¹``; a genuinely
@@ -32,20 +32,19 @@ MODEL_COLORS: dict[str, str] = {
 LOG_FLOOR = 1e-18
 
 
-def _pyplot() -> Any:
-    import matplotlib
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize: Any, **kwargs: Any) -> tuple[Any, Any]:
+    """``(figure, axes)`` like ``pyplot.subplots``, drawn on a bare
+    :class:`matplotlib.figure.Figure`: no pyplot, so a notebook's backend and figure list are
+    left alone."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def _png(fig: Any) -> bytes:
-    plt = _pyplot()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
     return buffer.getvalue()
 
 
@@ -91,7 +90,6 @@ def saliency_figure(
     Each row shares one symmetric colour scale; the title of each map gives its cosine to
     the identity's map (the terms of ``sis``).
     """
-    plt = _pyplot()
     x = np.asarray(saliency["x"])
     m = x.shape[0]
     one_d = _as_map(x[0]).ndim == 1
@@ -99,8 +97,10 @@ def saliency_figure(
     rows = [(name, b) for b in range(m) for name in names]
     n = len(elements)
     if one_d:
-        fig, axes = plt.subplots(len(rows), 1, figsize=(9, 1.5 * len(rows)), squeeze=False)
-        colors = plt.cm.viridis(np.linspace(0.0, 1.0, n))
+        fig, axes = subplots(len(rows), 1, figsize=(9, 1.5 * len(rows)), squeeze=False)
+        from matplotlib import colormaps
+
+        colors = colormaps["viridis"](np.linspace(0.0, 1.0, n))
         for ax, (name, b) in zip(axes[:, 0], rows, strict=True):
             maps = [_as_map(s) for s in np.asarray(saliency[name])[:, b]]
             vmax = max(max(float(np.abs(s).max()) for s in maps), 1e-30)
@@ -121,12 +121,11 @@ def saliency_figure(
         fig.suptitle("Saliency of g·x mapped back by g⁻¹ (identical curves = genuine)", fontsize=9)
         fig.tight_layout(rect=(0, 0, 1, 0.98))
     else:
-        fig = _saliency_mosaic(plt, saliency, x, rows, elements)
+        fig = _saliency_mosaic(saliency, x, rows, elements)
     return _png(fig)
 
 
 def _saliency_mosaic(
-    plt: Any,
     saliency: Mapping[str, np.ndarray],
     x: np.ndarray,
     rows: Sequence[tuple[str, int]],
@@ -159,7 +158,7 @@ def _saliency_mosaic(
             mosaic[top : top + h, left : left + w] = diverging(0.5 + 0.5 * image / vmax)[..., :3]
             labels.append((left + w / 2, top - 0.6, f"{_cosine(image, maps[0]):.3f}"))
     height, width = mosaic.shape[:2]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * (n + 1), 0.5 + 1.0 * len(rows)))
+    fig, ax = subplots(figsize=(1.0 + 0.9 * (n + 1), 0.5 + 1.0 * len(rows)))
     ax.imshow(mosaic, interpolation="nearest", extent=(0, width, height, 0))
     for cx, cy, text in labels:
         ax.text(cx, cy, text, ha="center", va="bottom", fontsize=6)
@@ -204,10 +203,9 @@ def measures_figure(results: Mapping[str, Any], models: Sequence[str]) -> bytes:
     Error bars are the std over seeds (several seeds only). ``|pdi|`` and ``li`` are drawn
     on a log axis, values at or below :data:`LOG_FLOOR` at the floor.
     """
-    plt = _pyplot()
     conditions = _conditions(results, models)
     keys = (("pdi", "|pdi| (nats)", True), ("li", "li", True), ("sis", "sis", False))
-    fig, axes = plt.subplots(3, 1, figsize=(max(7.0, 1.1 * len(conditions)), 8.5), sharex=True)
+    fig, axes = subplots(3, 1, figsize=(max(7.0, 1.1 * len(conditions)), 8.5), sharex=True)
     width = 0.8 / len(models)
     positions = np.arange(len(conditions))
     for ax, (key, label, log) in zip(axes, keys, strict=True):
@@ -255,8 +253,7 @@ def _scaled(values: Any, scale: Any) -> np.ndarray:
 def spectral_figure(results: Mapping[str, Any], models: Sequence[str]) -> bytes:
     """Mean Jacobian singular values and random-direction sensitivity against ``ε``, per
     model, raw (solid) and divided by the model's logit scale (dashed)."""
-    plt = _pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.8))
+    fig, (left, right) = subplots(1, 2, figsize=(11, 4.8))
     for j, name in enumerate(models):
         spectral = results["models"][name]["spectral"]
         color = _color(name, j)

@@ -34,12 +34,16 @@ import math
 import platform
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ginvariance._version import __version__
+from ginvariance.checks import is_int as _is_int
+from ginvariance.checks import is_number as _is_number
+from ginvariance.checks import json_roundtrip
 from ginvariance.errors import CheckpointError
 from ginvariance.io import atomic_write_bytes, atomic_write_json, to_json
 from ginvariance.training.config import RESUMABLE_FIELDS, TrainConfig
@@ -52,10 +56,8 @@ def versions() -> dict[str, str]:
     """Versions of the software that wrote a result."""
     import safetensors
 
-    import ginvariance
-
     return {
-        "ginvariance": ginvariance.__version__,
+        "ginvariance": __version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
         "safetensors": safetensors.__version__,
@@ -137,7 +139,7 @@ def save_checkpoint(
     meta["format"] = FORMAT_VERSION
     try:
         to_json(meta)
-        header = json.loads(json.dumps(meta, sort_keys=True))  # as a reader will see it
+        header = json_roundtrip(meta, sort_keys=True)  # as a reader will see it
         header["sha256"] = _digest(tensors, header)
         blob = save(tensors, metadata={"ginvariance": json.dumps(header, sort_keys=True)})
     except (TypeError, ValueError) as exc:
@@ -243,14 +245,6 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]
 def checkpoint_meta(path: str | Path) -> dict[str, Any]:
     """The verified metadata of a checkpoint (:func:`read_checkpoint`)."""
     return read_checkpoint(path)[1]
-
-
-def _is_int(v: Any) -> TypeGuard[int]:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
 
 
 def _check_meta(path: Path, meta: dict[str, Any], tensors: Mapping[str, Tensor]) -> None:
@@ -464,10 +458,10 @@ def _rebuild(
             f"checkpoint {str(path)!r} does not describe its model; pass the model to load into"
         )
     from ginvariance.errors import GinvarianceError
-    from ginvariance.training.trainer import build_training_model
+    from ginvariance.models import build_seeded_model
 
     def build() -> nn.Module:
-        return build_training_model(
+        return build_seeded_model(
             desc["name"],
             tuple(desc["sample_shape"]),
             desc["num_classes"],

@@ -6,10 +6,10 @@ checkpoint, and a run is resumed only from a checkpoint whose configuration matc
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from ginvariance.checks import check_finite, check_int
 from ginvariance.errors import ConfigError
 from ginvariance.seeds import check_seed
 
@@ -31,7 +31,7 @@ PENALTIES = ("logit", "js", "logit-normalized")
 
 #: The weight ``λ`` of each penalty that the study uses (full orbit): ``"logit"`` at 1 (the
 #: ``regularized`` row) and ``"logit-normalized"`` at 10, calibrated on digits/C4 (seed 0,
-#: 60 epochs; the numbers are in :mod:`ginvariance.training.regularizer`).
+#: 60 epochs; the runs are in docs/calibration.md).
 CALIBRATED_LAM: dict[str, float] = {"logit": 1.0, "logit-normalized": 10.0}
 ORBITS = ("full", "sample")
 DTYPES = ("float32", "float64")
@@ -164,20 +164,11 @@ def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:
 
 
 def _positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    check_int(value, name)
 
 
 def _finite(name: str, value: object, positive: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
-    v = float(value)
-    if math.isnan(v) or math.isinf(v):
-        raise ConfigError(f"{name} must be a finite number, got {value!r}; give a finite value")
-    if positive and v <= 0:
-        raise ConfigError(f"{name} must be positive, got {value!r}")
-    if not positive and v < 0:
-        raise ConfigError(f"{name} must be zero or positive, got {value!r}")
+    check_finite(value, name, positive=positive)
 
 
 __all__ = [
