@@ -130,6 +130,7 @@ def sweep_command(
     """Sweep λ (and seeds, groups, models, data sets) on Ray Tune; aggregate with 95 % CIs."""
     from ginvariance.experiments.sweep import SWEEP_FIGURE, SWEEP_FILE, SweepConfig, run_sweep
     from ginvariance.io import to_json
+    from ginvariance.report.sweep_page import render_sweep
 
     config = SweepConfig(
         seeds=parse_seeds(seeds),
@@ -153,6 +154,7 @@ def sweep_command(
         resume=resume,
         progress=RichProgress(enabled=not json_out),
     )
+    render_sweep(summary, out)
     if json_out:
         typer.echo(to_json(summary), nl=False)
         return
