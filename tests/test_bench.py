@@ -8,6 +8,7 @@ reports times, the tests check the numbers it compares and the shape of what it 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -182,3 +183,14 @@ def test_cli_bad_size_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> 
     assert info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("ginv: error:") and "\n" not in err and "--size" in err
+
+
+def test_the_package_makes_no_environment_and_reaches_into_no_checkout() -> None:
+    """Making virtual environments and installing packages is tooling: ``benchmarks/``."""
+    import ginvariance
+
+    root = Path(ginvariance.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for needle in ('"venv"', '"pip"', '"benchmarks"'):
+            assert needle not in text, f"{path.relative_to(root)} holds {needle}"
