@@ -57,7 +57,6 @@ file system) and have ``ginvariance`` installed.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -84,7 +83,7 @@ from ginvariance.experiments.sweep_config import (
     check_grid,
     plan_trials,
 )
-from ginvariance.experiments.sweep_trial import run_trial, trial_dir
+from ginvariance.experiments.sweep_trial import read_json, run_trial, trial_dir
 from ginvariance.keys import MEASURE_KEYS
 from ginvariance.progress import Progress, ensure_progress
 
@@ -269,14 +268,6 @@ def _first_line(error: Any) -> str:
     return type(exc).__name__
 
 
-def _load_trial(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def run_sweep(
     config: SweepConfig,
     out_dir: str | Path,
@@ -350,7 +341,7 @@ def run_sweep(
     mine = canonical(config.to_dict())
     exp_dir = out / TUNE_DIR
     if config_path.exists():
-        stored = _load_trial(config_path)
+        stored = read_json(config_path)
         if stored != mine:
             diffs = (
                 differences(mine, stored)
@@ -425,7 +416,7 @@ def run_sweep(
             f"{_first_line(errors[0][1])}); fix it and run the same command again to resume"
         )
 
-    loaded = [_load_trial(trial_dir(out, t) / TRIAL_RESULTS) for t in trials]
+    loaded = [read_json(trial_dir(out, t) / TRIAL_RESULTS) for t in trials]
     missing = [t.key for t, data in zip(trials, loaded, strict=True) if data is None]
     if missing:  # Tune stops without an error on Ctrl-C / SIGINT and leaves trials unfinished
         raise SweepError(

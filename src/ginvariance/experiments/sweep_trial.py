@@ -29,6 +29,15 @@ def trial_dir(out_dir: str | Path, trial: Trial) -> Path:
     return Path(out_dir) / TRIALS_DIR / trial.key
 
 
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``; ``None`` when it is missing, unreadable or not an object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def train_config(config: SweepConfig, trial: Trial, order: int) -> TrainConfig:
     """The :class:`~ginvariance.training.TrainConfig` of ``trial`` for a group of ``order``."""
     return TrainConfig(
@@ -81,13 +90,9 @@ def run_trial(
     )
     folder = ensure_dir(trial_dir(out_dir, trial))
     results_path = folder / TRIAL_RESULTS
-    if results_path.is_file():
-        try:
-            done = json.loads(results_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            done = None
-        if isinstance(done, dict) and done.get("config") == record:
-            return done
+    done = read_json(results_path)
+    if done is not None and done.get("config") == record:
+        return done
     checkpoint = folder / f"{trial.mode}.safetensors"
     result = train_model(
         train,
@@ -131,4 +136,4 @@ def run_trial(
     return results
 
 
-__all__ = ["run_trial", "train_config", "trial_dir"]
+__all__ = ["read_json", "run_trial", "train_config", "trial_dir"]
