@@ -1,6 +1,6 @@
 """Time tmeasures' normalized-variance invariance of the final logits; print one JSON line.
 
-Runs inside tmeasures' own virtual environment (made by ``ginvariance.bench``), so it
+Runs inside tmeasures' own virtual environment (made by ``benchmarks/bench.py``), so it
 imports only torch, numpy, safetensors and tmeasures — never ``ginvariance``. The parent
 writes to FOLDER:
 

@@ -1,15 +1,24 @@
 """Smoke tests of the benchmark: its naive loop and checks agree, a tiny run emits valid JSON.
 
-No timing is asserted: the benchmark reports times, the tests check the numbers it
-compares and the shape of what it emits.
+``ginv bench`` (:mod:`ginvariance.bench`) and the comparisons beside the package
+(``benchmarks/bench.py``: the naive loop, tmeasures). No timing is asserted: the benchmark
+reports times, the tests check the numbers it compares and the shape of what it emits.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
+from benchmarks.bench import (
+    Comparisons,
+    naive_suite,
+    normalized_variance,
+    run_comparison,
+    sequential_spec,
+)
 
 from ginvariance.bench import (
     BENCH_MODELS,
@@ -18,10 +27,7 @@ from ginvariance.bench import (
     build_bench_model,
     build_cnn,
     compare_measures,
-    naive_suite,
-    normalized_variance,
     run_bench,
-    sequential_spec,
     synthetic_data,
 )
 from ginvariance.errors import ConfigError
@@ -95,23 +101,24 @@ def test_sequential_spec_refuses_other_layers() -> None:
         sequential_spec(model, torch.zeros(2, 1, 8, 8))
 
 
+TINY = {
+    "size": 8,
+    "n": 8,
+    "threads": (1,),
+    "rounds": 1,
+    "warmup": 0,
+    "train_batch": 4,
+    "train_rounds": 1,
+    "train_steps": 1,
+    "rss_n": (),
+}
+
+
 @pytest.mark.parametrize("name", BENCH_MODELS)
 def test_tiny_bench_runs_and_emits_json(name: str) -> None:
-    cfg = BenchConfig(
-        size=8,
-        model=name,
-        n=8,
-        threads=(1,),
-        rounds=1,
-        warmup=0,
-        naive_samples=4,
-        tmeasures=False,
-        train_batch=4,
-        train_rounds=1,
-        train_steps=1,
-        rss_n=(),
-    )
-    result = json.loads(to_json(run_bench(cfg)))
+    cfg = BenchConfig(model=name, **TINY)
+    cmp = Comparisons(naive_samples=4, tmeasures=False)
+    result = json.loads(to_json(run_comparison(cfg, cmp)))
     assert result["config"]["chunk_size"] == 8
     assert result["config"]["model"] == name
     assert result["checks"]["naive_vs_suite"]["samples"] == 4
@@ -131,6 +138,27 @@ def test_tiny_bench_runs_and_emits_json(name: str) -> None:
     x, _ = synthetic_data(8, 8)
     nv = normalized_variance(orbit_pass(model, x, get_group("c4")).logits)
     assert result["tmeasures_normalized_variance_ours"] == pytest.approx(float(nv.mean()))
+
+
+def test_ginv_bench_times_the_suite_against_the_model_only() -> None:
+    result = json.loads(to_json(run_bench(BenchConfig(model="mlp", **TINY))))
+    (run,) = result["runs"]
+    assert "naive" not in run["seconds"] and "naive_vs_suite" not in result["checks"]
+    assert {"suite", "forward_backward", "train_regularized_full"} <= set(run["seconds"])
+    assert run["targets"]["suite/forward_backward"]["op"] == "<="
+
+
+@pytest.mark.parametrize("option", [["--naive-samples", "4"], ["--tmeasures-venv", "venv"]])
+def test_cli_comparison_options_point_to_the_benchmark_script(
+    option: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ginvariance.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["bench", *option, "--skip-rss"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "python benchmarks/bench.py" in err and option[0] in err
 
 
 @pytest.mark.parametrize(
@@ -155,3 +183,14 @@ def test_cli_bad_size_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> 
     assert info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("ginv: error:") and "\n" not in err and "--size" in err
+
+
+def test_the_package_makes_no_environment_and_reaches_into_no_checkout() -> None:
+    """Making virtual environments and installing packages is tooling: ``benchmarks/``."""
+    import ginvariance
+
+    root = Path(ginvariance.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for needle in ('"venv"', '"pip"', '"benchmarks"'):
+            assert needle not in text, f"{path.relative_to(root)} holds {needle}"

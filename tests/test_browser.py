@@ -28,8 +28,9 @@ from pathlib import Path
 import pytest
 
 from ginvariance.experiments import REPORT_FILE, StudyConfig, load_saliency, run_study
-from ginvariance.experiments.sweep import SWEEP_FIGURE, SWEEP_PAGE, aggregate, render_sweep
+from ginvariance.experiments.sweep import SWEEP_FIGURE, SWEEP_PAGE, aggregate
 from ginvariance.report import FIGURES, render_report
+from ginvariance.report.sweep_page import render_sweep
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 WINDOW = (1280, 2000)

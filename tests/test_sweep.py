@@ -24,9 +24,9 @@ from ginvariance.experiments.sweep import (
     SweepConfig,
     aggregate,
     plan_trials,
-    render_sweep,
     summarize,
 )
+from ginvariance.report.sweep_page import render_sweep
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY = ["--seeds", "0,1", "--lams", "0,1", "--epochs", "1", "--limit", "64", "--n-measure", "16"]

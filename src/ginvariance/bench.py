@@ -1,9 +1,8 @@
-"""What measuring invariance costs, side by side with the model itself and the alternatives.
+"""What measuring invariance costs, side by side with the model itself: ``ginv bench``.
 
-Behind ``ginv bench`` and ``benchmarks/bench.py``. In one run, on the same model (the
-``cnn`` of :mod:`ginvariance.models` by default, or its ``mlp``; untrained, seeded), the
-same ``N`` seeded synthetic inputs (uniform in ``[0, 1]``, shape ``(1, s, s)``, ``s`` = 8
-or 28) and the group ``c4``:
+In one run, on the same model (the ``cnn`` of :mod:`ginvariance.models` by default, or its
+``mlp``; untrained, seeded), the same ``N`` seeded synthetic inputs (uniform in ``[0, 1]``,
+shape ``(1, s, s)``, ``s`` = 8 or 28) and the group ``c4``:
 
 ``suite`` / ``suite_logit``
     :func:`ginvariance.metrics.invariance_suite` with ``saliency=True`` (``pdi``, ``li``,
@@ -14,15 +13,6 @@ or 28) and the group ``c4``:
     suite chunks it: one forward under ``torch.no_grad``; one forward plus the backward
     to the input that ``sis`` needs (``torch.autograd.grad(z.gather(c).sum(), orbit)``);
     and, for reference, one forward plus ``loss.backward()`` into the parameters.
-``naive``
-    :func:`naive_suite`: one forward and one backward per (sample, group element).
-``tmeasures``
-    The published library's normalized-variance invariance of the final logits, run in its
-    own virtual environment by ``benchmarks/tmeasures_worker.py`` on the same weights, data
-    and an exact ``rot90`` transformation set, with the suite's images per chunk as its
-    batch size (``tmeasures``, the ratio with a target) and with its default batch size 32
-    (``tmeasures_default_batch``). Its result is checked against the same quantity
-    computed from our orbit logits (:func:`normalized_variance`).
 ``train_*``
     One training step (forward, loss, backward, Adam) plain, augmented, regularized with
     one sampled group element, and regularized over the full orbit.
@@ -33,7 +23,13 @@ or 28) and the group ``c4``:
 Every number is checked equal between the implementations before anything is timed.
 Variants are timed interleaved, round after round, so that drift of a shared machine
 affects all alike; a time is the median over rounds and a ratio the median over rounds of
-the per-round ratio.
+the per-round ratio. The comparisons with other code (a naive per-sample loop, the
+tmeasures library in its own virtual environment) live beside the package, in
+``benchmarks/bench.py``, which builds on this module.
+
+The module is longer than most (~580 lines) because every timed variant, its check and the
+floor it is divided by are written out side by side, so that what each ratio compares can
+be read in one place.
 """
 
 from __future__ import annotations
@@ -46,40 +42,28 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from ginvariance.errors import ConfigError, GinvarianceError
 from ginvariance.groups import Group, get_group
-from ginvariance.metrics import InvarianceMetrics, eval_mode, invariance_suite
+from ginvariance.metrics import InvarianceMetrics, invariance_suite, orbit_pass
 from ginvariance.metrics.orbit import chunk_size_for
 from ginvariance.progress import Progress, ensure_progress
-
-#: The version of the published library compared against.
-TMEASURES_VERSION = "1.2.11"
-#: Where the benchmark keeps the virtual environment for tmeasures, unless told otherwise.
-DEFAULT_TMEASURES_VENV = Path.home() / ".cache" / "ginvariance" / "tmeasures-venv"
-#: The repository checkout this module sits in (``src/ginvariance/bench.py``), if any.
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TMEASURES_WORKER = REPO_ROOT / "benchmarks" / "tmeasures_worker.py"
 
 #: Targets of the issue: ratio name → (comparison, bound).
 TARGETS: dict[str, tuple[str, float]] = {
     "suite_logit/forward": ("<=", 1.1),
     "suite/forward_backward": ("<=", 1.3),
-    "naive/suite": (">=", 20.0),
     "train_regularized_sample/train_plain": ("<=", 2.2),
 }
-TMEASURES_TARGET = {8: 30.0, 28: 2.5}
 RSS_TARGET = 1.1
 NUM_CLASSES = 10
 #: The most threads a bench runs at: far past the point where more threads help, and far
@@ -116,11 +100,6 @@ class BenchConfig:
         Thread counts to run everything at (``torch.set_num_threads``).
     rounds, warmup:
         Timed rounds (each runs every variant once) and untimed warm-up calls.
-    naive_samples:
-        The naive loop runs on this many samples and its time is scaled to ``N``; when
-        that projects to at most ``naive_full_below_s`` seconds it runs on all ``N``.
-    tmeasures_venv, tmeasures_repeats:
-        Where tmeasures' virtual environment lives (made on demand), and timed repeats.
     train_batch, train_rounds, train_steps:
         Training-step comparison: batch size, rounds, steps per variant per round.
     rss_n:
@@ -135,12 +114,6 @@ class BenchConfig:
     seed: int = 0
     rounds: int = 7
     warmup: int = 2
-    naive: bool = True
-    naive_samples: int = 100
-    naive_full_below_s: float = 30.0
-    tmeasures: bool = True
-    tmeasures_venv: str = str(DEFAULT_TMEASURES_VENV)
-    tmeasures_repeats: int = 3
     train: bool = True
     train_batch: int = 64
     train_rounds: int = 10
@@ -148,7 +121,6 @@ class BenchConfig:
     rss_n: tuple[int, ...] = (10_000, 100_000)
     rss_chunk: int = 1000
     chunk_size: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
         if self.size not in (8, 28):
@@ -166,8 +138,6 @@ class BenchConfig:
             )
         if self.rounds < 1 or self.warmup < 0:
             raise ConfigError("--rounds must be at least 1 and warm-up calls at least 0")
-        if self.naive_samples < 2:
-            raise ConfigError(f"the naive loop needs at least 2 samples, got {self.naive_samples}")
         if any(n < 1 for n in self.rss_n):
             raise ConfigError(f"--rss-n must list positive sample counts, got {self.rss_n}")
 
@@ -200,77 +170,6 @@ def synthetic_data(
     x = torch.rand(n, 1, size, size, generator=gen)
     y = torch.randint(0, NUM_CLASSES, (n,), generator=gen)
     return x, y
-
-
-# -- the naive loop ------------------------------------------------------------------------
-def naive_suite(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, group: Group | str
-) -> dict[str, float]:
-    """The measures of :func:`~ginvariance.metrics.invariance_suite`, one sample and one
-    group element at a time.
-
-    For each sample ``x_b`` and element ``g_i``: one forward ``z_i = f(g_i·x_b)`` with the
-    graph kept and one backward ``s_i = ∇_u f(u)[c]`` at ``u = g_i·x_b``, where
-    ``c = argmax z_0``; the per-sample maths is done in float64 on the ``(n, K)`` logits
-    and the ``n`` saliency maps. ``li`` is pooled in a second pass over the stored logits:
-    ``Σ_b Σ_i ‖z_i − z̄_b‖² / Σ_b Σ_i ‖z_i − μ‖²``, and ``li_within`` is its numerator over
-    ``N·n``.
-    """
-    group = get_group(group, tuple(x.shape[1:]))
-    n, size = group.order, x.shape[0]
-    all_logits = []
-    pdi_sum = sis_sum = 0.0
-    consistent = correct = orbit_correct = 0.0
-    with eval_mode(model), torch.enable_grad():
-        for b in range(size):
-            xb = x[b : b + 1]
-            zs, maps = [], []
-            c = 0
-            for i in range(n):
-                u = group.act(xb, i).detach().requires_grad_(True)
-                z = model(u)[0]
-                if i == 0:
-                    c = int(z.argmax())
-                (grad,) = torch.autograd.grad(z[c], u)
-                zs.append(z.detach().double())
-                maps.append(group.act_inverse(grad, i).flatten().double())
-            logits = torch.stack(zs)  # (n, K)
-            all_logits.append(logits)
-            logp = torch.log_softmax(logits, dim=1)
-            p = logp.exp()
-            pbar = p.mean(0)
-            entropy_pbar = -float((pbar * torch.log(pbar.clamp_min(1e-300))).sum())
-            pdi_sum += entropy_pbar - float(-(p * logp).sum(1).mean())
-            cos = []
-            for i in range(1, n):
-                na, nr = float(maps[i].norm()), float(maps[0].norm())
-                if na == 0 and nr == 0:
-                    cos.append(1.0)
-                elif na == 0 or nr == 0:
-                    cos.append(0.0)
-                else:
-                    cos.append(float(maps[i] @ maps[0]) / (na * nr))
-            sis_sum += sum(cos) / len(cos) if cos else 1.0
-            pred = logits.argmax(1)
-            consistent += float(bool((pred == pred[0]).all()))
-            if y is not None:
-                correct += float(int(pred[0]) == int(y[b]))
-                orbit_correct += float((pred == int(y[b])).double().mean())
-    stacked = torch.stack(all_logits)  # (N, n, K)
-    mu = stacked.mean(dim=(0, 1))
-    within = float(((stacked - stacked.mean(1, keepdim=True)) ** 2).sum())
-    total = float(((stacked - mu) ** 2).sum())
-    out = {
-        "pdi": pdi_sum / size,
-        "li": within / total if total > 0 else 0.0,
-        "li_within": within / (size * n),
-        "sis": sis_sum / size,
-        "orbit_consistency": consistent / size,
-    }
-    if y is not None:
-        out["accuracy"] = correct / size
-        out["orbit_accuracy"] = orbit_correct / size
-    return out
 
 
 def compare_measures(
@@ -361,176 +260,6 @@ def interleaved_times(
 def ratio(times: dict[str, list[float]], a: str, b: str) -> float:
     """Median over rounds of ``time[a] / time[b]`` measured in the same round."""
     return statistics.median(ta / tb for ta, tb in zip(times[a], times[b], strict=True))
-
-
-# -- tmeasures -----------------------------------------------------------------------------
-def sequential_spec(model: nn.Module, sample: torch.Tensor) -> tuple[list[dict], nn.Sequential]:
-    """Describe ``model`` as a plain ``nn.Sequential`` that another process can rebuild.
-
-    Supports networks whose leaf modules, in registration order, are ``Conv2d``, ``ReLU``,
-    ``MaxPool2d``, ``AvgPool2d`` (default stride), ``Flatten`` and ``Linear`` (a ``Flatten``
-    is put before the first ``Linear`` if the model flattens in its ``forward``); the rebuilt
-    network is checked to give the same logits as ``model`` on ``sample``.
-    """
-    spec: list[dict] = []
-    layers: list[nn.Module] = []
-    flat = False
-    for name, module in model.named_modules(remove_duplicate=False):
-        if any(True for _ in module.children()):
-            continue
-        if isinstance(module, nn.Conv2d):
-            spec.append(
-                {
-                    "type": "conv2d",
-                    "name": name,
-                    "in": module.in_channels,
-                    "out": module.out_channels,
-                    "kernel": list(module.kernel_size),
-                    "padding": list(module.padding),
-                }
-            )
-        elif isinstance(module, nn.ReLU):
-            spec.append({"type": "relu"})
-        elif isinstance(module, nn.MaxPool2d):
-            spec.append({"type": "maxpool2d", "kernel": module.kernel_size})
-        elif isinstance(module, nn.AvgPool2d):
-            spec.append({"type": "avgpool2d", "kernel": module.kernel_size})
-        elif (
-            isinstance(module, nn.Flatten)
-            and not flat
-            and (module.start_dim, module.end_dim) == (1, -1)
-        ):
-            spec.append({"type": "flatten"})
-            layers.append(nn.Flatten())
-            flat = True
-            continue
-        elif isinstance(module, nn.Linear):
-            if not flat:
-                spec.append({"type": "flatten"})
-                layers.append(nn.Flatten())
-                flat = True
-            spec.append(
-                {
-                    "type": "linear",
-                    "name": name,
-                    "in": module.in_features,
-                    "out": module.out_features,
-                }
-            )
-        else:
-            raise ConfigError(
-                f"the tmeasures comparison rebuilds plain conv nets only, found "
-                f"{type(module).__name__}; run with --skip-tmeasures for this model"
-            )
-        if spec[-1]["type"] != "flatten":
-            layers.append(module)
-    seq = nn.Sequential(*layers).eval()
-    with torch.no_grad():
-        if not torch.equal(seq(sample), model(sample)):
-            raise ConfigError(
-                "the model is not the plain sequence of its layers; run with --skip-tmeasures"
-            )
-    return spec, seq
-
-
-def normalized_variance(logits: torch.Tensor) -> torch.Tensor:
-    """tmeasures' normalized-variance invariance per logit unit, from ``(n, N, K)`` logits.
-
-    ``mean_x std_g z / mean_g std_x z`` (standard deviations with ``n − 1`` and ``N − 1``
-    degrees of freedom), computed in float64; ``(K,)``.
-    """
-    z = logits.double()
-    return z.std(dim=0).mean(dim=0) / z.std(dim=1).mean(dim=0)
-
-
-def ensure_tmeasures_venv(venv: Path) -> Path:
-    """Create the virtual environment for tmeasures unless it is there; return its python.
-
-    ``python -m venv`` (clean, no system packages), then ``pip install torch==<this torch>
-    tmeasures==1.2.11 statsmodels safetensors numpy`` (tmeasures imports ``statsmodels``
-    without declaring it), with the checkout's ``constraints.txt`` when there is one.
-    """
-    python = venv / "bin" / "python"
-    probe = [str(python), "-c", "import tmeasures, statsmodels, safetensors"]
-    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
-        return python
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
-    torch_version = torch.__version__.split("+")[0]
-    cmd = [str(python), "-m", "pip", "install", "-q"]
-    constraints = REPO_ROOT / "constraints.txt"
-    if constraints.exists():
-        cmd += ["-c", str(constraints)]
-    cmd += [
-        f"torch=={torch_version}",
-        f"tmeasures=={TMEASURES_VERSION}",
-        "statsmodels",
-        "safetensors",
-        "numpy",
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        tail = " ".join(done.stderr.strip().splitlines()[-1:])
-        raise RuntimeError(f"pip install failed: {tail}")
-    return python
-
-
-def run_tmeasures(
-    model: nn.Module,
-    x: torch.Tensor,
-    group: Group,
-    threads: int,
-    batch_size: int,
-    repeats: int,
-    venv: Path,
-    worker: Path = TMEASURES_WORKER,
-    timeout: float = 1800.0,
-) -> dict[str, Any]:
-    """Time tmeasures on ``model`` and ``x`` in its own environment; raise on failure.
-
-    Writes the layer list (JSON), the weights (safetensors) and the data (npz) to a
-    temporary folder, runs ``worker`` with the environment's python, with
-    ``OMP_NUM_THREADS = threads`` (tmeasures runs the model in a worker thread, which
-    does not inherit ``torch.set_num_threads``), and returns its JSON.
-    """
-    from safetensors.torch import save_file
-
-    if group.name != "c4":
-        raise ConfigError(f"the tmeasures comparison knows the group c4 only, got {group.name!r}")
-    if not worker.exists():
-        raise FileNotFoundError(
-            f"worker script {worker} not found; run the bench from a source checkout"
-        )
-    python = ensure_tmeasures_venv(venv)
-    spec, seq = sequential_spec(model, x[:4])
-    with tempfile.TemporaryDirectory(prefix="ginv-bench-") as tmp:
-        folder = Path(tmp)
-        state = {k: v.detach().contiguous() for k, v in seq.state_dict().items()}
-        save_file(state, str(folder / "model.safetensors"))
-        np.savez(folder / "data.npz", x=x.numpy())
-        config = {
-            "layers": spec,
-            "threads": threads,
-            "batch_size": batch_size,
-            "repeats": repeats,
-            "order": group.order,
-        }
-        (folder / "config.json").write_text(json.dumps(config))
-        env = dict(os.environ)
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONNOUSERSITE="1")
-        env.pop("PYTHONPATH", None)
-        done = subprocess.run(
-            [str(python), str(worker), str(folder)],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=timeout,
-        )
-    if done.returncode != 0:
-        tail = " ".join(done.stderr.strip().splitlines()[-1:])
-        raise RuntimeError(f"tmeasures worker failed: {tail}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 # -- training step -------------------------------------------------------------------------
@@ -679,28 +408,41 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def _met(value: float, op: str, bound: float) -> bool:
-    return value <= bound if op == "<=" else value >= bound
+def target(value: float, op: str, bound: float) -> dict[str, Any]:
+    """``{"op", "bound", "met"}``: whether ``value`` meets ``op bound`` (``<=`` or ``>=``)."""
+    return {"op": op, "bound": bound, "met": value <= bound if op == "<=" else value >= bound}
+
+
+@dataclass
+class BenchSetup:
+    """The model, data, group and chunk every variant of a run shares (:func:`bench_setup`)."""
+
+    model: nn.Module
+    x: torch.Tensor
+    y: torch.Tensor
+    group: Group
+    chunk: int
+
+
+def bench_setup(cfg: BenchConfig) -> BenchSetup:
+    """Check ``cfg`` and build its seeded model, ``N`` synthetic inputs, group and chunk."""
+    cfg.check()
+    sample_shape = (1, cfg.size, cfg.size)
+    group = get_group(cfg.group, sample_shape)
+    x, y = synthetic_data(cfg.n, cfg.size, cfg.seed)
+    chunk = min(cfg.chunk_size or chunk_size_for(group, sample_shape, x.dtype), cfg.n)
+    return BenchSetup(build_bench_model(cfg.model, cfg.size, cfg.seed), x, y, group, chunk)
 
 
 def _one_thread_count(
-    cfg: BenchConfig,
-    threads: int,
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    group: Group,
-    chunk: int,
-    ours_nv: torch.Tensor,
-    progress: Progress,
+    cfg: BenchConfig, threads: int, setup: BenchSetup, progress: Progress
 ) -> dict[str, Any]:
     torch.set_num_threads(threads)
+    model, x, y, group, chunk = setup.model, setup.x, setup.y, setup.group, setup.chunk
     n = group.order
     rows = [slice(s, min(s + chunk, x.shape[0])) for s in range(0, x.shape[0], chunk)]
     orbits = [group.orbit(x[r]) for r in rows]
     orbit_labels = [y[r].repeat(n) for r in rows]
-    times: dict[str, list[float]] = {}
-    notes: dict[str, Any] = {}
 
     def suite() -> None:
         invariance_suite(model, x, group, y, saliency=True, chunk_size=chunk)
@@ -716,56 +458,12 @@ def _one_thread_count(
         "forward_backward_params": lambda: _forward_backward_params(model, orbits, orbit_labels),
     }
     progress.start(cfg.rounds + cfg.warmup, f"suite and floor, {threads} thread(s)")
-    timed = interleaved_times(fns, cfg.rounds, cfg.warmup)
+    times = interleaved_times(fns, cfg.rounds, cfg.warmup)
     progress.finish()
-    times.update(timed)
-
-    if cfg.naive:
-        progress.start(1, f"naive loop, {threads} thread(s)")
-        m = min(cfg.naive_samples, x.shape[0])
-        began = time.perf_counter()
-        naive_suite(model, x[:m], y[:m], group)
-        took = time.perf_counter() - began
-        projected = took * x.shape[0] / m
-        if m < x.shape[0] and projected <= cfg.naive_full_below_s:
-            began = time.perf_counter()
-            naive_suite(model, x, y, group)
-            took, m = time.perf_counter() - began, x.shape[0]
-        times["naive"] = [took * x.shape[0] / m]
-        notes["naive_measured_on"] = m
-        notes["naive_scaled_by"] = x.shape[0] / m
-        progress.finish()
-
     if cfg.train:
         progress.start(1, f"training steps, {threads} thread(s)")
         times.update(train_step_times(cfg.size, x, y, group, cfg))
         progress.finish()
-
-    tm: dict[str, Any] | None = None
-    if cfg.tmeasures:
-        progress.start(1, f"tmeasures, {threads} thread(s)")
-        try:
-            tm = run_tmeasures(
-                model,
-                x,
-                group,
-                threads,
-                batch_size=min(x.shape[0], n * chunk),
-                repeats=cfg.tmeasures_repeats,
-                venv=Path(cfg.tmeasures_venv),
-            )
-        except (OSError, RuntimeError, ValueError, subprocess.SubprocessError) as exc:
-            notes["tmeasures"] = f"unavailable: {exc}"
-        progress.finish()
-        if tm is not None:
-            theirs = torch.tensor(tm["per_unit"], dtype=torch.float64)
-            rel = float(((theirs - ours_nv).abs() / ours_nv.abs()).max())
-            tm["max_rel_diff_to_ours"] = rel
-            if not rel <= 1e-3:
-                raise BenchCheckError(
-                    f"tmeasures' normalized variance differs from ours by {rel:.3g} (relative); "
-                    "the model, data or transformations did not arrive intact"
-                )
 
     median = {k: statistics.median(v) for k, v in times.items()}
     ratios: dict[str, float] = {
@@ -774,60 +472,30 @@ def _one_thread_count(
         "suite/forward_backward_params": ratio(times, "suite", "forward_backward_params"),
         "forward_backward/forward": ratio(times, "forward_backward", "forward"),
     }
-    if "naive" in median:
-        ratios["naive/suite"] = median["naive"] / median["suite"]
     if "train_plain" in times:
         for kind in ("augmented", "regularized_sample", "regularized_full"):
             ratios[f"train_{kind}/train_plain"] = ratio(times, f"train_{kind}", "train_plain")
-    targets = {k: v for k, v in TARGETS.items() if k in ratios}
-    if tm is not None:
-        median["tmeasures"] = tm["median_s"]
-        median["tmeasures_worker_forward"] = tm["forward_median_s"]
-        median["tmeasures_default_batch"] = tm["default_batch_median_s"]
-        ratios["tmeasures/suite_logit"] = tm["median_s"] / median["suite_logit"]
-        ratios["tmeasures_default_batch/suite_logit"] = (
-            tm["default_batch_median_s"] / median["suite_logit"]
-        )
-        ratios["tmeasures/tmeasures_worker_forward"] = tm["median_s"] / tm["forward_median_s"]
-        targets["tmeasures/suite_logit"] = (">=", TMEASURES_TARGET[cfg.size])
-        notes["tmeasures"] = {
-            "version": tm["version"],
-            "measure": tm["measure"],
-            "batch_size": tm["batch_size"],
-            "default_batch_size": tm["default_batch_size"],
-            "value": tm["value"],
-            "max_rel_diff_to_ours": tm["max_rel_diff_to_ours"],
-            "times_s": tm["times_s"],
-        }
     images = n * x.shape[0]
     return {
         "threads": threads,
         "seconds": median,
         "ratios": ratios,
-        "targets": {
-            k: {"op": op, "bound": b, "met": _met(ratios[k], op, b)}
-            for k, (op, b) in targets.items()
-        },
+        "targets": {k: target(ratios[k], *t) for k, t in TARGETS.items() if k in ratios},
         "images_per_second": {
             "suite": images / median["suite"],
             "suite_logit": images / median["suite_logit"],
             "forward": images / median["forward"],
         },
-        "notes": notes,
+        "notes": {},
     }
 
 
 def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> dict[str, Any]:
     """Run every comparison of the module docstring and return one JSON-ready dict."""
-    cfg.check()
+    setup = bench_setup(cfg)
     progress = ensure_progress(progress)
     threads_before = torch.get_num_threads()
-    sample_shape = (1, cfg.size, cfg.size)
-    group = get_group(cfg.group, sample_shape)
-    model = build_bench_model(cfg.model, cfg.size, cfg.seed)
-    x, y = synthetic_data(cfg.n, cfg.size, cfg.seed)
-    chunk = cfg.chunk_size or chunk_size_for(group, sample_shape, x.dtype)
-    chunk = min(chunk, cfg.n)
+    model, x, y, group, chunk = setup.model, setup.x, setup.y, setup.group, setup.chunk
     machine = machine_info()
 
     # -- numbers first: every implementation must agree before anything is timed --------
@@ -836,14 +504,6 @@ def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> dict[str, A
     suite = invariance_suite(model, x, group, y, saliency=True, chunk_size=chunk)
     logit = invariance_suite(model, x, group, y, saliency=False, chunk_size=chunk)
     checks["suite_logit_vs_suite"] = compare_measures(logit, suite, cfg.n, "logit-only suite")
-    m = min(cfg.naive_samples, cfg.n)
-    part = invariance_suite(model, x[:m], group, y[:m], saliency=True, chunk_size=chunk)
-    checks["naive_vs_suite"] = compare_measures(
-        naive_suite(model, x[:m], y[:m], group), part, m, "naive loop"
-    )
-    checks["naive_vs_suite"]["samples"] = m
-    from ginvariance.metrics import orbit_pass
-
     first = orbit_pass(model, x[:chunk], group, saliency=True)
     orbit = group.orbit(x[:chunk])
     with torch.no_grad():
@@ -859,19 +519,12 @@ def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> dict[str, A
             "the bare model pass and the suite's orbit pass give different logits or saliency; "
             "report this as a bug"
         )
-    # tmeasures' measure on our logits, to check the worker's result against
-    logits_all = torch.cat(
-        [orbit_pass(model, x[s : s + chunk], group).logits for s in range(0, cfg.n, chunk)], dim=1
-    )
-    ours_nv = normalized_variance(logits_all)
     progress.finish()
 
     runs = []
     try:
         for threads in cfg.threads:
-            runs.append(
-                _one_thread_count(cfg, threads, model, x, y, group, chunk, ours_nv, progress)
-            )
+            runs.append(_one_thread_count(cfg, threads, setup, progress))
     finally:
         torch.set_num_threads(threads_before)
 
@@ -884,21 +537,15 @@ def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> dict[str, A
             probes.append(measure_rss(cfg.size, count, cfg.rss_chunk, threads, cfg.seed, cfg.model))
             progress.advance(1)
         progress.finish()
-        memory = {
-            "threads": threads,
-            "chunk": cfg.rss_chunk,
-            "probes": probes,
-            "target": {"op": "<=", "bound": RSS_TARGET},
-        }
+        memory = {"threads": threads, "chunk": cfg.rss_chunk, "probes": probes}
+        memory["target"] = {"op": "<=", "bound": RSS_TARGET}
         if len(probes) >= 2:
             lo, hi = probes[0], probes[-1]
-            rss_ratio = hi["peak_rss_bytes"] / lo["peak_rss_bytes"]
-            memory["ratio"] = rss_ratio
+            memory["ratio"] = hi["peak_rss_bytes"] / lo["peak_rss_bytes"]
             memory["growth_bytes"] = hi["peak_rss_bytes"] - lo["peak_rss_bytes"]
-            memory["target"]["met"] = rss_ratio <= RSS_TARGET
+            memory["target"] = target(memory["ratio"], "<=", RSS_TARGET)
 
     config = asdict(cfg)
-    config.pop("extra")
     config["chunk_size"] = chunk
     config["data"] = "synthetic uniform [0, 1], seeded"
     config["dtype"] = "float32"
@@ -907,7 +554,6 @@ def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> dict[str, A
         "load_average_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "config": config,
         "measures": suite,
-        "tmeasures_normalized_variance_ours": float(ours_nv.mean()),
         "checks": checks,
         "runs": runs,
         "memory": memory,
@@ -923,15 +569,17 @@ __all__ = [
     "BENCH_MODELS",
     "BenchCheckError",
     "BenchConfig",
+    "BenchSetup",
+    "bench_setup",
     "build_bench_model",
     "build_cnn",
     "compare_measures",
     "interleaved_times",
+    "make_train_step",
     "measure_rss",
-    "naive_suite",
-    "normalized_variance",
+    "ratio",
     "rss_probe",
     "run_bench",
-    "run_tmeasures",
     "synthetic_data",
+    "target",
 ]

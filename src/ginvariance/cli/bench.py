@@ -1,4 +1,4 @@
-"""`ginv bench`: what measuring invariance costs, next to the model itself and the alternatives."""
+"""`ginv bench`: what measuring invariance costs, next to the model itself."""
 
 from __future__ import annotations
 
@@ -28,7 +28,30 @@ def _fmt_seconds(s: float) -> str:
     return f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.2f} s"
 
 
-def _table(result: dict[str, Any]) -> Table:
+#: ``(time key, label, ratio key)`` of each row, in order (``benchmarks/bench.py`` adds its own).
+ROWS: list[tuple[str, str, str | None]] = [
+    ("suite", "suite (pdi, li, sis, accuracies)", "suite/forward_backward"),
+    ("suite_logit", "logit-only suite", "suite_logit/forward"),
+    ("forward", "bare forward over the orbit", None),
+    ("forward_backward", "bare forward + backward to input", None),
+    ("forward_backward_params", "bare forward + loss.backward()", None),
+    ("train_plain", "train step: plain", None),
+    ("train_augmented", "train step: augmented", "train_augmented/train_plain"),
+    (
+        "train_regularized_sample",
+        "train step: regularized, 1 element",
+        "train_regularized_sample/train_plain",
+    ),
+    (
+        "train_regularized_full",
+        "train step: regularized, full orbit",
+        "train_regularized_full/train_plain",
+    ),
+]
+
+
+def bench_table(result: dict[str, Any], rows: list[tuple[str, str, str | None]] = ROWS) -> Table:
+    """The rows of ``result`` (from :func:`ginvariance.bench.run_bench`) that it holds."""
     cfg = result["config"]
     title = (
         f"ginv bench: {cfg['model']} on {cfg['size']}×{cfg['size']}, N = {cfg['n']}, "
@@ -43,32 +66,6 @@ def _table(result: dict[str, Any]) -> Table:
     for run in result["runs"]:
         secs = run["seconds"]
         targets = run["targets"]
-        rows: list[tuple[str, str, str | None]] = [
-            ("suite", "suite (pdi, li, sis, accuracies)", "suite/forward_backward"),
-            ("suite_logit", "logit-only suite", "suite_logit/forward"),
-            ("forward", "bare forward over the orbit", None),
-            ("forward_backward", "bare forward + backward to input", None),
-            ("forward_backward_params", "bare forward + loss.backward()", None),
-            ("naive", "naive loop (per sample, element)", "naive/suite"),
-            ("tmeasures", "tmeasures NormalizedVariance", "tmeasures/suite_logit"),
-            (
-                "tmeasures_default_batch",
-                "tmeasures, its default batch 32",
-                "tmeasures_default_batch/suite_logit",
-            ),
-            ("train_plain", "train step: plain", None),
-            ("train_augmented", "train step: augmented", "train_augmented/train_plain"),
-            (
-                "train_regularized_sample",
-                "train step: regularized, 1 element",
-                "train_regularized_sample/train_plain",
-            ),
-            (
-                "train_regularized_full",
-                "train step: regularized, full orbit",
-                "train_regularized_full/train_plain",
-            ),
-        ]
         for key, label, ratio_key in rows:
             if key not in secs:
                 continue
@@ -85,9 +82,9 @@ def _table(result: dict[str, Any]) -> Table:
                 f"{ratio:.2f}×" if ratio is not None else "",
                 mark,
             )
-        note = run["notes"].get("tmeasures")
-        if isinstance(note, str):
-            table.add_row(str(run["threads"]), "tmeasures", "—", "", note[:60])
+        for key, note in run["notes"].items():
+            if isinstance(note, str):  # a comparison that could not run says why
+                table.add_row(str(run["threads"]), key, "—", "", note[:60])
         table.add_section()
     memory = result.get("memory")
     if memory:
@@ -126,32 +123,35 @@ def bench(
     rounds: Annotated[int, typer.Option(help="Timed rounds per variant.")] = 7,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     out: Annotated[Path | None, typer.Option(help="Also write the JSON to this file.")] = None,
-    skip_tmeasures: Annotated[bool, typer.Option(help="Do not run tmeasures.")] = False,
-    skip_naive: Annotated[bool, typer.Option(help="Do not run the naive loop.")] = False,
     skip_train: Annotated[bool, typer.Option(help="Do not time training steps.")] = False,
     skip_rss: Annotated[bool, typer.Option(help="Do not measure peak memory.")] = False,
     rss_n: Annotated[str, typer.Option(help="Sample counts for peak memory.")] = "10000,100000",
-    naive_samples: Annotated[
-        int, typer.Option(help="Samples the naive loop runs on (scaled to N).")
-    ] = 100,
-    tmeasures_venv: Annotated[
-        Path | None, typer.Option(help="tmeasures' virtual environment (made on demand).")
-    ] = None,
+    skip_tmeasures: Annotated[bool, typer.Option(hidden=True)] = False,
+    skip_naive: Annotated[bool, typer.Option(hidden=True)] = False,
+    naive_samples: Annotated[int | None, typer.Option(hidden=True)] = None,
+    tmeasures_venv: Annotated[Path | None, typer.Option(hidden=True)] = None,
 ) -> None:
-    """Time the suite against the bare model, a naive loop and tmeasures; check numbers first."""
-    from ginvariance.bench import DEFAULT_TMEASURES_VENV, BenchConfig, run_bench
+    """Time the suite against the bare model and training steps; check the numbers first.
+
+    The naive loop and tmeasures run beside it: python benchmarks/bench.py (same options).
+    """
+    from ginvariance.bench import BenchConfig, run_bench
     from ginvariance.io import atomic_write_json, to_json
 
+    # --skip-naive / --skip-tmeasures skip what ginv bench no longer runs: accepted as they are
+    for given, option in ((naive_samples, "--naive-samples"), (tmeasures_venv, "--tmeasures-venv")):
+        if given is not None:
+            raise ConfigError(
+                f"{option} belongs to the comparison with a naive loop and tmeasures, which "
+                f"runs beside the package: python benchmarks/bench.py {option} ... "
+                "(from a source checkout)"
+            )
     cfg = BenchConfig(
         size=size,
         model=model,
         n=n,
         threads=_ints(threads, "--threads"),
         rounds=rounds,
-        naive=not skip_naive,
-        naive_samples=naive_samples,
-        tmeasures=not skip_tmeasures,
-        tmeasures_venv=str(tmeasures_venv or DEFAULT_TMEASURES_VENV),
         train=not skip_train,
         rss_n=() if skip_rss else _ints(rss_n, "--rss-n"),
     )
@@ -161,4 +161,4 @@ def bench(
     if json_out:
         typer.echo(to_json(result), nl=False)
     else:
-        console.print(_table(result))
+        console.print(bench_table(result))

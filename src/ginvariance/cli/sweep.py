@@ -98,9 +98,9 @@ def sweep_command(
     shifts: Annotated[
         str, typer.Option(help="Comma-separated shifts measured beside the test split.")
     ] = "uniform",
-    quick: Annotated[bool, typer.Option(help="20 epochs and 200 test samples per trial.")] = False,
+    quick: Annotated[bool, typer.Option(help="10 epochs and 200 test samples per trial.")] = False,
     epochs: Annotated[
-        int | None, typer.Option(help="Training epochs (default 60, quick 20).")
+        int | None, typer.Option(help="Training epochs (default 40, quick 10).")
     ] = None,
     limit: Annotated[
         int | None, typer.Option(help="Train on the first N training samples only.")
@@ -130,6 +130,7 @@ def sweep_command(
     """Sweep λ (and seeds, groups, models, data sets) on Ray Tune; aggregate with 95 % CIs."""
     from ginvariance.experiments.sweep import SWEEP_FIGURE, SWEEP_FILE, SweepConfig, run_sweep
     from ginvariance.io import to_json
+    from ginvariance.report.sweep_page import render_sweep
 
     config = SweepConfig(
         seeds=parse_seeds(seeds),
@@ -153,6 +154,7 @@ def sweep_command(
         resume=resume,
         progress=RichProgress(enabled=not json_out),
     )
+    render_sweep(summary, out)
     if json_out:
         typer.echo(to_json(summary), nl=False)
         return

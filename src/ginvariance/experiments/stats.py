@@ -9,6 +9,7 @@ there is no spread and no interval (``None``).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -19,15 +20,21 @@ import numpy as np
 CONFIDENCE = 0.95
 
 
-def t_half_width(values: Sequence[float], confidence: float = CONFIDENCE) -> float | None:
-    """``t_{(1+c)/2, n−1} · s / √n`` of ``values`` (``None`` for fewer than two)."""
+@functools.lru_cache(maxsize=64)
+def _t_quantile(confidence: float, dof: int) -> float:
+    """``t_{(1+c)/2, dof}`` (scipy's ``ppf`` costs ~0.1 ms; a study asks for one value)."""
     from scipy import stats
 
+    return float(stats.t.ppf(0.5 + confidence / 2, dof))
+
+
+def t_half_width(values: Sequence[float], confidence: float = CONFIDENCE) -> float | None:
+    """``t_{(1+c)/2, n−1} · s / √n`` of ``values`` (``None`` for fewer than two)."""
     n = len(values)
     if n < 2:
         return None
     std = float(np.asarray(values, dtype=np.float64).std(ddof=1))
-    return float(stats.t.ppf(0.5 + confidence / 2, n - 1) * std / math.sqrt(n))
+    return _t_quantile(confidence, n - 1) * std / math.sqrt(n)
 
 
 def summarize(values: Sequence[float | None], confidence: float = CONFIDENCE) -> dict[str, Any]:
@@ -83,16 +90,11 @@ def aggregate(values: Sequence[Any], how: str, confidence: float = CONFIDENCE) -
         if not all(isinstance(v, list) and len(v) == len(first) for v in values):
             return None
         return [aggregate([v[i] for v in values], how, confidence) for i in range(len(first))]
+    if how not in ("mean", "std", "half"):
+        raise ValueError(f"unknown aggregation {how!r}")
     if any(v is None for v in values) or not all(_is_number(v) for v in values):
         return None
-    arr = np.asarray(values, dtype=np.float64)
-    if how == "mean":
-        return float(arr.mean())
-    if how == "std":
-        return float(arr.std(ddof=1)) if arr.size > 1 else None
-    if how == "half":
-        return t_half_width([float(v) for v in arr], confidence)
-    raise ValueError(f"unknown aggregation {how!r}")
+    return summarize(values, confidence)[how]
 
 
 __all__ = ["CONFIDENCE", "aggregate", "summarize", "t_half_width"]

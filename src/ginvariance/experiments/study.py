@@ -27,6 +27,12 @@ byte: the page carries no time), and a ``results.json`` that is byte-identical o
 
 The study folder is owned by ginv (:mod:`ginvariance.folder`): it is locked for the run,
 and only the files listed in its manifest are ever replaced or removed.
+
+The module is longer than most (~680 lines) because it is the one sequence ``ginv run``
+follows — configuration, the plan for the folder's checkpoints, training, measuring, the
+aggregate over seeds and the files written — read top to bottom; what it shares with the
+sweep lives in :mod:`~ginvariance.experiments.defaults` and
+:mod:`~ginvariance.experiments.stats`.
 """
 
 from __future__ import annotations
@@ -36,7 +42,6 @@ import json
 import math
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -46,9 +51,20 @@ import numpy as np
 from ginvariance.data.shifts import DEFAULT_SHIFTS
 from ginvariance.errors import ConfigError, OutputError
 from ginvariance.experiments.claims import CLAIM_KEYS, CLAIMS, SEVERE_SHIFT, evaluate_claims
+from ginvariance.experiments.defaults import (
+    FULL_ORBIT_MAX_ORDER,
+    QUICK_N_MEASURE,
+    canonical,
+    check_positive,
+    check_seeds,
+    check_training,
+    default_epochs,
+    default_orbit,
+    differences,
+    train_fields,
+)
 from ginvariance.experiments.stats import aggregate
 from ginvariance.progress import Progress
-from ginvariance.seeds import check_seed
 
 #: The models of the study: the paper's four (Figure 1), a second regularized net whose
 #: penalty shrinking the logits cannot lower, and the augmented net averaged over the group
@@ -78,12 +94,9 @@ SALIENCY_FILE = "saliency.npz"
 REPORT_FILE = "report.html"
 CHECKPOINTS_DIR = "checkpoints"
 
-# Full and quick defaults. Quick: fewer epochs, a subset of the test split and fewer
-# samples for the Jacobian, so that ``ginv run --quick`` takes well under a minute on two
-# cores and still shows every claim.
-FULL_EPOCHS = 40
-QUICK_EPOCHS = 10
-QUICK_N_MEASURE = 200
+# Full and quick defaults (epochs and test samples: :mod:`~ginvariance.experiments.defaults`).
+# Quick: fewer epochs, a subset of the test split and fewer samples for the Jacobian, so
+# that ``ginv run --quick`` takes well under a minute on two cores and still shows every claim.
 #: Orbit inputs measured at most (full study) when a group is large: ``cyclic1d`` on MNIST-1D
 #: has 40 elements, so its 1000 test samples would make 40 000 inputs per shift.
 MAX_ORBIT_INPUTS = 16384
@@ -91,7 +104,6 @@ QUICK_MAX_ORBIT_INPUTS = 4096
 FULL_N_SPECTRAL = 256
 QUICK_N_SPECTRAL = 64
 DEFAULT_EPS: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0)
-FULL_ORBIT_MAX_ORDER = 8
 
 
 @dataclass(frozen=True)
@@ -174,19 +186,17 @@ class StudyConfig:
         n_measure, orbit = self.n_measure, self.orbit
         if n_measure is None and self.quick:
             n_measure = QUICK_N_MEASURE
-        if order is not None and order > FULL_ORBIT_MAX_ORDER:
-            orbit = orbit or "sample"
-            if self.n_measure is None:
+        if order is not None:
+            orbit = orbit or default_orbit(order)
+            if order > FULL_ORBIT_MAX_ORDER and self.n_measure is None:
                 budget = (QUICK_MAX_ORBIT_INPUTS if self.quick else MAX_ORBIT_INPUTS) // order
                 n_measure = max(1, min(n_measure or budget, budget))
-        elif order is not None:
-            orbit = orbit or "full"
         return replace(
             self,
             seeds=tuple(int(s) for s in self.seeds),
             shifts=tuple(str(s) for s in self.shifts),
             eps=tuple(float(e) for e in self.eps),
-            epochs=self.epochs or (QUICK_EPOCHS if self.quick else FULL_EPOCHS),
+            epochs=default_epochs(self.epochs, self.quick),
             lam_normalized=self._lam_normalized(),
             n_measure=n_measure,
             orbit=orbit,
@@ -195,23 +205,9 @@ class StudyConfig:
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first option that is out of range."""
-        seeds = tuple(self.seeds)
-        if not seeds:
-            raise ConfigError("give at least one seed, e.g. --seeds 0")
-        for s in seeds:
-            check_seed(s, "seed", "--seeds 0,1,2")
-        if len(set(seeds)) != len(seeds):
-            raise ConfigError(f"seeds {list(seeds)} repeat; give each seed once")
-        for name in ("epochs", "n_measure", "n_spectral", "limit"):
-            value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise ConfigError(f"{name} must be a positive integer or None, got {value!r}")
-        for name in ("n_directions", "batch_size", "n_saliency"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        check_seeds(tuple(self.seeds), "--seeds 0,1,2")
+        check_positive(self, ("n_measure", "n_spectral"), optional=True)
+        check_positive(self, ("n_directions", "n_saliency"))
         if not self.eps or any(
             not isinstance(e, int | float) or not math.isfinite(e) or e <= 0 for e in self.eps
         ):
@@ -223,18 +219,13 @@ class StudyConfig:
             )
         if len(set(self.shifts)) != len(tuple(self.shifts)):
             raise ConfigError(f"shifts {list(self.shifts)} repeat; give each shift once")
-        if self.orbit not in (None, "full", "sample"):
-            raise ConfigError(f"orbit must be 'full' or 'sample', got {self.orbit!r}")
-        if self.dtype not in ("float32", "float64"):
-            raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
         for name in ("lam", "lam_normalized"):
             value = getattr(self, name)
             if value is None and name == "lam_normalized":
                 continue
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise ConfigError(f"{name} must be a finite non-negative number, got {value!r}")
-        if not isinstance(self.lr, int | float) or not math.isfinite(self.lr) or self.lr <= 0:
-            raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
+        check_training(self, (self.lam,))  # epochs, limit, batch size, lr, dtype, orbit
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field (tuples as lists)."""
@@ -264,16 +255,11 @@ class StudyConfig:
             mode=mode,
             penalty=penalty,
             dataset=self.dataset,
-            root=self.root,
             group=self.group,
-            epochs=int(self.epochs or (QUICK_EPOCHS if self.quick else FULL_EPOCHS)),
-            batch_size=self.batch_size,
-            lr=float(self.lr),
             lam=self._lam_normalized() if penalty == "logit-normalized" else float(self.lam),
             seed=int(seed),
-            dtype=self.dtype,
-            limit=self.limit,
             orbit=self.orbit or "full",
+            **train_fields(self),
         )
 
 
@@ -285,23 +271,9 @@ def checkpoint_dir(out_dir: str | Path, seed: int) -> Path:
     return Path(out_dir) / CHECKPOINTS_DIR / f"seed-{int(seed)}"
 
 
-def _canonical(obj: Any) -> Any:
-    """``obj`` as it reads back from JSON (tuples become lists, keys strings)."""
-    return json.loads(json.dumps(obj, sort_keys=True))
-
-
 def _problem(exc: Exception) -> str:
     """The problem an error message names, without the advice after its last ``;``."""
     return str(exc).rsplit("; ", 1)[0]
-
-
-def _differences(mine: Mapping[str, Any], theirs: Mapping[str, Any], ignore=()) -> list[str]:
-    keys = sorted(set(mine) | set(theirs))
-    return [
-        f"{k} {theirs.get(k)!r} ≠ {mine.get(k)!r}"
-        for k in keys
-        if k not in ignore and mine.get(k) != theirs.get(k)
-    ]
 
 
 def plan_checkpoints(config: StudyConfig, out_dir: str | Path, *, force: bool) -> dict:
@@ -346,13 +318,13 @@ def plan_checkpoints(config: StudyConfig, out_dir: str | Path, *, force: bool) -
             stored = existing.get("config") if isinstance(existing, dict) else None
         except (OSError, ValueError):
             stored = None
-        mine = _canonical(config.to_dict())
+        mine = canonical(config.to_dict())
         if not isinstance(stored, dict):
             raise OutputError(
                 f"{str(results_path)!r} is not a results file of ginv run; "
                 "pass --force to overwrite it, or choose another --out"
             )
-        diffs = _differences(mine, stored)
+        diffs = differences(mine, stored)
         if diffs:
             raise OutputError(
                 f"{str(out)!r} holds results of another configuration ({'; '.join(diffs[:3])}); "
@@ -367,7 +339,7 @@ def plan_checkpoints(config: StudyConfig, out_dir: str | Path, *, force: bool) -
             if not path.exists():
                 plan[(seed, mode)] = "new"
                 continue
-            mine = _canonical(config.train_config(mode, seed).to_dict())
+            mine = canonical(config.train_config(mode, seed).to_dict())
             try:
                 stored = checkpoint_meta(path).get("config")
             except CheckpointError as exc:
@@ -378,7 +350,7 @@ def plan_checkpoints(config: StudyConfig, out_dir: str | Path, *, force: bool) -
                     f"{_problem(exc)}; pass --force to train it again, or choose another --out"
                 ) from None
             diffs = (
-                _differences(mine, stored)
+                differences(mine, stored)
                 if isinstance(stored, dict)
                 else ["it records no training configuration"]
             )
@@ -785,7 +757,7 @@ def _run_study(
         "group_elements": list(group.elements),
         "sample_shape": list(test_set.sample_shape),
     }
-    results = _canonical(results)
+    results = canonical(results)
 
     buffer = io.BytesIO()
     arrays: dict[str, Any] = {

@@ -6,6 +6,7 @@ checkpoint, and a run is resumed only from a checkpoint whose configuration matc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -151,11 +152,22 @@ class TrainConfig:
         """Readable ``"field a ≠ b"`` items for each field (model resolved) that differs."""
         mine, theirs = self.to_dict(), other.to_dict()
         mine["model"], theirs["model"] = self.model_name, other.model_name
-        return [
-            f"{key} {theirs[key]!r} ≠ {mine[key]!r}"
-            for key in mine
-            if key not in ignore and mine[key] != theirs.get(key)
-        ]
+        return differences(mine, theirs, ignore)
+
+
+def differences(
+    mine: Mapping[str, Any], theirs: Mapping[str, Any], ignore: tuple[str, ...] = ()
+) -> list[str]:
+    """``"key theirs ≠ mine"`` for each key of either record whose values differ, sorted.
+
+    The one comparison of configurations: a checkpoint's, a study's or a sweep's stored
+    record (``theirs``) against the one a run would write (``mine``).
+    """
+    return [
+        f"{key} {theirs.get(key)!r} ≠ {mine.get(key)!r}"
+        for key in sorted(set(mine) | set(theirs))
+        if key not in ignore and mine.get(key) != theirs.get(key)
+    ]
 
 
 def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:
@@ -179,4 +191,5 @@ __all__ = [
     "PENALTIES",
     "TrainConfig",
     "default_model",
+    "differences",
 ]
