@@ -128,6 +128,24 @@ def test_lie_derivative_batched_equals_per_sample_and_dtypes_agree(dtype: torch.
     torch.testing.assert_close(low, batched, atol=tol, rtol=tol)
 
 
+def test_lie_derivative_from_several_threads_at_once() -> None:
+    """Forward-mode AD levels are global to the process: threads take turns, same numbers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    x = torch.rand(4, 1, 6, 6, dtype=torch.float64)
+    model = _cnn(torch.float64)
+    alone = lie_derivative(model, x, "rotation")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: lie_derivative(model, x, "rotation"), range(64)))
+    for got in results:
+        assert torch.equal(got, alone)
+    # the whole analysis (Jacobians by vmap, Lie derivative, sensitivities) likewise
+    first = spectral_analysis(model, x, "c4", seed=0)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        again = list(pool.map(lambda _: spectral_analysis(model, x, "c4", seed=0), range(8)))
+    assert all(entry == first for entry in again)
+
+
 def test_lie_derivative_is_zero_for_a_model_invariant_to_the_transformation() -> None:
     """A linear read-out of the pixel sum: cyclic cubic translation keeps every sum."""
     weights = torch.randn(3, dtype=torch.float64)

@@ -30,6 +30,7 @@ not an invariance probe; the Lie derivative stays on a transformation's path.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 
 import torch
@@ -184,10 +185,15 @@ def generators(x: Tensor, transform: str) -> list[Tensor]:
     raise ConfigError(f"unknown transform {transform!r}; choose one of {', '.join(TRANSFORMS)}")
 
 
+#: Forward-mode levels are global to the process (PyTorch refuses a second level while one
+#: is open, in any thread), so threads that differentiate at once take turns.
+_DUAL_LEVEL = threading.Lock()
+
+
 def _jvp(model: Model, x: Tensor, tangent: Tensor) -> tuple[Tensor, Tensor]:
     """``(f(x), J(x) · tangent)`` by forward-mode autodiff (dual tensors: one pass)."""
     try:
-        with fwAD.dual_level():
+        with _DUAL_LEVEL, fwAD.dual_level():
             out = model(fwAD.make_dual(x, tangent))
             if not isinstance(out, Tensor):
                 check_logits(out, x.shape[0])
