@@ -8,20 +8,14 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ginvariance.cli.common import RichProgress, app, console
-from ginvariance.errors import ConfigError
-
-
-def _ints(text: str, what: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise ConfigError(
-            f"{what} must be comma-separated integers, e.g. 1,2; got {text!r}"
-        ) from None
-    if not values:
-        raise ConfigError(f"{what} must list at least one integer, e.g. 1,2")
-    return values
+from ginvariance.cli.common import (
+    RichProgress,
+    app,
+    console,
+    merge_alias,
+    parse_rss_n,
+    parse_threads,
+)
 
 
 def _fmt_seconds(s: float) -> str:
@@ -111,7 +105,7 @@ def _table(result: dict[str, Any]) -> Table:
     return table
 
 
-@app.command("bench")
+@app.command("bench", short_help="What measuring costs, next to the bare model.")
 def bench(
     size: Annotated[
         int, typer.Option(help="Image side: 8 (digits-sized) or 28 (MNIST-sized).")
@@ -119,20 +113,35 @@ def bench(
     model: Annotated[
         str, typer.Option(help="Model to time: cnn (the study's) or mlp (overhead-bound).")
     ] = "cnn",
-    n: Annotated[int, typer.Option("--n", help="Number of samples N (the orbit has 4·N).")] = 1000,
+    n: Annotated[
+        int, typer.Option("--n", min=1, help="Number of samples N (the orbit has 4·N).")
+    ] = 1000,
     threads: Annotated[
-        str, typer.Option(help="Thread counts, comma-separated (at most 256).")
+        Any,
+        typer.Option(
+            parser=parse_threads,
+            metavar="INT,...",
+            help="Thread counts, comma-separated (at most 256).",
+        ),
     ] = "1,2",
-    rounds: Annotated[int, typer.Option(help="Timed rounds per variant.")] = 7,
+    rounds: Annotated[int, typer.Option(min=1, help="Timed rounds per variant.")] = 7,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    out: Annotated[Path | None, typer.Option(help="Also write the JSON to this file.")] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Also write the JSON result to this file (atomically).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", hidden=True, help="Deprecated: --output.")
+    ] = None,
     skip_tmeasures: Annotated[bool, typer.Option(help="Do not run tmeasures.")] = False,
     skip_naive: Annotated[bool, typer.Option(help="Do not run the naive loop.")] = False,
     skip_train: Annotated[bool, typer.Option(help="Do not time training steps.")] = False,
     skip_rss: Annotated[bool, typer.Option(help="Do not measure peak memory.")] = False,
-    rss_n: Annotated[str, typer.Option(help="Sample counts for peak memory.")] = "10000,100000",
+    rss_n: Annotated[
+        Any,
+        typer.Option(parser=parse_rss_n, metavar="INT,...", help="Sample counts for peak memory."),
+    ] = "10000,100000",
     naive_samples: Annotated[
-        int, typer.Option(help="Samples the naive loop runs on (scaled to N).")
+        int, typer.Option(min=1, help="Samples the naive loop runs on (scaled to N).")
     ] = 100,
     tmeasures_venv: Annotated[
         Path | None, typer.Option(help="tmeasures' virtual environment (made on demand).")
@@ -142,22 +151,23 @@ def bench(
     from ginvariance.bench import DEFAULT_TMEASURES_VENV, BenchConfig, run_bench
     from ginvariance.io import atomic_write_json, to_json
 
+    output = merge_alias(output, None, out, "--out", "--output")
     cfg = BenchConfig(
         size=size,
         model=model,
         n=n,
-        threads=_ints(threads, "--threads"),
+        threads=threads,
         rounds=rounds,
         naive=not skip_naive,
         naive_samples=naive_samples,
         tmeasures=not skip_tmeasures,
         tmeasures_venv=str(tmeasures_venv or DEFAULT_TMEASURES_VENV),
         train=not skip_train,
-        rss_n=() if skip_rss else _ints(rss_n, "--rss-n"),
+        rss_n=() if skip_rss else rss_n,
     )
     result = run_bench(cfg, progress=RichProgress())
-    if out is not None:
-        atomic_write_json(out, result)
+    if output is not None:
+        atomic_write_json(output, result)
     if json_out:
         typer.echo(to_json(result), nl=False)
     else:
