@@ -519,7 +519,7 @@ CLI_CASES: list[tuple[str, list[str], str, str]] = [
         "choose one",
     ),
     ("train-unknown-option", ["train", "--epoch", "3"], "--epoch", "ginv --help"),
-    ("train-not-a-number", ["train", "--lr", "fast"], "--lr", "valid number"),
+    ("train-not-a-number", ["train", "--lr", "fast"], "--lr", "valid"),
     # ginv run
     (
         "run-out-under-file",

@@ -107,6 +107,10 @@ def _main(argv: list[str] | None) -> None:
         fail(f"{message}; see 'ginv --help'")
     except KeyboardInterrupt:
         _interrupted()
+    # `ginv` alone printed the help: a usage error (status 2) with every click; click 8.1
+    # prints it and returns
+    if not (sys.argv[1:] if argv is None else argv):
+        sys.exit(2)
     # without standalone mode, an interrupt (Ctrl-C) comes back as a return value
     if status == 130:
         _interrupted()

@@ -109,6 +109,14 @@ def comma_list(
     """
 
     def parse(text: Any) -> tuple[T, ...]:
+        # click reports a BadParameter with its message; a ValueError (as ConfigError is) it
+        # replaces by a bare "Invalid value" in the clicks that typer 0.12 runs on
+        try:
+            return _parse(text)
+        except ConfigError as exc:
+            raise typer.BadParameter(str(exc)) from None
+
+    def _parse(text: Any) -> tuple[T, ...]:
         if isinstance(text, tuple):  # a default, already parsed
             return text
         parts = [p.strip() for p in str(text).split(",")]
