@@ -157,3 +157,19 @@ def test_one_line_per_stage_when_not_a_terminal(
     assert line.startswith("ginv: train plain: 2/2 done in ") and " s (loss " in line, line
     code, _, err = _run([*argv, "--force", "--json"], capsys)
     assert code == 0 and err == ""  # --json: nothing but the JSON
+
+
+def test_rotation_n_states_its_tolerance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ginvariance.groups import get_group
+
+    np.savez(tmp_path / "d.npz", x=np.random.default_rng(0).random((4, 1, 8, 8)), y=np.arange(4))
+    monkeypatch.chdir(tmp_path)
+    argv = ["measure", "--model", "mlp", "--data", "d.npz", "--json", "--no-saliency"]
+    code, _, err = _run([*argv, "--group", "rotation-8"], capsys)
+    assert code == 0, err
+    tolerance = get_group("rotation-8").tolerance
+    assert "rotation-8 interpolates" in err and f"{tolerance:g} nats" in err, err
+    code, _, err = _run([*argv, "--group", "c4"], capsys)
+    assert code == 0 and "interpolates" not in err

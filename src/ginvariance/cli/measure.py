@@ -359,6 +359,15 @@ def measure_command(
     else:
         title = f"{getattr(ds, 'name', 'data')} · {resolved.name} (order {resolved.order})"
         console.print(results_table(result, title))
+    if not getattr(resolved, "exact", True):
+        console_err.print(
+            f"ginv: note: {resolved.name} interpolates, so it is approximate: even a model "
+            "invariant by construction scores above 0 (read pdi below "
+            f"{getattr(resolved, 'tolerance', 0):g} nats as invariant up to interpolation); "
+            "c4 and d4 are exact",
+            highlight=False,
+            soft_wrap=True,
+        )
     if model is not None and ":" not in model and checkpoint is None:
         console_err.print(
             f"ginv: note: --model {model} without --checkpoint measured randomly initialised "
