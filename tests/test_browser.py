@@ -205,3 +205,89 @@ def test_the_sweep_page_loads_its_figure(tmp_path: Path) -> None:
         seen = images_in_browser(base, site, SWEEP_PAGE, tmp_path / "profile")
     assert [img["src"] for img in seen["images"]] == [SWEEP_FIGURE]
     assert seen["images"][0]["naturalWidth"] > 0
+
+
+# The report's first screen: what a reader sees at 1280×800 before scrolling. Every table row
+# and text line wholly inside it is written into <pre id=result> as JSON.
+FIRST_SCREEN_HTML = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>first screen</title>
+<style>body {{ margin: 0; }} iframe {{ border: 0; }}</style></head><body>
+<iframe id="page" src="{src}" width="1280" height="800"></iframe>
+<pre id="result">pending</pre>
+<script>
+document.getElementById("page").addEventListener("load", function () {{
+  var doc = this.contentDocument, height = 800;
+  function inside(el) {{
+    var r = el.getBoundingClientRect();
+    return r.height > 0 && r.top >= 0 && r.bottom <= height;
+  }}
+  var rows = Array.prototype.filter.call(doc.querySelectorAll("tr"), inside)
+    .map(function (tr) {{ return tr.innerText.replace(/\\s+/g, " ").trim(); }});
+  var walker = doc.createTreeWalker(doc.body, NodeFilter.SHOW_TEXT), node, text = [];
+  while ((node = walker.nextNode())) {{
+    var range = doc.createRange();
+    range.selectNodeContents(node);
+    var r = range.getBoundingClientRect();
+    if (r.height > 0 && r.top >= 0 && r.bottom <= height) text.push(node.textContent);
+  }}
+  document.getElementById("result").textContent =
+    JSON.stringify({{rows: rows, text: text.join(" ").replace(/\\s+/g, " ")}});
+}});
+</script>
+</body></html>
+"""
+
+
+def first_screen(base: str, site: Path, page: str, profile: Path) -> dict:
+    (site / "first.html").write_text(FIRST_SCREEN_HTML.format(src=page), encoding="utf-8")
+    dom = run_chromium(
+        profile,
+        "--virtual-time-budget=5000",
+        "--window-size=1280,800",
+        "--dump-dom",
+        f"{base}/first.html",
+    ).stdout
+    match = re.search(r'<pre id="result">(.*?)</pre>', dom, re.S)
+    assert match, f"the check page did not render: {dom[:500]}"
+    text = html.unescape(match.group(1))
+    assert text != "pending", "the report did not finish loading within the time budget"
+    return json.loads(text)
+
+
+def _shown(v: float) -> str:
+    """A number as the report prints it (four decimals, or three significant in e-notation)."""
+    return f"{v:.4f}" if 1e-3 <= abs(v) < 1e4 else ("0" if v == 0 else f"{v:.3e}")
+
+
+def test_first_screen_shows_every_verdict_with_its_numbers(
+    report_dir: Path, tmp_path: Path
+) -> None:
+    """At 1280×800 the report opens on every claim's verdict, its deciding quantity's value,
+    its 95% interval and its threshold; with several seeds, the interval's bounds."""
+    results = json.loads((report_dir / "results.json").read_text(encoding="utf-8"))
+    several = json.loads(json.dumps(results))  # the same study, as if run on three seeds
+    several["seeds"] = [0, 1, 2]
+    for claim in several["claims"].values():
+        d = claim["deciding"]
+        d["ci"] = [d["mean"] - 0.125, d["mean"] + 0.25]
+        d["values"] = [d["mean"]] * 3
+    for name, res in (("one", results), ("three", several)):
+        site = tmp_path / name
+        render_report(res, site)
+        with serve(site) as base:
+            seen = first_screen(base, site, REPORT_FILE, tmp_path / f"profile-{name}")
+        verdicts = [c.get("verdict") for c in res["claims"].values()]
+        assert f"{verdicts.count('holds')} of {len(verdicts)} claims hold" in seen["text"]
+        for key, claim in res["claims"].items():
+            row = next((r for r in seen["rows"] if r.split(" ")[0] == key), None)
+            assert row is not None, f"claim {key} is not on the first screen: {seen['rows']}"
+            d = claim["deciding"]
+            assert claim["verdict"] in row, row
+            assert _shown(d["mean"]) in row, (row, d["mean"])
+            assert f"{d['threshold']:g}" in row, (row, d["threshold"])
+            if d["ci"]:
+                assert f"[{_shown(d['ci'][0])}, {_shown(d['ci'][1])}]" in row, row
+            else:
+                assert "one seed" in row, row
+        if name == "three":
+            assert "over 3 seeds" in seen["text"]

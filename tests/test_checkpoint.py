@@ -176,7 +176,7 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path: Path) -> None:
 # -- `ginv train` on bad input ------------------------------------------------------------
 
 BAD_ARGS = [
-    ["--mode", "dropout"],
+    ["--method", "dropout"],
     ["--model", "resnet999"],
     ["--dataset", "nosuchdata"],
     ["--group", "so3"],

@@ -201,7 +201,7 @@ def test_sigkill_real_cli_then_resume(
     from ginvariance.cli import main
 
     out = tmp_path / "cli"
-    args = ["train", "--mode", NAME, "--model", "cnn", "--limit", "128", "--epochs", "10"]
+    args = ["train", "--method", NAME, "--model", "cnn", "--limit", "128", "--epochs", "10"]
     args += ["--batch-size", "32", "--seed", "3", "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen(

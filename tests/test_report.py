@@ -73,7 +73,7 @@ def synthetic_results(seeds: int = 2, sample_shape=(1, 8, 8)) -> dict:
         "dataset": "digits",
         "seed": 0,
         "seeds": list(range(seeds)),
-        "config": {"quick": True, "seeds": list(range(seeds))},
+        "config": {"quick": True, "seeds": list(range(seeds)), "root": None, "limit": None},
         "versions": {"torch": "x"},
         "group_elements": ["e", "r90", "r180", "r270"],
         "sample_shape": list(sample_shape),
@@ -107,10 +107,18 @@ def test_report_is_self_contained_and_complete(tmp_path: Path, seeds: int) -> No
     for key in CLAIM_KEYS:
         assert f"<b>{key}</b>" in page
     verdicts = page.count("class='holds'") + page.count("class='fails'")
-    assert verdicts == len(CLAIM_KEYS) == 10
+    assert verdicts == 2 * len(CLAIM_KEYS) == 20  # the lead's table and the detailed one
     assert "C3 on two levels" in page and "C5 raw and scale-free" in page
+    # the page leads with the verdicts: the count and every claim before the first section
+    lead = page[: page.index("<h2>")]
+    assert "claims hold</b>" in lead
+    for key in CLAIM_KEYS:
+        assert f"<b>{key}</b>" in lead
+    config = page[page.index("<h2>Configuration</h2>") :]
+    assert "<code>None</code>" not in config
     if seeds == 1:
         assert "one seed (0)" in page and "no interval" in page
+        assert "over seeds" not in page
     else:
         assert page.count("±") > 50 and "95% Student-t confidence interval" in page
     for shift in SHIFTS:
@@ -187,3 +195,14 @@ def test_cli_report_of_a_bad_folder_is_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("ginv: error:")
     assert not (tmp_path / "report.html").exists()
+
+
+def test_report_says_what_to_expect_on_mnist1d(tmp_path: Path) -> None:
+    """On mnist1d, C2 and C3 fail: the report says so, and why, before its first section."""
+    results = synthetic_results(1)
+    page = render_report(results, tmp_path / "digits").read_text(encoding="utf-8")
+    assert "What to expect" not in page
+    results["dataset"] = "mnist1d"
+    page = render_report(results, tmp_path / "mnist1d").read_text(encoding="utf-8")
+    lead = page[: page.index("<h2>")]
+    assert "What to expect on mnist1d: C2 and C3" in lead and "ln K" in lead

@@ -23,6 +23,14 @@ class Progress(Protocol):
         """The current task is done."""
 
 
+def note(progress: Progress | None, text: str) -> None:
+    """Pass one line about finished work to ``progress`` if it has a ``note(text)`` method
+    (the command line's reporter prints it; others need not implement it)."""
+    method = getattr(progress, "note", None)
+    if callable(method):
+        method(text)
+
+
 class NullProgress:
     """A progress reporter that reports nothing."""
 
@@ -33,6 +41,9 @@ class NullProgress:
         pass
 
     def finish(self) -> None:
+        pass
+
+    def note(self, text: str) -> None:
         pass
 
 

@@ -13,12 +13,15 @@ valid, and turns its exits and exceptions into one :class:`~ginvariance.errors.M
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
+import importlib.util
 import inspect
 import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 
 from torch import nn
 
@@ -75,28 +78,76 @@ def user_code(spec: str, what: str = "was measured") -> Iterator[None]:
             ) from exc
 
 
+def _is_file_spec(module_name: str) -> bool:
+    """Whether the part before ``:`` names a Python file rather than an importable module."""
+    return module_name.endswith(".py") or "/" in module_name or os.sep in module_name
+
+
+def _import_file(module_name: str) -> ModuleType:
+    """Import the Python file ``module_name`` (a path) as a module of its own.
+
+    Its folder goes first on ``sys.path``, so that it can import the files beside it; the
+    module is registered in ``sys.modules`` under a name made from its resolved path.
+    """
+    path = Path(module_name).expanduser()
+    if not path.is_file():
+        raise ModelError(
+            f"--model file {module_name!r} does not exist; give FILE.py:CALLABLE with the "
+            "path of your model's file, e.g. --model examples/my_model.py:build"
+        )
+    resolved = path.resolve()
+    digest = hashlib.sha256(str(resolved).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    name = f"_ginv_user_{resolved.stem.replace('-', '_')}_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, resolved)
+    if spec is None or spec.loader is None:
+        raise ModelError(
+            f"--model file {module_name!r} cannot be imported as Python; give a .py file"
+        )
+    folder = str(resolved.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
 def import_model(
     spec: str,
     *,
     sample_shape: Sequence[int] | None = None,
     num_classes: int | None = None,
 ) -> nn.Module:
-    """Import ``MODULE:CALLABLE`` and call it to build a model.
+    """Import ``MODULE:CALLABLE`` (or ``path/to/file.py:CALLABLE``) and call it to build a model.
 
     The callable is called with the keyword arguments it declares among
     ``sample_shape`` (one input's shape, no batch axis) and ``num_classes``; others are not
-    passed. The current directory is importable, so ``mymodels:net`` finds ``./mymodels.py``.
+    passed. The current directory is importable, so ``mymodels:net`` finds ``./mymodels.py``;
+    a part before the last ``:`` that ends in ``.py`` or holds a ``/`` is a file path,
+    imported as it is (``examples/own_model/model.py:build``).
     """
-    module_name, sep, attr = spec.partition(":")
+    module_name, sep, attr = spec.rpartition(":")
     if not sep or not module_name or not attr:
         raise ModelError(
-            f"--model {spec!r} must have the form MODULE:CALLABLE, e.g. mymodels:build_net"
+            f"--model {spec!r} must have the form MODULE:CALLABLE or FILE.py:CALLABLE, e.g. "
+            "mymodels:build_net or path/to/model.py:build_net"
         )
     cwd = str(Path.cwd())
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
     try:
-        module = importlib.import_module(module_name)
+        if _is_file_spec(module_name):
+            module = _import_file(module_name)
+        else:
+            module = importlib.import_module(module_name)
+    except GinvarianceError:
+        raise
     except SystemExit as exc:
         raise ModelError(
             f"importing module {module_name!r} called sys.exit({exc.code!r}); a model module "

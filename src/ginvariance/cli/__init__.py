@@ -13,7 +13,6 @@ import warnings
 from typing import Any, NoReturn
 
 import typer
-from typer._click import exceptions as click_exceptions
 
 # Commands register themselves on `app` when imported.
 from ginvariance.cli import bench as _bench  # noqa: F401
@@ -23,6 +22,18 @@ from ginvariance.cli import sweep as _sweep  # noqa: F401
 from ginvariance.cli import train as _train  # noqa: F401
 from ginvariance.cli.common import app, console_err, fail
 from ginvariance.errors import GinvarianceError
+
+
+def _click_exception() -> type[Exception]:
+    """The base class of click's usage errors, found through typer's public ``BadParameter``
+    (typer ≥ 0.12 re-exports click's, later typers their own copy of click)."""
+    for cls in typer.BadParameter.__mro__:
+        if cls.__name__ == "ClickException":
+            return cls
+    return typer.BadParameter  # pragma: no cover - every click has ClickException
+
+
+_ClickException = _click_exception()
 
 
 def _interrupted() -> NoReturn:
@@ -85,13 +96,21 @@ def _main(argv: list[str] | None) -> None:
         sys.exit(exc.exit_code)
     except typer.Abort:
         _interrupted()
-    except click_exceptions.ClickException as exc:
-        message = exc.format_message().replace("\n", " ").rstrip(". ")
+    except _ClickException as exc:
+        text = exc.format_message()  # type: ignore[attr-defined]
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `ginv` alone: its message is the help
+            sys.stdout.write(text.rstrip("\n") + "\n")
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+        message = text.replace("\n", " ").rstrip(". ")
         if not message:  # `ginv` alone: the help has been printed
-            sys.exit(exc.exit_code)
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         fail(f"{message}; see 'ginv --help'")
     except KeyboardInterrupt:
         _interrupted()
+    # `ginv` alone printed the help: a usage error (status 2) with every click; click 8.1
+    # prints it and returns
+    if not (sys.argv[1:] if argv is None else argv):
+        sys.exit(2)
     # without standalone mode, an interrupt (Ctrl-C) comes back as a return value
     if status == 130:
         _interrupted()

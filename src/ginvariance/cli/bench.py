@@ -8,20 +8,15 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ginvariance.cli.common import RichProgress, app, console
+from ginvariance.cli.common import (
+    RichProgress,
+    app,
+    console,
+    merge_alias,
+    parse_rss_n,
+    parse_threads,
+)
 from ginvariance.errors import ConfigError
-
-
-def _ints(text: str, what: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise ConfigError(
-            f"{what} must be comma-separated integers, e.g. 1,2; got {text!r}"
-        ) from None
-    if not values:
-        raise ConfigError(f"{what} must list at least one integer, e.g. 1,2")
-    return values
 
 
 def _fmt_seconds(s: float) -> str:
@@ -108,7 +103,7 @@ def bench_table(result: dict[str, Any], rows: list[tuple[str, str, str | None]] 
     return table
 
 
-@app.command("bench")
+@app.command("bench", short_help="What measuring costs, next to the bare model.")
 def bench(
     size: Annotated[
         int, typer.Option(help="Image side: 8 (digits-sized) or 28 (MNIST-sized).")
@@ -116,16 +111,31 @@ def bench(
     model: Annotated[
         str, typer.Option(help="Model to time: cnn (the study's) or mlp (overhead-bound).")
     ] = "cnn",
-    n: Annotated[int, typer.Option("--n", help="Number of samples N (the orbit has 4·N).")] = 1000,
+    n: Annotated[
+        int, typer.Option("--n", min=1, help="Number of samples N (the orbit has 4·N).")
+    ] = 1000,
     threads: Annotated[
-        str, typer.Option(help="Thread counts, comma-separated (at most 256).")
+        Any,
+        typer.Option(
+            parser=parse_threads,
+            metavar="INT,...",
+            help="Thread counts, comma-separated (at most 256).",
+        ),
     ] = "1,2",
-    rounds: Annotated[int, typer.Option(help="Timed rounds per variant.")] = 7,
+    rounds: Annotated[int, typer.Option(min=1, help="Timed rounds per variant.")] = 7,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    out: Annotated[Path | None, typer.Option(help="Also write the JSON to this file.")] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Also write the JSON result to this file (atomically).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", hidden=True, help="Deprecated: --output.")
+    ] = None,
     skip_train: Annotated[bool, typer.Option(help="Do not time training steps.")] = False,
     skip_rss: Annotated[bool, typer.Option(help="Do not measure peak memory.")] = False,
-    rss_n: Annotated[str, typer.Option(help="Sample counts for peak memory.")] = "10000,100000",
+    rss_n: Annotated[
+        Any,
+        typer.Option(parser=parse_rss_n, metavar="INT,...", help="Sample counts for peak memory."),
+    ] = "10000,100000",
     skip_tmeasures: Annotated[bool, typer.Option(hidden=True)] = False,
     skip_naive: Annotated[bool, typer.Option(hidden=True)] = False,
     naive_samples: Annotated[int | None, typer.Option(hidden=True)] = None,
@@ -146,18 +156,19 @@ def bench(
                 f"runs beside the package: python benchmarks/bench.py {option} ... "
                 "(from a source checkout)"
             )
+    output = merge_alias(output, None, out, "--out", "--output")
     cfg = BenchConfig(
         size=size,
         model=model,
         n=n,
-        threads=_ints(threads, "--threads"),
+        threads=threads,
         rounds=rounds,
         train=not skip_train,
-        rss_n=() if skip_rss else _ints(rss_n, "--rss-n"),
+        rss_n=() if skip_rss else rss_n,
     )
     result = run_bench(cfg, progress=RichProgress())
-    if out is not None:
-        atomic_write_json(out, result)
+    if output is not None:
+        atomic_write_json(output, result)
     if json_out:
         typer.echo(to_json(result), nl=False)
     else:

@@ -8,8 +8,17 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ginvariance.cli.common import RichProgress, app, console, shown, usable_cores
-from ginvariance.seeds import parse_seeds
+from ginvariance.cli.common import (
+    DATASET_HELP,
+    DEFAULT_OUT,
+    GROUP_HELP,
+    RichProgress,
+    app,
+    console,
+    parse_seed_list,
+    shown,
+    usable_cores,
+)
 
 
 def claims_table(results: dict[str, Any]) -> Table:
@@ -42,23 +51,27 @@ def _short(v: Any) -> str:
     return str(v)
 
 
-@app.command("run")
+@app.command("run", short_help="The study: train, measure, judge the claims.")
 def run_command(
-    out: Annotated[Path, typer.Option(help="Study folder: checkpoints, results, report.")] = Path(
-        "ginv-out"
-    ),
+    out: Annotated[
+        Path, typer.Option(help="Study folder: checkpoints, results, report.")
+    ] = DEFAULT_OUT,
     quick: Annotated[
-        bool, typer.Option(help="Fewer epochs and test samples: under a minute.")
+        bool, typer.Option("--quick", help="Fewer epochs and test samples, one seed.")
     ] = False,
     seeds: Annotated[
-        str | None,
+        Any,
         typer.Option(
+            "--seeds",
+            "--seed",
+            parser=parse_seed_list,
+            metavar="INT,...",
             help="Comma-separated seeds (default 0,1,2; with --quick 0): each claim is judged "
-            "on the 95% interval over seeds."
+            "on the 95% interval over seeds.",
         ),
     ] = None,
-    group: Annotated[str, typer.Option(help="c4, d4, flip, shift, cyclic1d, ...")] = "c4",
-    dataset: Annotated[str, typer.Option(help="digits, mnist1d, mnist, ...")] = "digits",
+    group: Annotated[str, typer.Option(help=GROUP_HELP)] = "c4",
+    dataset: Annotated[str, typer.Option(help=DATASET_HELP)] = "digits",
     root: Annotated[
         Path | None,
         typer.Option(
@@ -68,13 +81,14 @@ def run_command(
         ),
     ] = None,
     epochs: Annotated[
-        int | None, typer.Option(help="Training epochs (default 40, quick 10).")
+        int | None, typer.Option(min=1, help="Training epochs (default 40, quick 10).")
     ] = None,
     force: Annotated[
         bool,
         typer.Option(
+            "--force/--no-force",
             help="Replace results and checkpoints of another configuration, and train "
-            "unreadable checkpoints again (only files ginv wrote are ever replaced)."
+            "unreadable checkpoints again (only files ginv wrote are ever replaced).",
         ),
     ] = False,
     jobs: Annotated[
@@ -97,7 +111,7 @@ def run_command(
         dataset=dataset,
         group=group,
         root=None if root is None else str(root),
-        seeds=parse_seeds(seeds if seeds is not None else ("0" if quick else "0,1,2")),
+        seeds=seeds if seeds is not None else ((0,) if quick else (0, 1, 2)),
         quick=quick,
         epochs=epochs,
     )
@@ -123,7 +137,7 @@ def run_command(
     )
 
 
-@app.command("report")
+@app.command("report", short_help="Draw the report of a finished study again.")
 def report_command(
     folder: Annotated[Path, typer.Argument(help="A folder written by 'ginv run'.")],
 ) -> None:

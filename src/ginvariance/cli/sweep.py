@@ -2,50 +2,24 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from ginvariance.cli.common import RichProgress, app, console
-from ginvariance.errors import ConfigError
-from ginvariance.seeds import parse_seeds
-
-
-def parse_lams(text: str) -> tuple[float, ...]:
-    """``"0,0.1,1"`` → ``(0.0, 0.1, 1.0)``; malformed, negative or repeated is a ConfigError."""
-    parts = [p.strip() for p in text.split(",")]
-    values = []
-    for p in parts:
-        try:
-            v = float(p)
-        except ValueError:
-            raise ConfigError(
-                f"--lams {text!r} is not a comma-separated list of numbers; e.g. --lams 0,0.1,1,10"
-            ) from None
-        if not math.isfinite(v) or v < 0:
-            raise ConfigError(
-                f"λ {p!r} in --lams must be a finite number ≥ 0 (0 = augmented); "
-                "e.g. --lams 0,0.1,1,10"
-            )
-        values.append(v)
-    if len(set(values)) != len(values):
-        raise ConfigError(f"--lams {text!r} repeats a value; give each λ once")
-    return tuple(values)
-
-
-def parse_names(option: str, text: str) -> tuple[str, ...]:
-    """``"c4,d4"`` → ``("c4", "d4")``; empty items or repeats are a ConfigError."""
-    parts = [p.strip() for p in text.split(",")]
-    if any(not p for p in parts):
-        raise ConfigError(
-            f"{option} {text!r} has an empty item; give comma-separated names, e.g. {option} a,b"
-        )
-    if len(set(parts)) != len(parts):
-        raise ConfigError(f"{option} {text!r} repeats a name; give each once")
-    return tuple(parts)
+from ginvariance.cli.common import (
+    DATASET_HELP,
+    DEFAULT_OUT,
+    GROUP_HELP,
+    SHIFT_HELP,
+    RichProgress,
+    app,
+    console,
+    name_list,
+    parse_lam_list,
+    parse_seed_list,
+)
 
 
 def sweep_table(summary: dict[str, Any]) -> Table:
@@ -83,47 +57,93 @@ def sweep_table(summary: dict[str, Any]) -> Table:
     return table
 
 
-@app.command("sweep")
+def _list_option(names: tuple[str, str], parser: Any, metavar: str, help: str) -> Any:
+    return typer.Option(*names, parser=parser, metavar=metavar, help=help)
+
+
+@app.command("sweep", short_help="Sweep λ, seeds, groups, models on Ray Tune.")
 def sweep_command(
-    out: Annotated[Path, typer.Option(help="Sweep folder: trials, Tune state, sweep.json/png.")],
-    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0,1",
+    out: Annotated[
+        Path, typer.Option(help="Sweep folder: trials, Tune state, sweep.json/png.")
+    ] = DEFAULT_OUT,
+    seeds: Annotated[
+        Any, _list_option(("--seeds", "--seed"), parse_seed_list, "INT,...", "Seeds.")
+    ] = "0,1",
     lams: Annotated[
-        str, typer.Option(help="Comma-separated λ ≥ 0; 0 is the augmented model.")
+        Any,
+        typer.Option(
+            parser=parse_lam_list,
+            metavar="FLOAT,...",
+            help="Comma-separated λ ≥ 0; 0 is the augmented model.",
+        ),
     ] = "0,0.1,1,10",
-    groups: Annotated[str, typer.Option(help="Comma-separated groups: c4, d4, flip, ...")] = "c4",
+    groups: Annotated[
+        Any,
+        _list_option(
+            ("--groups", "--group"), name_list("--groups", "c4,d4"), "NAME,...", GROUP_HELP
+        ),
+    ] = "c4",
     datasets: Annotated[
-        str, typer.Option(help="Comma-separated data sets: digits, mnist1d, ...")
+        Any,
+        _list_option(
+            ("--datasets", "--dataset"),
+            name_list("--datasets", "digits,mnist1d"),
+            "NAME,...",
+            DATASET_HELP,
+        ),
     ] = "digits",
-    models: Annotated[str, typer.Option(help="Comma-separated networks: cnn, mlp.")] = "cnn",
+    models: Annotated[
+        Any,
+        _list_option(
+            ("--models", "--model"),
+            name_list("--models", "cnn,mlp"),
+            "NAME,...",
+            "Networks: cnn, mlp.",
+        ),
+    ] = "cnn",
     shifts: Annotated[
-        str, typer.Option(help="Comma-separated shifts measured beside the test split.")
+        Any,
+        _list_option(
+            ("--shifts", "--shift"), name_list("--shifts", "uniform,blur"), "NAME,...", SHIFT_HELP
+        ),
     ] = "uniform",
-    quick: Annotated[bool, typer.Option(help="10 epochs and 200 test samples per trial.")] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="10 epochs and 200 test samples per trial.")
+    ] = False,
     epochs: Annotated[
-        int | None, typer.Option(help="Training epochs (default 40, quick 10).")
+        int | None, typer.Option(min=1, help="Training epochs (default 40, quick 10).")
     ] = None,
     limit: Annotated[
-        int | None, typer.Option(help="Train on the first N training samples only.")
+        int | None, typer.Option(min=1, help="Train on the first N training samples only.")
     ] = None,
     n_measure: Annotated[
-        int | None, typer.Option(help="Test samples measured (default all, quick 200).")
+        int | None, typer.Option(min=1, help="Test samples measured (default all, quick 200).")
     ] = None,
     reference: Annotated[
-        bool, typer.Option(help="Also train the weight-tied reference per group/data/seed.")
+        bool,
+        typer.Option(
+            "--reference/--no-reference",
+            help="Also train the weight-tied reference per group/data/seed.",
+        ),
     ] = True,
     root: Annotated[
-        Path | None, typer.Option(help="Folder of IDX files for mnist-style data sets.")
+        Path | None,
+        typer.Option("--root", "--data-dir", help="Folder of IDX files for mnist-style data sets."),
     ] = None,
     address: Annotated[
         str | None,
         typer.Option(help="A running Ray cluster (e.g. auto); default: a local Ray instance."),
     ] = None,
     num_cpus: Annotated[
-        int | None, typer.Option(help="CPUs of the local Ray instance (default: all cores).")
+        int | None,
+        typer.Option(min=1, help="CPUs of the local Ray instance (default: all cores)."),
     ] = None,
     resume: Annotated[
         bool,
-        typer.Option(help="Resume the interrupted sweep in --out (it is resumed anyway if there)."),
+        typer.Option(
+            "--resume/--no-resume",
+            help="Resume the interrupted sweep in --out (it is resumed anyway if there).",
+        ),
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print sweep.json.")] = False,
 ) -> None:
@@ -133,12 +153,12 @@ def sweep_command(
     from ginvariance.report.sweep_page import render_sweep
 
     config = SweepConfig(
-        seeds=parse_seeds(seeds),
-        lams=parse_lams(lams),
-        groups=parse_names("--groups", groups),
-        datasets=parse_names("--datasets", datasets),
-        models=parse_names("--models", models),
-        shifts=parse_names("--shifts", shifts),
+        seeds=seeds,
+        lams=lams,
+        groups=groups,
+        datasets=datasets,
+        models=models,
+        shifts=shifts,
         reference=reference,
         quick=quick,
         epochs=epochs,

@@ -3,68 +3,107 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
-from ginvariance.cli.common import RichProgress, app, console, shown
+from ginvariance.cli.common import (
+    DATASET_HELP,
+    DEFAULT_OUT,
+    GROUP_HELP,
+    Dtype,
+    Method,
+    Orbit,
+    Penalty,
+    RichProgress,
+    app,
+    console,
+    merge_alias,
+    shown,
+    value,
+)
 from ginvariance.io import to_json
+from ginvariance.seeds import MAX_SEED
 
 
-@app.command("train")
+@app.command("train", short_help="Train one model, checkpointed every epoch.")
 def train_command(
-    mode: str = typer.Option(
-        "plain", "--mode", help="plain | augmented | regularized | weight-tied"
-    ),
-    model: str | None = typer.Option(
-        None, "--model", help="Model name (default: cnn; weight-tied for --mode weight-tied)."
-    ),
-    dataset: str = typer.Option("digits", "--dataset", help="Data set name."),
-    root: str | None = typer.Option(
-        None, "--root", "--data-dir", help="Folder of the data set's files (MNIST IDX files)."
-    ),
-    group: str = typer.Option("c4", "--group", help="Group: c4, d4, flip, shift, cyclic1d, ..."),
-    epochs: int = typer.Option(60, "--epochs", help="Passes over the training data."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Samples per step."),
-    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
-    weight_decay: float = typer.Option(0.0, "--weight-decay", help="Adam weight decay."),
-    lam: float = typer.Option(1.0, "--lam", help="Weight λ of the invariance penalty."),
-    penalty: str = typer.Option(
-        "logit", "--penalty", help="Invariance penalty: logit | js | logit-normalized."
-    ),
-    orbit: str = typer.Option(
-        "full", "--orbit", help="Penalty over the full orbit or one sampled element: full | sample."
-    ),
-    seed: int = typer.Option(0, "--seed", help="Random seed (init, data order, augmentation)."),
-    dtype: str = typer.Option("float32", "--dtype", help="float32 | float64."),
-    limit: int | None = typer.Option(
-        None, "--limit", help="Train on the first N training samples only."
-    ),
-    out: Path = typer.Option(
-        Path("checkpoints"), "--out", help="Folder for NAME.safetensors and NAME.json."
-    ),
-    name: str | None = typer.Option(None, "--name", help="Checkpoint file stem (default: mode)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the checkpoint in --out."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing checkpoint."),
-    json_out: bool = typer.Option(False, "--json", help="Print the final metrics as JSON."),
+    method: Annotated[
+        Method,
+        typer.Option(
+            "--method",
+            help="How the model learns invariance: plain (no help), augmented (random group "
+            "element per sample), regularized (plus λ times an invariance penalty), "
+            "weight-tied (invariant by construction).",
+        ),
+    ] = Method.plain,
+    mode: Annotated[
+        Method | None, typer.Option("--mode", hidden=True, help="Deprecated: --method.")
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Network: cnn, mlp (default cnn; weight-tied for --method weight-tied)."),
+    ] = None,
+    dataset: Annotated[str, typer.Option(help=DATASET_HELP)] = "digits",
+    root: Annotated[
+        Path | None,
+        typer.Option(
+            "--root", "--data-dir", help="Folder of the data set's files (MNIST IDX files)."
+        ),
+    ] = None,
+    group: Annotated[str, typer.Option(help=GROUP_HELP)] = "c4",
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training data.")] = 60,
+    batch_size: Annotated[int, typer.Option(min=1, help="Samples per step.")] = 64,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    weight_decay: Annotated[float, typer.Option(help="Adam weight decay.")] = 0.0,
+    lam: Annotated[float, typer.Option(help="Weight λ of the invariance penalty.")] = 1.0,
+    penalty: Annotated[Penalty, typer.Option(help="Invariance penalty.")] = Penalty.logit,
+    orbit: Annotated[
+        Orbit, typer.Option(help="Penalty over the full orbit or one sampled element.")
+    ] = Orbit.full,
+    seed: Annotated[
+        int,
+        typer.Option(min=0, max=MAX_SEED, help="Random seed (init, data order, augmentation)."),
+    ] = 0,
+    dtype: Annotated[Dtype, typer.Option(help="Floating-point type.")] = Dtype.float32,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Train on the first N training samples only.")
+    ] = None,
+    out: Annotated[
+        Path, typer.Option(help="Folder for NAME.safetensors and NAME.json.")
+    ] = DEFAULT_OUT,
+    name: Annotated[
+        str | None, typer.Option(help="Checkpoint file stem (default: the method).")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume/--no-resume", help="Continue the checkpoint in --out.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force/--no-force", help="Replace an existing checkpoint.")
+    ] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the final metrics as JSON.")
+    ] = False,
 ) -> None:
     """Train one model and checkpoint it after every epoch (safetensors + JSON sidecar)."""
     from ginvariance.training import TrainConfig, train
 
+    chosen = merge_alias(method, Method.plain, mode, "--mode", "--method")
     config = TrainConfig(
-        mode=mode,
+        mode=value(chosen),
         model=model,
         dataset=dataset,
-        root=root,
+        root=None if root is None else str(root),
         group=group,
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
         weight_decay=weight_decay,
         lam=lam,
-        penalty=penalty,
-        orbit=orbit,
+        penalty=value(penalty),
+        orbit=value(orbit),
         seed=seed,
-        dtype=dtype,
+        dtype=value(dtype),
         limit=limit,
     )
     config.validate()
@@ -76,7 +115,7 @@ def train_command(
         name=name,
         overwrite=force,
     )
-    metrics = {k: v for k, v in result.metrics.items()}
+    metrics: dict[str, Any] = dict(result.metrics)
     if json_out:
         payload = {
             "metrics": metrics,

@@ -550,7 +550,7 @@ def _run_concurrently(
     """
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
-    from ginvariance.progress import ensure_progress
+    from ginvariance.progress import ensure_progress, note
 
     reporter = ensure_progress(progress)
     stop = threading.Event()
@@ -564,8 +564,15 @@ def _run_concurrently(
         try:
             reporter.start(len(futures), f"train and measure ({jobs} at a time)")
             for future in as_completed(futures):
-                done[futures[future]] = future.result()
+                seed, mode = futures[future]
+                done[seed, mode] = future.result()
                 reporter.advance(1)
+                times = done[seed, mode][mode][2]
+                note(
+                    reporter,
+                    f"seed {seed}, {mode}: trained in {times['train']:.1f} s, measured in "
+                    f"{times['measure'] + times['spectral']:.1f} s",
+                )
         except BaseException:
             stop.set()
             for future in futures:

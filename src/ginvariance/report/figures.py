@@ -97,7 +97,7 @@ def saliency_figure(
     rows = [(name, b) for b in range(m) for name in names]
     n = len(elements)
     if one_d:
-        fig, axes = subplots(len(rows), 1, figsize=(9, 1.5 * len(rows)), squeeze=False)
+        fig, axes = subplots(len(rows), 1, figsize=(12, 2.0 * len(rows)), squeeze=False)
         from matplotlib import colormaps
 
         colors = colormaps["viridis"](np.linspace(0.0, 1.0, n))
@@ -158,22 +158,34 @@ def _saliency_mosaic(
             mosaic[top : top + h, left : left + w] = diverging(0.5 + 0.5 * image / vmax)[..., :3]
             labels.append((left + w / 2, top - 0.6, f"{_cosine(image, maps[0]):.3f}"))
     height, width = mosaic.shape[:2]
-    fig, ax = subplots(figsize=(1.0 + 0.9 * (n + 1), 0.5 + 1.0 * len(rows)))
+    fig, ax = subplots(figsize=(2.0 + 1.5 * (n + 1), 0.8 + 1.6 * len(rows)))
     ax.imshow(mosaic, interpolation="nearest", extent=(0, width, height, 0))
     for cx, cy, text in labels:
-        ax.text(cx, cy, text, ha="center", va="bottom", fontsize=6)
+        ax.text(cx, cy, text, ha="center", va="bottom", fontsize=8)
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    bar = fig.colorbar(
+        ScalarMappable(norm=Normalize(-1.0, 1.0), cmap=diverging),
+        ax=ax,
+        fraction=0.035,
+        pad=0.02,
+        ticks=[-1.0, -0.5, 0.0, 0.5, 1.0],
+    )
+    bar.set_label("saliency ÷ the largest |saliency| of its row", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
     ax.set_xticks([w / 2 + k * cell_w for k in range(n + 1)])
-    ax.set_xticklabels(["input x", *elements], fontsize=7)
+    ax.set_xticklabels(["input x", *elements], fontsize=9)
     ax.xaxis.tick_top()
     ax.set_yticks([r * cell_h + pad_y + h / 2 for r in range(len(rows))])
-    ax.set_yticklabels([f"{name} (sample {b})" for name, b in rows], fontsize=7)
+    ax.set_yticklabels([f"{name} (sample {b})" for name, b in rows], fontsize=9)
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
     ax.set_title(
         "Saliency of g·x mapped back by g⁻¹, cosine to the identity's map above each "
         "(identical across a row = genuine)",
-        fontsize=8,
+        fontsize=10,
         pad=14,
     )
     return fig
