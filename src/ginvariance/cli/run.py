@@ -78,6 +78,9 @@ def run_command(
         ),
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print results.json.")] = False,
+    device: Annotated[
+        str, typer.Option(help="auto, cpu, cuda, cuda:N or mps (auto: CUDA when available).")
+    ] = "auto",
 ) -> None:
     """Train the study's models on 3 seeds, measure them, and judge the claims with intervals."""
     from ginvariance.experiments import REPORT_FILE, StudyConfig, load_saliency, run_study
@@ -94,8 +97,13 @@ def run_command(
         epochs=epochs,
     )
     config.resolved()
+    from ginvariance.devices import resolve_device
+
+    where = resolve_device(device)  # an unknown or absent device fails before any file
     with output_folder(out):  # one lock for the study and its report
-        results = run_study(config, out, force=force, progress=RichProgress(enabled=not json_out))
+        results = run_study(
+            config, out, force=force, progress=RichProgress(enabled=not json_out), device=where
+        )
         render_report(results, out, load_saliency(out))
     if json_out:
         typer.echo(to_json(results), nl=False)

@@ -46,9 +46,15 @@ def train_command(
     resume: bool = typer.Option(False, "--resume", help="Continue the checkpoint in --out."),
     force: bool = typer.Option(False, "--force", help="Replace an existing checkpoint."),
     json_out: bool = typer.Option(False, "--json", help="Print the final metrics as JSON."),
+    device: str = typer.Option(
+        "auto", "--device", help="auto, cpu, cuda, cuda:N or mps (auto: CUDA when available)."
+    ),
 ) -> None:
     """Train one model and checkpoint it after every epoch (safetensors + JSON sidecar)."""
+    from ginvariance.devices import resolve_device
     from ginvariance.training import TrainConfig, train
+
+    where = resolve_device(device)  # an unknown or absent device fails before any file
 
     config = TrainConfig(
         mode=mode,
@@ -75,6 +81,7 @@ def train_command(
         progress=RichProgress(enabled=not json_out),
         name=name,
         overwrite=force,
+        device=where,
     )
     metrics = {k: v for k, v in result.metrics.items()}
     if json_out:

@@ -455,6 +455,9 @@ def _forward_seconds(model: Any, x: Any, repeats: int = 3) -> float:
 
     import torch
 
+    from ginvariance.devices import model_device
+
+    x = x.to(model_device(model))
     times = []
     with torch.no_grad():
         for _ in range(repeats):
@@ -487,6 +490,7 @@ def run_study(
     *,
     force: bool = False,
     progress: Progress | None = None,
+    device: Any = None,
 ) -> dict[str, Any]:
     """Run the whole study and write ``DIR/results.json`` and ``DIR/saliency.npz``.
 
@@ -506,6 +510,10 @@ def run_study(
         removed only once every model is trained, and only those ginv wrote.
     progress:
         Receives the progress of every training and measurement.
+    device:
+        Where to train and measure (``None``: the CPU; see
+        :func:`ginvariance.devices.resolve_device`). Not part of the configuration: the
+        results of a GPU run match a CPU run to float32 rounding, not bit for bit.
 
     Returns
     -------
@@ -525,10 +533,12 @@ def run_study(
     """
 
     from ginvariance.data import get_shift, load_dataset
+    from ginvariance.devices import resolve_device
     from ginvariance.folder import output_folder
     from ginvariance.groups import get_group
 
     began = time.perf_counter()
+    where = resolve_device("cpu" if device is None else device)
     given = config
     config = config.resolved()
 
@@ -547,7 +557,7 @@ def run_study(
         tc = config.train_config(mode, config.seeds[0])
         build_model(tc.model_name, tuple(test_set.sample_shape), test_set.num_classes, group=group)
     with output_folder(out_dir):  # locked for the run; only ginv's own files replaced
-        return _run_study(config, Path(out_dir), test_set, group, force, progress, began)
+        return _run_study(config, Path(out_dir), test_set, group, force, progress, began, where)
 
 
 def _run_study(
@@ -558,6 +568,7 @@ def _run_study(
     force: bool,
     progress: Progress | None,
     began: float,
+    device: Any = None,
 ) -> dict[str, Any]:
     import torch
 
@@ -600,6 +611,7 @@ def _run_study(
                     overwrite=action == "overwrite",
                     progress=progress,
                     name=mode,
+                    device=device,
                 )
                 trained[mode] = result
                 net = result.model

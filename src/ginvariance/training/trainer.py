@@ -114,6 +114,9 @@ def evaluate(
     ``orbit_accuracy`` = mean over samples and group elements of ``[argmax z_g = y]``;
     ``orbit_consistency`` = fraction of samples predicted the same class for every ``g``.
     """
+    from ginvariance.devices import model_device, move
+
+    device = model_device(model)
     was_training = model.training
     model.eval()
     n = group.order
@@ -121,7 +124,7 @@ def evaluate(
     loss = 0.0
     try:
         for start in range(0, x.shape[0], batch_size):
-            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+            xb, yb = move((x[start : start + batch_size], y[start : start + batch_size]), device)
             b = xb.shape[0]
             logits = model(group.orbit(xb))
             if logits.ndim != 2 or logits.shape[0] != n * b:
@@ -171,6 +174,7 @@ def train(
     progress: Progress | None = None,
     name: str | None = None,
     overwrite: bool = False,
+    device: str | torch.device | None = None,
 ) -> TrainResult:
     """Train one model as ``config`` says; checkpoint after every epoch into ``out_dir``.
 
@@ -191,16 +195,26 @@ def train(
         The checkpoint's file stem; default: the mode.
     overwrite:
         Replace an existing checkpoint instead of refusing (:class:`OutputError`).
+    device:
+        Where to train: ``"cpu"`` (``None``), ``"cuda"``, ``"cuda:N"``, ``"mps"`` or
+        ``"auto"`` (:func:`ginvariance.devices.resolve_device`). The data stay on the CPU and
+        each batch is moved there after the CPU-seeded shuffling and augmentation, so the
+        sequence of batches is the same on every device. On CUDA, deterministic kernels are
+        requested (:func:`ginvariance.devices.deterministic`); the weights then match a
+        rerun on the same GPU, and a CPU run to float32 rounding, not bit for bit.
 
     Returns
     -------
     TrainResult
     """
     from ginvariance.data import load_dataset
+    from ginvariance.devices import deterministic, resolve_device
 
     if not isinstance(config, TrainConfig):
         raise ConfigError(f"train() takes a TrainConfig, got {type(config).__name__}")
     config.validate()
+    where = resolve_device("cpu" if device is None else device)
+    deterministic(where)
     if resume and overwrite:
         raise ConfigError("resume and overwrite exclude each other; choose one")
     if resume and out_dir is None:
@@ -229,7 +243,7 @@ def train(
         group=group,
         dtype=config.dtype,
         seed=config.seed,
-    )
+    ).to(where)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     regularizer = (
         InvarianceRegularizer(group, config.penalty, config.orbit)
@@ -385,6 +399,9 @@ def _train_epoch(
     epoch: int,
 ) -> dict[str, float]:
     """One pass over ``(x, y)`` in the order and with the group elements of ``(seed, epoch)``."""
+    from ginvariance.devices import model_device, move
+
+    device = model_device(model)
     generator = epoch_generator(config.seed, epoch)
     order = torch.randperm(x.shape[0], generator=generator)
     model.train()
@@ -395,6 +412,7 @@ def _train_epoch(
         xb, yb = x[index], y[index]
         if config.mode in ("augmented", "regularized"):
             xb = group.act_per_sample(xb, group.sample(xb.shape[0], generator))
+        xb, yb = move((xb, yb), device)
         if regularizer is not None:
             loss, ce, penalty, logits_orbit = regularized_terms(
                 model, xb, yb, regularizer, config.lam, generator=generator
