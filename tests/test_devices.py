@@ -310,3 +310,13 @@ def test_measure_refuses_a_bad_image_folder_and_writes_nothing(
     args = ["measure", "--model", "resnet", "--data", str(tmp_path / "images"), "--output"]
     _one_line_exit_2(capsys, [*args, str(out)], "broken.jpg", "cannot be read")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("gpus", [-1, float("nan"), True])
+def test_sweep_refuses_bad_gpus_per_trial_before_writing(tmp_path: Path, gpus: object) -> None:
+    from ginvariance.errors import ConfigError
+    from ginvariance.experiments.sweep import SweepConfig, run_sweep
+
+    with pytest.raises(ConfigError, match="gpus_per_trial must be a number"):
+        run_sweep(SweepConfig(), tmp_path / "sweep", gpus_per_trial=gpus)  # type: ignore[arg-type]
+    assert not (tmp_path / "sweep").exists()
