@@ -1,9 +1,11 @@
 """InvarianceMonitor under Lightning: ``python ddp_monitor_script.py OUT DEVICES``.
 
 Validates a tiny float64 module once with the monitor on ``DEVICES`` CPU processes
-(``strategy="ddp"`` when more than one; Lightning re-runs this script for every other
-rank) and writes what each rank logged to ``OUT/rank-<r>.json``. ``run(out, 1)`` is the
-one-process reference (``tests/test_distributed.py``).
+(``strategy="ddp"`` when more than one: Lightning re-runs this script for every other
+rank) and writes what each rank logged to ``OUT/rank-<r>.json``. ``tests/test_distributed.py``
+calls :func:`run` with ``strategy="ddp_fork"`` (the same DDP strategy, its processes forked
+from the test instead of re-running a script that imports Lightning again) and with one
+process for the reference.
 """
 
 from __future__ import annotations
@@ -21,6 +23,20 @@ from torch.utils.data import DataLoader, TensorDataset
 from ginvariance.integrations.lightning import InvarianceMonitor
 
 N_VAL = 16
+
+
+class WriteLogged(pl.Callback):
+    """Writes what this rank logged (and the monitor's full-precision result) to a file."""
+
+    def __init__(self, out: Path, monitor: InvarianceMonitor) -> None:
+        self.out, self.monitor = out, monitor
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        metrics = trainer.callback_metrics.items()
+        logged = {k: float(v) for k, v in metrics if k.startswith("ginv/")}
+        result = {"logged": logged, "history": self.monitor.last, "rank": trainer.global_rank}
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / f"rank-{trainer.global_rank}.json").write_text(json.dumps(result))
 
 
 class Tiny(pl.LightningModule):
@@ -44,15 +60,15 @@ def data() -> DataLoader:
     return DataLoader(TensorDataset(x, y), batch_size=3, shuffle=False)
 
 
-def run(out: Path, devices: int) -> dict[str, float]:
-    """Validate once and return (and write, per rank) the logged ``ginv/`` values."""
+def run(out: Path, devices: int, strategy: str = "ddp") -> None:
+    """Validate once; every rank writes its logged ``ginv/`` values to ``OUT/rank-<r>.json``."""
     torch.set_num_threads(1)
     monitor = InvarianceMonitor("c4", shifts=("noise-0.1", "invert"), max_samples=64)
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=devices,
-        strategy="ddp" if devices > 1 else "auto",
-        callbacks=[monitor],
+        strategy=strategy if devices > 1 else "auto",
+        callbacks=[monitor, WriteLogged(out, monitor)],
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -61,11 +77,6 @@ def run(out: Path, devices: int) -> dict[str, float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer.validate(Tiny(), data(), verbose=False)
-    logged = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("ginv/")}
-    result = {"logged": logged, "history": monitor.last, "rank": trainer.global_rank}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"rank-{trainer.global_rank}.json").write_text(json.dumps(result))
-    return logged
 
 
 if __name__ == "__main__":
