@@ -118,7 +118,7 @@ def build_measured_model(
 
     if model_spec is None and checkpoint is None:
         raise ModelError(
-            "give --model MODULE:CALLABLE (or a built-in name: mlp, cnn, weight-tied), "
+            "give --model MODULE:CALLABLE (or a built-in name: mlp, cnn, weight-tied, resnet), "
             "or --checkpoint FILE.safetensors written by 'ginv train'"
         )
     if model_spec is None:

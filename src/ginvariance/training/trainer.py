@@ -200,8 +200,9 @@ def train(
         ``"auto"`` (:func:`ginvariance.devices.resolve_device`). The data stay on the CPU and
         each batch is moved there after the CPU-seeded shuffling and augmentation, so the
         sequence of batches is the same on every device. On CUDA, deterministic kernels are
-        requested (:func:`ginvariance.devices.deterministic`); the weights then match a
-        rerun on the same GPU, and a CPU run to float32 rounding, not bit for bit.
+        requested (:func:`ginvariance.devices.deterministic`), so that a rerun on the same
+        GPU repeats itself; a GPU run differs from a CPU run by float32 rounding, not bit for
+        bit (a tolerance not yet measured on a GPU).
 
     Returns
     -------
