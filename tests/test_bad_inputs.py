@@ -296,7 +296,7 @@ CLI_CASES: list[tuple[str, list[str], str, str]] = [
     ("no-model", ["measure", "--data", "{f}/ok.npz"], "--model", "--checkpoint"),
     (
         "unknown-model",
-        ["measure", "--model", "resnet", "--data", "{f}/ok.npz"],
+        ["measure", "--model", "vgg", "--data", "{f}/ok.npz"],
         "unknown model",
         "choose one of",
     ),
@@ -901,7 +901,7 @@ def _api_cases(files: Path, tmp: Path) -> list[tuple[str, Callable[[], object], 
         ),
         ("dataset-name", lambda: load_dataset("cifar10"), DataError),
         ("dataset-split", lambda: load_dataset("digits", "dev"), DataError),
-        ("model-name", lambda: build_model("resnet", (1, 8, 8), 10), ModelError),
+        ("model-name", lambda: build_model("vgg", (1, 8, 8), 10), ModelError),
         (
             "weights-mismatch",
             lambda: load_weights(files / "run" / "plain.safetensors", _mlp(3)),

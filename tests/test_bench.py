@@ -167,12 +167,40 @@ def test_cli_comparison_options_point_to_the_benchmark_script(
         ({"size": 10}, "--size"),
         ({"n": 1}, "--n"),
         ({"threads": (0,)}, "--threads"),
-        ({"model": "resnet"}, "--model"),
+        ({"model": "vgg"}, "--model"),
+        ({"model": "resnet", "width": 0}, "--width"),
+        ({"device": "tpu"}, "unknown device"),
     ],
 )
 def test_bad_config(changes: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         BenchConfig(**changes).check()
+        run_bench(BenchConfig(**changes))
+
+
+def test_tiny_resnet_bench_on_colour_images() -> None:
+    """``--model resnet --size 32``: 32×32×3 inputs, the floor ratios side by side, no
+    tmeasures (not a plain sequence of layers), one line saying so."""
+    cfg = BenchConfig(
+        size=32,
+        model="resnet",
+        width=2,
+        n=4,
+        threads=(1,),
+        rounds=1,
+        warmup=0,
+        naive_samples=2,
+        naive=False,
+        train=False,
+        rss_n=(),
+    )
+    result = json.loads(to_json(run_bench(cfg)))
+    assert result["config"]["sample_shape"] == [3, 32, 32]
+    assert result["config"]["width"] == 2 and result["config"]["device"] == "cpu"
+    (run,) = result["runs"]
+    assert {"suite_logit/forward", "suite/forward_backward"} <= set(run["targets"])
+    assert run["notes"]["tmeasures"].startswith("not run")
+    assert result["checks"]["floor_saliency_max_abs_diff"] <= 1e-5
 
 
 def test_cli_bad_size_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

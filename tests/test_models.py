@@ -361,7 +361,7 @@ def test_unconstrained_models_are_not_invariant(shape, group, dtype, digits_imag
 
 # -- bad input -------------------------------------------------------------------------------
 BAD_INPUT = [
-    ({"name": "resnet"}, ModelError, "unknown model 'resnet'; choose one of"),
+    ({"name": "vgg"}, ModelError, "unknown model 'vgg'; choose one of"),
     ({"name": "weight-tied"}, ModelError, "needs a group"),
     ({"name": "weight-tied", "group": "shift"}, ModelError, "symmetrize"),
     ({"name": "weight-tied", "sample_shape": (1, 40), "group": "c4"}, ModelError, "square"),

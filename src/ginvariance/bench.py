@@ -1,8 +1,10 @@
 """What measuring invariance costs, side by side with the model itself: ``ginv bench``.
 
-In one run, on the same model (the ``cnn`` of :mod:`ginvariance.models` by default, or its
-``mlp``; untrained, seeded), the same ``N`` seeded synthetic inputs (uniform in ``[0, 1]``,
-shape ``(1, s, s)``, ``s`` = 8 or 28) and the group ``c4``:
+Behind ``ginv bench`` and ``benchmarks/bench.py``. In one run, on the same model (the
+``cnn`` of :mod:`ginvariance.models` by default, its ``mlp``, or the ResNet-18-style
+``resnet``; untrained, seeded), the same ``N`` seeded synthetic inputs (uniform in
+``[0, 1]``, shape ``(1, s, s)`` for ``s`` = 8 or 28, ``(3, 32, 32)`` for ``s`` = 32) and the
+group ``c4``, on one device (``--device``, the CPU by default):
 
 ``suite`` / ``suite_logit``
     :func:`ginvariance.metrics.invariance_suite` with ``saliency=True`` (``pdi``, ``li``,
@@ -69,15 +71,24 @@ NUM_CLASSES = 10
 #: The most threads a bench runs at: far past the point where more threads help, and far
 #: below the counts at which OpenMP aborts the process (``--threads 100000``).
 MAX_THREADS = 256
-#: The models the benchmark can time: the study's flatten-head CNN (the default) and the
-#: MLP, whose cost per image is small enough that per-call overhead dominates a loop.
+#: The plain-sequence models the benchmark times (tmeasures can run them too): the study's
+#: flatten-head CNN (the default) and the MLP, whose cost per image is small enough that
+#: per-call overhead dominates a loop.
 BENCH_MODELS = ("cnn", "mlp")
+#: Every model the benchmark can time: also the ResNet-18-style ``resnet`` (residual, so
+#: not a plain sequence: no tmeasures comparison).
+TIMED_MODELS = (*BENCH_MODELS, "resnet")
+#: Image sides and the sample shape of each: MNIST-like grey images, CIFAR-like colour.
+BENCH_SHAPES = {8: (1, 8, 8), 28: (1, 28, 28), 32: (3, 32, 32)}
+#: First-stage channels of the benchmarked ``resnet`` unless ``--width`` says otherwise:
+#: a quarter of ResNet-18's 64, so that a bench at N = 1000 fits on a few CPU cores.
+BENCH_RESNET_WIDTH = 16
 
 
 def check_bench_model(name: str) -> None:
-    """Raise :class:`ConfigError` unless ``name`` is one of :data:`BENCH_MODELS`."""
-    if name not in BENCH_MODELS:
-        raise ConfigError(f"unknown --model {name!r}; choose one of: {', '.join(BENCH_MODELS)}")
+    """Raise :class:`ConfigError` unless ``name`` is one of :data:`TIMED_MODELS`."""
+    if name not in TIMED_MODELS:
+        raise ConfigError(f"unknown --model {name!r}; choose one of: {', '.join(TIMED_MODELS)}")
 
 
 class BenchCheckError(GinvarianceError):
@@ -91,9 +102,15 @@ class BenchConfig:
     Attributes
     ----------
     size:
-        Side of the square images, 8 or 28.
+        Side of the square images, 8 or 28 (one channel) or 32 (three channels).
     model:
-        ``cnn`` or ``mlp`` (:data:`BENCH_MODELS`).
+        ``cnn``, ``mlp`` or ``resnet`` (:data:`TIMED_MODELS`).
+    width:
+        The model's width (``None``: its default; ``resnet``: :data:`BENCH_RESNET_WIDTH`).
+    device:
+        Where the model and the data live (``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``auto``).
+    precision:
+        ``fp32``, or ``bf16`` / ``fp16`` for the suite's forward under autocast.
     n:
         Number of samples ``N`` (the orbit has ``4·N`` images).
     threads:
@@ -121,11 +138,18 @@ class BenchConfig:
     rss_n: tuple[int, ...] = (10_000, 100_000)
     rss_chunk: int = 1000
     chunk_size: int | None = None
+    width: int | None = None
+    device: str = "cpu"
+    precision: str = "fp32"
 
     def check(self) -> None:
-        if self.size not in (8, 28):
-            raise ConfigError(f"--size must be 8 or 28, got {self.size}")
+        if self.size not in BENCH_SHAPES:
+            raise ConfigError(
+                f"--size must be 8 or 28 (grey images) or 32 (colour), got {self.size}"
+            )
         check_bench_model(self.model)
+        if self.width is not None and self.width < 1:
+            raise ConfigError(f"--width must be a positive integer, got {self.width}")
         if self.n < 2:
             raise ConfigError(f"--n must be at least 2 samples, got {self.n}")
         if not self.threads or any(t < 1 for t in self.threads):
@@ -143,13 +167,19 @@ class BenchConfig:
 
 
 # -- model and data ------------------------------------------------------------------------
-def build_bench_model(name: str, size: int, seed: int = 0) -> nn.Module:
-    """Model ``name`` of :data:`BENCH_MODELS` for ``(1, size, size)`` inputs and 10 classes,
-    seeded, in eval mode."""
-    from ginvariance.models import build_seeded_model
+def build_bench_model(name: str, size: int, seed: int = 0, width: int | None = None) -> nn.Module:
+    """Model ``name`` of :data:`TIMED_MODELS` for :data:`BENCH_SHAPES` ``[size]`` inputs and
+    10 classes, seeded, in eval mode (``resnet``: :data:`BENCH_RESNET_WIDTH` channels unless
+    ``width`` says otherwise)."""
+    from ginvariance.models import build_model
+    from ginvariance.seeds import seeded
 
     check_bench_model(name)
-    return build_seeded_model(name, (1, size, size), NUM_CLASSES, seed=seed).eval()
+    if width is None and name == "resnet":
+        width = BENCH_RESNET_WIDTH
+    with seeded(seed):
+        model = build_model(name, BENCH_SHAPES.get(size, (1, size, size)), NUM_CLASSES, width=width)
+    return model.eval()
 
 
 def build_cnn(size: int, seed: int = 0) -> nn.Module:
@@ -160,14 +190,15 @@ def build_cnn(size: int, seed: int = 0) -> nn.Module:
 def synthetic_data(
     n: int, size: int, seed: int = 0, start: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Seeded synthetic inputs ``(n, 1, size, size)`` uniform in [0, 1] and labels ``(n,)``.
+    """Seeded synthetic inputs ``(n, *BENCH_SHAPES[size])`` uniform in [0, 1] and labels
+    ``(n,)`` (``(n, 1, size, size)`` for a side not in :data:`BENCH_SHAPES`).
 
     ``start`` picks a later block of the same stream, so that chunks can be generated
     one at a time (chunk ``k`` of size ``c`` is ``synthetic_data(c, size, seed, k·c)``
     with its own generator seeded by ``(seed, start)``).
     """
     gen = torch.Generator().manual_seed(seed * 1_000_003 + start)
-    x = torch.rand(n, 1, size, size, generator=gen)
+    x = torch.rand(n, *BENCH_SHAPES.get(size, (1, size, size)), generator=gen)
     y = torch.randint(0, NUM_CLASSES, (n,), generator=gen)
     return x, y
 
@@ -308,14 +339,16 @@ def train_step_times(
     """
     xb, yb = x[: cfg.train_batch], y[: cfg.train_batch]
     gen = torch.Generator().manual_seed(cfg.seed)
+    sync = _synchronizer(x.device)
 
     def make_step(kind: str) -> Callable[[], None]:
-        model = build_bench_model(cfg.model, size, cfg.seed).train()
+        model = build_bench_model(cfg.model, size, cfg.seed, cfg.width).train().to(x.device)
         step = make_train_step(model, group, kind, xb, yb, gen)
 
         def steps() -> None:
             for _ in range(cfg.train_steps):
                 step()
+            sync()
 
         return steps
 
@@ -339,16 +372,27 @@ def _vm_hwm_bytes() -> int:
 
 
 def rss_probe(
-    size: int, n: int, chunk: int, threads: int, seed: int = 0, model_name: str = "cnn"
+    size: int,
+    n: int,
+    chunk: int,
+    threads: int,
+    seed: int = 0,
+    model_name: str = "cnn",
+    width: int | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Stream ``n`` synthetic inputs through :class:`InvarianceMetrics` (with ``sis``).
 
     Meant to run in a fresh process (see :func:`measure_rss`). The inputs are generated
     ``chunk`` at a time, so that the process holds one chunk of data, not ``n`` samples:
-    its peak memory is the suite's. Returns the peak after the first chunk and at the end.
+    its peak memory is the suite's. Returns the peak after the first chunk and at the end
+    (on CUDA also the peak of allocated device memory, ``peak_cuda_bytes``).
     """
+    from ginvariance.devices import resolve_device
+
     torch.set_num_threads(threads)
-    model = build_bench_model(model_name, size, seed)
+    where = resolve_device(device)
+    model = build_bench_model(model_name, size, seed, width).to(where)
     metric = InvarianceMetrics(model, "c4", saliency=True)
     first = 0
     began = time.perf_counter()
@@ -358,22 +402,33 @@ def rss_probe(
         if k == 0:
             first = _vm_hwm_bytes()
     result = metric.compute()
-    return {
+    out = {
         "n": n,
         "peak_rss_bytes": _vm_hwm_bytes(),
         "peak_rss_after_first_chunk_bytes": first,
         "seconds": time.perf_counter() - began,
         "pdi": float(result["pdi"]),
     }
+    if where.type == "cuda":
+        out["peak_cuda_bytes"] = torch.cuda.max_memory_allocated(where)
+    return out
 
 
 def measure_rss(
-    size: int, n: int, chunk: int, threads: int, seed: int = 0, model_name: str = "cnn"
+    size: int,
+    n: int,
+    chunk: int,
+    threads: int,
+    seed: int = 0,
+    model_name: str = "cnn",
+    width: int | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Run :func:`rss_probe` in a fresh python process and return its result."""
+    args = f"{size}, {n}, {chunk}, {threads}, {seed}, {model_name!r}, {width!r}, {device!r}"
     code = (
         "import json; from ginvariance.bench import rss_probe; "
-        f"print(json.dumps(rss_probe({size}, {n}, {chunk}, {threads}, {seed}, {model_name!r})))"
+        f"print(json.dumps(rss_probe({args})))"
     )
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
@@ -425,13 +480,27 @@ class BenchSetup:
 
 
 def bench_setup(cfg: BenchConfig) -> BenchSetup:
-    """Check ``cfg`` and build its seeded model, ``N`` synthetic inputs, group and chunk."""
+    """Check ``cfg`` and build its seeded model, ``N`` synthetic inputs, group and chunk, the
+    model and the data on ``cfg.device``."""
+    from ginvariance.devices import check_precision, resolve_device
+
     cfg.check()
-    sample_shape = (1, cfg.size, cfg.size)
+    device = resolve_device(cfg.device)
+    check_precision(cfg.precision, device)
+    sample_shape = BENCH_SHAPES[cfg.size]
     group = get_group(cfg.group, sample_shape)
     x, y = synthetic_data(cfg.n, cfg.size, cfg.seed)
     chunk = min(cfg.chunk_size or chunk_size_for(group, sample_shape, x.dtype), cfg.n)
-    return BenchSetup(build_bench_model(cfg.model, cfg.size, cfg.seed), x, y, group, chunk)
+    model = build_bench_model(cfg.model, cfg.size, cfg.seed, cfg.width).to(device)
+    return BenchSetup(model, x.to(device), y.to(device), group, chunk)
+
+
+def _synchronizer(device: torch.device) -> Callable[[], None]:
+    """A function that waits for ``device``'s queued work (CUDA runs asynchronously: a time
+    taken without it would be the time to queue the kernels)."""
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
 
 
 def _one_thread_count(
@@ -444,18 +513,40 @@ def _one_thread_count(
     orbits = [group.orbit(x[r]) for r in rows]
     orbit_labels = [y[r].repeat(n) for r in rows]
 
+    from ginvariance.devices import autocast, check_precision
+
+    amp = check_precision(cfg.precision, x.device)
+    sync = _synchronizer(x.device)
+
     def suite() -> None:
-        invariance_suite(model, x, group, y, saliency=True, chunk_size=chunk)
+        invariance_suite(model, x, group, y, saliency=True, chunk_size=chunk, precision=amp)
 
     def suite_logit() -> None:
-        invariance_suite(model, x, group, y, saliency=False, chunk_size=chunk)
+        invariance_suite(model, x, group, y, saliency=False, chunk_size=chunk, precision=amp)
+
+    def floor(fn: Callable[[], object]) -> Callable[[], None]:
+        def run() -> None:
+            with autocast(x.device, amp):  # the bare model under the suite's precision
+                fn()
+            sync()
+
+        return run
+
+    def synced(fn: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            fn()
+            sync()
+
+        return run
 
     fns: dict[str, Callable[[], object]] = {
-        "suite": suite,
-        "suite_logit": suite_logit,
-        "forward": lambda: _forward(model, orbits),
-        "forward_backward": lambda: _forward_backward(model, orbits, n),
-        "forward_backward_params": lambda: _forward_backward_params(model, orbits, orbit_labels),
+        "suite": synced(suite),
+        "suite_logit": synced(suite_logit),
+        "forward": floor(lambda: _forward(model, orbits)),
+        "forward_backward": floor(lambda: _forward_backward(model, orbits, n)),
+        "forward_backward_params": floor(
+            lambda: _forward_backward_params(model, orbits, orbit_labels)
+        ),
     }
     progress.start(cfg.rounds + cfg.warmup, f"suite and floor, {threads} thread(s)")
     times = interleaved_times(fns, cfg.rounds, cfg.warmup)
@@ -496,6 +587,8 @@ def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> dict[str, A
     progress = ensure_progress(progress)
     threads_before = torch.get_num_threads()
     model, x, y, group, chunk = setup.model, setup.x, setup.y, setup.group, setup.chunk
+    sample_shape = BENCH_SHAPES[cfg.size]
+    device = x.device
     machine = machine_info()
 
     # -- numbers first: every implementation must agree before anything is timed --------
@@ -534,7 +627,18 @@ def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> dict[str, A
         progress.start(len(cfg.rss_n), "peak memory (fresh processes)")
         probes = []
         for count in cfg.rss_n:
-            probes.append(measure_rss(cfg.size, count, cfg.rss_chunk, threads, cfg.seed, cfg.model))
+            probes.append(
+                measure_rss(
+                    cfg.size,
+                    count,
+                    cfg.rss_chunk,
+                    threads,
+                    cfg.seed,
+                    cfg.model,
+                    cfg.width,
+                    str(device),
+                )
+            )
             progress.advance(1)
         progress.finish()
         memory = {"threads": threads, "chunk": cfg.rss_chunk, "probes": probes}
@@ -549,6 +653,14 @@ def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> dict[str, A
     config["chunk_size"] = chunk
     config["data"] = "synthetic uniform [0, 1], seeded"
     config["dtype"] = "float32"
+    config["sample_shape"] = list(sample_shape)
+    config["device"] = str(device)
+    config["device_name"] = (
+        torch.cuda.get_device_name(device) if device.type == "cuda" else machine["cpu"]
+    )
+    config["parameters"] = sum(p.numel() for p in model.parameters())
+    if cfg.model == "resnet":
+        config["width"] = cfg.width or BENCH_RESNET_WIDTH
     return {
         "machine": machine,
         "load_average_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
@@ -567,6 +679,8 @@ def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> dict[str, A
 
 __all__ = [
     "BENCH_MODELS",
+    "BENCH_SHAPES",
+    "TIMED_MODELS",
     "BenchCheckError",
     "BenchConfig",
     "BenchSetup",

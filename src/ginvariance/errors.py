@@ -39,6 +39,11 @@ class ConfigError(GinvarianceError, ValueError):
     """An option has a value that is out of range or unknown (mode, lambda, chunk size, ...)."""
 
 
+class DeviceError(ConfigError):
+    """A device that does not exist or is not available, a precision it cannot run, or a
+    model whose parameters sit on several devices."""
+
+
 class OutputError(GinvarianceError, OSError):
     """An output folder or file cannot be written, or would overwrite other results."""
 
@@ -62,6 +67,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "DataError",
+    "DeviceError",
     "GinvarianceError",
     "GinvarianceWarning",
     "GroupActionError",

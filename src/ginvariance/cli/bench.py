@@ -106,11 +106,28 @@ def bench_table(result: dict[str, Any], rows: list[tuple[str, str, str | None]] 
 @app.command("bench", short_help="What measuring costs, next to the bare model.")
 def bench(
     size: Annotated[
-        int, typer.Option(help="Image side: 8 (digits-sized) or 28 (MNIST-sized).")
+        int,
+        typer.Option(
+            help="Image side: 8 (digits-sized), 28 (MNIST-sized) or 32 (CIFAR-sized, RGB)."
+        ),
     ] = 8,
     model: Annotated[
-        str, typer.Option(help="Model to time: cnn (the study's) or mlp (overhead-bound).")
+        str,
+        typer.Option(
+            help="Model to time: cnn (the study's), mlp (overhead-bound) or resnet "
+            "(ResNet-18 layout)."
+        ),
     ] = "cnn",
+    width: Annotated[
+        int | None,
+        typer.Option(min=1, help="The model's width (resnet: first-stage channels, default 16)."),
+    ] = None,
+    device: Annotated[
+        str, typer.Option(help="auto, cpu, cuda, cuda:N or mps (auto: CUDA when available).")
+    ] = "cpu",
+    precision: Annotated[
+        str, typer.Option(help="fp32, or bf16 / fp16 for the forward under autocast.")
+    ] = "fp32",
     n: Annotated[
         int, typer.Option("--n", min=1, help="Number of samples N (the orbit has 4·N).")
     ] = 1000,
@@ -160,6 +177,9 @@ def bench(
     cfg = BenchConfig(
         size=size,
         model=model,
+        width=width,
+        device=device,
+        precision=precision,
         n=n,
         threads=threads,
         rounds=rounds,

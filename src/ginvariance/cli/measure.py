@@ -46,7 +46,11 @@ def load_data(
         raise ConfigError("give exactly one of --dataset NAME (e.g. digits) or --data FILE.npz")
     if not math.isfinite(max_data_gib) or max_data_gib <= 0:
         raise ConfigError(f"--max-data-gib must be a positive number, got {max_data_gib}")
-    if data is not None:
+    if data is not None and data.is_dir():  # a folder of class folders of images
+        from ginvariance.data.images import load_image_folder
+
+        ds = load_image_folder(data)
+    elif data is not None:
         ds = load_npz(data, max_bytes=max(1, int(max_data_gib * 2**30)))
     else:
         ds = load_dataset(dataset or "", split, root=root)
@@ -135,7 +139,7 @@ def build_measured_model(
 
     if model_spec is None and checkpoint is None:
         raise ModelError(
-            "give --model MODULE:CALLABLE (or a built-in name: mlp, cnn, weight-tied), "
+            "give --model MODULE:CALLABLE (or a built-in name: mlp, cnn, weight-tied, resnet), "
             "or --checkpoint FILE.safetensors written by 'ginv train'"
         )
     if model_spec is None:
@@ -223,7 +227,8 @@ def measure_command(
         typer.Option(
             "--model",
             help="MODULE:CALLABLE or path/to/file.py:CALLABLE returning an nn.Module (runs "
-            "your own code: trusted modules only), or a built-in name: mlp, cnn, weight-tied.",
+            "your own code: trusted modules only), or a built-in name: mlp, cnn, weight-tied, "
+            "resnet.",
         ),
     ] = None,
     checkpoint: Annotated[
@@ -232,7 +237,11 @@ def measure_command(
     ] = None,
     dataset: Annotated[str | None, typer.Option(help=DATASET_HELP)] = None,
     data: Annotated[
-        Path | None, typer.Option(help="An .npz file with arrays x (N, *S) and y (N,).")
+        Path | None,
+        typer.Option(
+            help="An .npz file with arrays x (N, *S) and y (N,), or a folder of PNG/JPEG "
+            "images arranged by class (DIR/CLASS/IMAGE.png)."
+        ),
     ] = None,
     root: Annotated[
         Path | None,
@@ -290,17 +299,27 @@ def measure_command(
             "(checked from its headers first)."
         ),
     ] = 4.0,
+    device: Annotated[
+        str, typer.Option(help="auto, cpu, cuda, cuda:N or mps (auto: CUDA when available).")
+    ] = "auto",
+    precision: Annotated[
+        str,
+        typer.Option(help="fp32, or bf16 / fp16: the forward under autocast (sums stay float64)."),
+    ] = "fp32",
 ) -> None:
     """Measure how genuinely invariant a model is: pdi, li, sis and orbit accuracy."""
     import torch
 
     from ginvariance.data.shifts import DEFAULT_SHIFTS, get_shift
+    from ginvariance.devices import check_precision, resolve_device
     from ginvariance.groups import get_group
     from ginvariance.io import atomic_write_json, to_json
     from ginvariance.metrics import measure
     from ginvariance.seeds import seeded
     from ginvariance.usercode import user_code
 
+    where = resolve_device(device)
+    check_precision(precision, where)
     if output is not None:
         check_output(output, {"--data": data, "--checkpoint": checkpoint})
     shifts = list(dict.fromkeys(name for names in shift or [] for name in names))
@@ -336,10 +355,12 @@ def measure_command(
                 model, checkpoint, sample_shape, k, group, classes_from=classes_from
             )
         torch_dtype = getattr(torch, value(dtype))
-        net = net.to(torch_dtype)
+        net = net.to(torch_dtype).to(where)
         x = ds.x.to(torch_dtype)
         if x.shape[0] == 0:
             raise DataError("the data set is empty; pass at least one sample")
+        if where.type == "cuda":  # chunks are copied to the GPU without blocking
+            x = x.pin_memory()
         report = measure(
             net,
             (x, ds.y),
@@ -350,6 +371,7 @@ def measure_command(
             chunk_size=chunk_size,
             seed=seed,
             progress=RichProgress(enabled=not json_out),
+            precision=precision,
         )
     result = report.to_dict()
     if output is not None:

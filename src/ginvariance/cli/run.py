@@ -100,6 +100,9 @@ def run_command(
         ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print results.json.")] = False,
+    device: Annotated[
+        str, typer.Option(help="auto, cpu, cuda, cuda:N or mps (auto: CUDA when available).")
+    ] = "auto",
 ) -> None:
     """Train the study's models on 3 seeds, measure them, and judge the claims with intervals."""
     from ginvariance.experiments import REPORT_FILE, StudyConfig, load_saliency, run_study
@@ -116,6 +119,9 @@ def run_command(
         epochs=epochs,
     )
     config.resolved()
+    from ginvariance.devices import resolve_device
+
+    where = resolve_device(device)  # an unknown or absent device fails before any file
     with output_folder(out):  # one lock for the study and its report
         results = run_study(
             config,
@@ -123,6 +129,7 @@ def run_command(
             force=force,
             progress=RichProgress(enabled=not json_out),
             jobs=jobs or usable_cores(),
+            device=where,
         )
         render_report(results, out, load_saliency(out))
     if json_out:

@@ -145,6 +145,10 @@ def sweep_command(
             help="Resume the interrupted sweep in --out (it is resumed anyway if there).",
         ),
     ] = False,
+    gpus_per_trial: Annotated[
+        float,
+        typer.Option(help="GPUs per trial (Tune's resources_per_trial; 0.25 shares one by four)."),
+    ] = 0.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print sweep.json.")] = False,
 ) -> None:
     """Sweep λ (and seeds, groups, models, data sets) on Ray Tune; aggregate with 95 % CIs."""
@@ -173,6 +177,7 @@ def sweep_command(
         num_cpus=num_cpus,
         resume=resume,
         progress=RichProgress(enabled=not json_out),
+        gpus_per_trial=gpus_per_trial,
     )
     render_sweep(summary, out)
     if json_out:

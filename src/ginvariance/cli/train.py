@@ -84,11 +84,16 @@ def train_command(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the final metrics as JSON.")
     ] = False,
+    device: Annotated[
+        str, typer.Option(help="auto, cpu, cuda, cuda:N or mps (auto: CUDA when available).")
+    ] = "auto",
 ) -> None:
     """Train one model and checkpoint it after every epoch (safetensors + JSON sidecar)."""
+    from ginvariance.devices import resolve_device
     from ginvariance.training import TrainConfig, train
 
     chosen = merge_alias(method, Method.plain, mode, "--mode", "--method")
+    where = resolve_device(device)  # an unknown or absent device fails before any file
     config = TrainConfig(
         mode=value(chosen),
         model=model,
@@ -114,6 +119,7 @@ def train_command(
         progress=RichProgress(enabled=not json_out),
         name=name,
         overwrite=force,
+        device=where,
     )
     metrics: dict[str, Any] = dict(result.metrics)
     if json_out:

@@ -428,6 +428,9 @@ def _forward_seconds(model: Any, x: Any, repeats: int = 3) -> float:
 
     import torch
 
+    from ginvariance.devices import model_device
+
+    x = x.to(model_device(model))
     times = []
     with torch.no_grad():
         for _ in range(repeats):
@@ -475,6 +478,7 @@ def _train_and_measure(
     group: Any,
     reference: Any,
     progress: Progress | None,
+    device: Any = None,
 ) -> dict[str, tuple[dict[str, Any], np.ndarray, dict[str, float]]]:
     """Train (or resume) one model of one seed and measure it.
 
@@ -492,6 +496,7 @@ def _train_and_measure(
         overwrite=action == "overwrite",
         progress=progress,
         name=mode,
+        device=device,
     )
     nets = {mode: result.model}
     if mode == "augmented":
@@ -590,6 +595,7 @@ def run_study(
     force: bool = False,
     progress: Progress | None = None,
     jobs: int = 1,
+    device: Any = None,
 ) -> dict[str, Any]:
     """Run the whole study and write ``DIR/results.json`` and ``DIR/saliency.npz``.
 
@@ -616,6 +622,10 @@ def run_study(
         (``torch.set_num_threads(1)`` for the study, restored afterwards), so the results
         are the same for every ``jobs`` and every machine's core count; ``jobs`` equal to
         the number of cores uses them all.
+    device:
+        Where to train and measure (``None``: the CPU; see
+        :func:`ginvariance.devices.resolve_device`). Not part of the configuration: the
+        results of a GPU run match a CPU run to float32 rounding, not bit for bit.
 
     Returns
     -------
@@ -636,10 +646,12 @@ def run_study(
     """
 
     from ginvariance.data import get_shift, load_dataset
+    from ginvariance.devices import resolve_device
     from ginvariance.folder import output_folder
     from ginvariance.groups import get_group
 
     began = time.perf_counter()
+    where = resolve_device("cpu" if device is None else device)
     given = config
     config = config.resolved()
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
@@ -660,7 +672,9 @@ def run_study(
         tc = config.train_config(mode, config.seeds[0])
         build_model(tc.model_name, tuple(test_set.sample_shape), test_set.num_classes, group=group)
     with output_folder(out_dir):  # locked for the run; only ginv's own files replaced
-        return _run_study(config, Path(out_dir), test_set, group, force, progress, began, jobs)
+        return _run_study(
+            config, Path(out_dir), test_set, group, force, progress, began, jobs, where
+        )
 
 
 def _run_study(
@@ -672,6 +686,7 @@ def _run_study(
     progress: Progress | None,
     began: float,
     jobs: int,
+    device: Any = None,
 ) -> dict[str, Any]:
     import torch
 
@@ -707,6 +722,7 @@ def _run_study(
             group,
             reference,
             task_progress,
+            device,
         )
 
     threads_before = torch.get_num_threads()

@@ -96,7 +96,7 @@ def _tune_trainable(params: dict[str, Any]) -> None:
     torch.set_num_threads(int(params.get("threads", 1)))
     config = SweepConfig.from_dict(params["sweep"])
     trial = Trial(**params["trial"])
-    results = run_trial(config, trial, params["out"])
+    results = run_trial(config, trial, params["out"], device=str(params.get("device", "cpu")))
     entry = results["models"][trial.mode]
     metrics: dict[str, float] = {}
     for cond, values in [("id", entry["id"]), *entry["shift"].items()]:
@@ -277,6 +277,7 @@ def run_sweep(
     cpus_per_trial: int = 1,
     resume: bool = False,
     progress: Progress | None = None,
+    gpus_per_trial: float = 0,
 ) -> dict[str, Any]:
     """Run the grid of ``config`` on Ray Tune and aggregate it into ``sweep.json``.
 
@@ -295,6 +296,11 @@ def run_sweep(
         used as it is.
     cpus_per_trial:
         CPUs (and torch threads) per trial; trials run in parallel on the rest.
+    gpus_per_trial:
+        GPUs per trial (Tune's ``resources_per_trial``: ``tune.with_resources(trainable,
+        {"cpu": cpus_per_trial, "gpu": gpus_per_trial})``); a fraction such as 0.25 packs four
+        trials on one GPU. With GPUs each trial trains and measures on ``cuda`` (the GPU Ray
+        assigned it, through ``CUDA_VISIBLE_DEVICES``); 0 keeps every trial on the CPU.
     resume:
         Require an experiment to resume in ``out_dir`` (without it one is resumed when present).
     progress:
@@ -325,6 +331,10 @@ def run_sweep(
         raise ConfigError(f"cpus_per_trial must be a positive integer, got {cpus_per_trial!r}")
     if cpus_per_trial < 1:
         raise ConfigError(f"cpus_per_trial must be a positive integer, got {cpus_per_trial!r}")
+    if isinstance(gpus_per_trial, bool) or not isinstance(gpus_per_trial, int | float):
+        raise ConfigError(f"gpus_per_trial must be a number ≥ 0, got {gpus_per_trial!r}")
+    if not (0 <= gpus_per_trial < float("inf")):
+        raise ConfigError(f"gpus_per_trial must be a number ≥ 0, got {gpus_per_trial!r}")
     if num_cpus is not None and (
         isinstance(num_cpus, bool) or not isinstance(num_cpus, int) or num_cpus < 1
     ):
@@ -376,7 +386,11 @@ def run_sweep(
             "out": str(out),
             "threads": cpus_per_trial,
         }
-        trainable = tune.with_resources(_tune_trainable, {"cpu": cpus_per_trial})
+        resources: dict[str, float] = {"cpu": cpus_per_trial}
+        if gpus_per_trial > 0:  # resources_per_trial: the trial runs on the GPU Ray gives it
+            resources["gpu"] = gpus_per_trial
+            param_space["device"] = "cuda"
+        trainable = tune.with_resources(_tune_trainable, resources)
         if restorable:
             tuner = tune.Tuner.restore(
                 str(exp_dir), trainable, resume_errored=True, param_space=param_space

@@ -59,8 +59,12 @@ def run_trial(
     out_dir: str | Path,
     *,
     progress: Progress | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Train and measure one trial; write ``DIR/trials/<key>/results.json`` atomically.
+
+    ``device``: where the trial trains and measures (a trial given GPUs by Ray sees them as
+    ``cuda``).
 
     A trial whose ``results.json`` holds the same configuration is returned as it is; one
     with a checkpoint of the same configuration continues from its last epoch.
@@ -100,6 +104,7 @@ def run_trial(
         resume=checkpoint.exists(),
         progress=progress,
         name=trial.mode,
+        device=device,
     )
     dtype = getattr(torch, config.dtype)
     n = config.n_measure or len(test.y)

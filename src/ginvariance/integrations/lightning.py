@@ -58,6 +58,17 @@ def _split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     )
 
 
+def _sampler_indices(trainer: Trainer) -> list[int] | None:
+    """The data set indices that the first validation dataloader's ``DistributedSampler``
+    gives this process, in order; ``None`` when it has no such sampler."""
+    loaders = trainer.val_dataloaders
+    loader = loaders[0] if isinstance(loaders, list | tuple) and loaders else loaders
+    sampler = getattr(loader, "sampler", None)
+    if sampler is None or not hasattr(sampler, "num_replicas"):
+        return None
+    return [int(i) for i in sampler]
+
+
 class InvarianceMonitor(Callback):
     """Log ``pdi``, ``li``, ``sis`` (and accuracies) of the module at each validation epoch.
 
@@ -73,8 +84,13 @@ class InvarianceMonitor(Callback):
 
     ``pl_module(x)`` must return ``(B, K)`` logits. The sanity-check validation run is
     skipped. Lightning logs the values as float32 tensors; the full-precision results are
-    kept in :attr:`history` (one dict per measured epoch) and :attr:`last`. Under
-    distributed training every process measures the samples it saw.
+    kept in :attr:`history` (one dict per measured epoch) and :attr:`last`.
+
+    Under distributed training (``strategy="ddp"``) each process keeps the first
+    ``max_samples`` samples of its own shard; at the epoch's end the processes exchange
+    them (``all_gather_object``), put them back in the data set's order (the indices of a
+    ``DistributedSampler``, its padding duplicates dropped) and every process measures the
+    same set: the logged numbers are those of one process measuring those samples.
 
     Parameters
     ----------
@@ -127,6 +143,7 @@ class InvarianceMonitor(Callback):
         self._y: list[torch.Tensor] = []
         self._seen = 0
         self._labelled = True
+        self._indices: list[int] | None = None
 
     @property
     def last(self) -> dict[str, Any] | None:
@@ -135,9 +152,12 @@ class InvarianceMonitor(Callback):
 
     def _reset(self) -> None:
         self._x, self._y, self._seen, self._labelled = [], [], 0, True
+        self._indices = None
 
     def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._reset()
+        if trainer.world_size > 1:
+            self._indices = _sampler_indices(trainer)
 
     def on_validation_batch_end(
         self,
@@ -168,6 +188,7 @@ class InvarianceMonitor(Callback):
         with torch.inference_mode(False), torch.enable_grad():
             x = torch.cat(self._x).clone()
             y = torch.cat(self._y).clone() if self._labelled and self._y else None
+            x, y = self._gather(x, y)
             report = measure(
                 pl_module,
                 (x, y) if y is not None else x,
@@ -179,6 +200,28 @@ class InvarianceMonitor(Callback):
                 seed=self.seed,
             )
         return report.to_dict()
+
+    def _gather(
+        self, x: torch.Tensor, y: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Every process's samples, in the data set's order (one process: ``x, y``)."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return x, y
+        index = None if self._indices is None else self._indices[: x.shape[0]]
+        mine = (x.cpu(), None if y is None else y.cpu(), index)
+        parts: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(parts, mine)
+        xs = torch.cat([p[0] for p in parts])
+        ys = None if any(p[1] is None for p in parts) else torch.cat([p[1] for p in parts])
+        if all(p[2] is not None and len(p[2]) == len(p[0]) for p in parts):
+            order: dict[int, int] = {}  # global index → first row holding it
+            for row, i in enumerate(i for p in parts for i in p[2]):
+                order.setdefault(int(i), row)
+            rows = torch.tensor([order[i] for i in sorted(order)], dtype=torch.long)
+            xs, ys = xs[rows], None if ys is None else ys[rows]
+        return xs.to(x.device), None if ys is None or y is None else ys.to(y.device)
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking or not self._x:

@@ -46,7 +46,6 @@ from ginvariance.errors import DataError, LabelError, ModelError, UndefinedMeasu
 from ginvariance.groups import Group, get_group
 from ginvariance.keys import MEASURE_KEYS
 from ginvariance.metrics.orbit import (
-    DEFAULT_MEMORY_BUDGET,
     Model,
     OrbitOutputs,
     check_inputs,
@@ -341,14 +340,14 @@ def orbit_statistics(
     """
     logits = out.logits
     n, b = logits.shape[0], logits.shape[1]
-    f64 = torch.float64
+    f64, dev = torch.float64, logits.device  # the sums stay on the logits' device
     z = logits.to(f64)
-    shift = z.mean(dim=(0, 1)) if li_shift is None else li_shift.to(f64).expand(z.shape[-1])
+    shift = z.mean(dim=(0, 1)) if li_shift is None else li_shift.to(dev, f64).expand(z.shape[-1])
     zc = z - shift
     stats = OrbitStatistics(
-        count=torch.tensor(float(b), dtype=f64),
-        order=torch.tensor(float(n), dtype=f64),
-        logit_eps=torch.tensor(torch.finfo(logits.dtype).eps, dtype=f64),
+        count=torch.tensor(float(b), dtype=f64, device=dev),
+        order=torch.tensor(float(n), dtype=f64, device=dev),
+        logit_eps=torch.tensor(torch.finfo(logits.dtype).eps, dtype=f64, device=dev),
         pdi_sum=pdi_per_sample(z).sum(),  # from float64 logits: no float32 rounding
         li_within=((z - z.mean(0, keepdim=True)) ** 2).sum(),
         li_shift=shift.clone(),
@@ -358,13 +357,13 @@ def orbit_statistics(
     )
     if out.saliency is not None:
         stats.sis_sum = sis_per_sample(out.saliency).to(f64).sum()
-        stats.sis_count = torch.tensor(float(b), dtype=f64)
+        stats.sis_count = torch.tensor(float(b), dtype=f64, device=dev)
         stats.sis_nonzero = saliency_nonzero(out.saliency).to(f64).sum()
     if y is not None:
-        correct = correct_per_element(logits, y)
+        correct = correct_per_element(logits, y.to(dev))
         stats.correct = correct[0].to(f64).sum()
         stats.orbit_correct = correct.to(f64).mean(0).sum()
-        stats.labelled = torch.tensor(float(b), dtype=f64)
+        stats.labelled = torch.tensor(float(b), dtype=f64, device=dev)
     return stats
 
 
@@ -482,20 +481,29 @@ def statistics(
     *,
     saliency: bool = True,
     chunk_size: int | None = None,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    memory_budget: int | None = None,
     li_shift: torch.Tensor | None = None,
+    precision: torch.dtype | None = None,
 ) -> OrbitStatistics:
     """Summed statistics of the whole of ``x``, chunk by chunk, in eval mode.
 
     ``li_shift`` centres ``li``'s sums (see :func:`orbit_statistics`); by default the first
-    chunk's mean logit, and every later chunk uses the same.
+    chunk's mean logit, and every later chunk uses the same. Each chunk runs on the model's
+    device (``memory_budget`` ``None``: that device's budget), under autocast in
+    ``precision`` when given; the sums are float64 on that device.
     """
     check_inputs(x, y)
     group = get_group(group, tuple(x.shape[1:]))
     total: OrbitStatistics | None = None
     with eval_mode(model):
         for rows, out in iter_orbit_passes(
-            model, x, group, saliency=saliency, chunk_size=chunk_size, memory_budget=memory_budget
+            model,
+            x,
+            group,
+            saliency=saliency,
+            chunk_size=chunk_size,
+            memory_budget=memory_budget,
+            precision=precision,
         ):
             part_y = None
             if y is not None:
@@ -515,7 +523,8 @@ def invariance_suite(
     *,
     saliency: bool = True,
     chunk_size: int | None = None,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    memory_budget: int | None = None,
+    precision: torch.dtype | None = None,
 ) -> dict[str, float | None]:
     """All measures from one forward (and one backward, for ``sis``) over the orbit.
 
@@ -531,6 +540,7 @@ def invariance_suite(
             saliency=saliency,
             chunk_size=chunk_size,
             memory_budget=memory_budget,
+            precision=precision,
         )
     )
 

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 from ginvariance.errors import DataError
 from ginvariance.groups import Group, get_group
 from ginvariance.metrics.functional import finalize, merge_statistics, statistics
-from ginvariance.metrics.orbit import DEFAULT_MEMORY_BUDGET, Model
+from ginvariance.metrics.orbit import Model
 from ginvariance.progress import Progress, ensure_progress
 from ginvariance.seeds import check_seed
 
@@ -133,9 +133,10 @@ def measure(
     shift_reference: Any = None,
     saliency: bool = True,
     chunk_size: int | None = None,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    memory_budget: int | None = None,
     seed: int = 0,
     progress: Progress | None = None,
+    precision: str = "fp32",
 ) -> InvarianceReport:
     """Measure how genuinely invariant ``model`` is to ``group`` on ``data``.
 
@@ -166,13 +167,25 @@ def measure(
     saliency:
         Also compute ``sis`` (one backward pass over each orbit chunk).
     chunk_size, memory_budget:
-        Bound the memory of one orbit pass.
+        Bound the memory of one orbit pass; ``memory_budget`` ``None``: the budget of the
+        model's device (:func:`ginvariance.devices.memory_budget`).
     progress:
         Receives one unit per batch and condition.
+    precision:
+        ``"fp32"`` (the model's own dtype), ``"bf16"`` or ``"fp16"``: the model's forward runs
+        under ``torch.autocast`` in that dtype; the measures are still reduced in float64
+        (the tolerance against fp32 is in the README). A precision the model's device cannot
+        run raises :class:`~ginvariance.errors.DeviceError`.
+
+    The model runs where its parameters are (one device: parameters on several raise
+    :class:`~ginvariance.errors.DeviceError`); each batch of ``data`` is shifted where it is
+    and moved there chunk by chunk, non-blocking from pinned memory.
     """
     from ginvariance.data.shifts import Shift, preserves_labels
+    from ginvariance.devices import check_precision, model_device
 
     check_seed(seed, "seed", "seed=0")
+    autocast_dtype = check_precision(precision, model_device(model))
     shift_fns = _resolve_shifts(shifts)
     reference = _reference(data, shift_reference) if shift_fns else None
     batches, n_batches = _batches(data)
@@ -203,6 +216,7 @@ def measure(
                 saliency=saliency,
                 chunk_size=chunk_size,
                 memory_budget=memory_budget,
+                precision=autocast_dtype,
             )
             totals[name] = merge_statistics(totals[name], part)
             progress.advance(1)

@@ -17,13 +17,16 @@ import torch
 from torch import nn
 
 from ginvariance.checks import check_batch, check_int, check_logits
+from ginvariance.devices import autocast, model_device, move
+from ginvariance.devices import memory_budget as device_budget
 from ginvariance.errors import ConfigError, DataError, GinvarianceError, ModelError
 from ginvariance.groups import Group, get_group
 
 #: A model: any callable from a batch ``(B, *S)`` to logits ``(B, K)`` (an ``nn.Module`` or not).
 Model = Callable[[torch.Tensor], torch.Tensor]
 
-#: Default memory budget of one chunk of work, in bytes.
+#: Default memory budget of one chunk of work on the CPU, in bytes (on CUDA the budget
+#: follows the free device memory: :func:`ginvariance.devices.memory_budget`).
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
 
 #: Bytes of activations (and their gradients) assumed per byte of orbit input when the
@@ -91,9 +94,12 @@ def chunk_size_for(
     return max(1, memory_budget // per_sample)
 
 
-def _forward(model: Model, orbit: torch.Tensor) -> torch.Tensor:
+def _forward(
+    model: Model, orbit: torch.Tensor, precision: torch.dtype | None = None
+) -> torch.Tensor:
     try:
-        return model(orbit)
+        with autocast(orbit.device, precision):
+            return model(orbit)
     except GinvarianceError:
         raise
     except SystemExit as exc:  # a model's forward must not end the program
@@ -133,6 +139,7 @@ def orbit_pass(
     group: Group | str,
     *,
     saliency: bool = False,
+    precision: torch.dtype | None = None,
 ) -> OrbitOutputs:
     """Run ``model`` once over the orbit of ``x`` (and once backward for the saliency).
 
@@ -148,18 +155,27 @@ def orbit_pass(
     saliency:
         Also compute the vanilla-gradient saliency of the class predicted on the
         untransformed input, mapped back by each inverse action.
+    precision:
+        ``None`` (the model's own dtype) or ``torch.bfloat16`` / ``torch.float16``: the
+        forward runs under ``torch.autocast`` in that dtype (see
+        :func:`ginvariance.devices.check_precision`); the measures are still reduced in
+        float64 from what it returns.
+
+    ``x`` is moved to the device of the model's parameters (:func:`ginvariance.devices.move`)
+    and the orbit is built there; the outputs live on that device.
     """
     group = get_group(group, tuple(x.shape[1:]))
     n, b = group.order, x.shape[0]
+    x = move(x, model_device(model))
     orbit = group.orbit(x)
     if not saliency:
         with torch.no_grad():
-            z = _forward(model, orbit)
+            z = _forward(model, orbit, precision)
         check_logits(z, n * b, finite=True)
         return OrbitOutputs(z.detach().reshape(n, b, -1))
     orbit = orbit.detach().requires_grad_(True)
     with torch.enable_grad():
-        z = _forward(model, orbit)
+        z = _forward(model, orbit, precision)
         check_logits(z, n * b, finite=True)
         logits = z.reshape(n, b, -1)
         target = logits[0].detach().argmax(dim=1)  # c = argmax z_e(x)
@@ -181,14 +197,25 @@ def iter_orbit_passes(
     *,
     saliency: bool = False,
     chunk_size: int | None = None,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    memory_budget: int | None = None,
+    precision: torch.dtype | None = None,
 ) -> Iterator[tuple[slice, OrbitOutputs]]:
-    """Yield ``(rows, outputs)`` for consecutive chunks of ``x``, in bounded memory."""
+    """Yield ``(rows, outputs)`` for consecutive chunks of ``x``, in bounded memory.
+
+    Each chunk is moved to the model's device on its own (``x`` may stay on the CPU, pinned
+    for non-blocking copies). ``memory_budget`` ``None``: the device's
+    (:func:`ginvariance.devices.memory_budget`: :data:`DEFAULT_MEMORY_BUDGET` on the CPU, a
+    share of the free memory on CUDA).
+    """
     group = get_group(group, tuple(x.shape[1:]))
+    device = model_device(model)
+    if memory_budget is None:
+        memory_budget = device_budget(device, DEFAULT_MEMORY_BUDGET)
     if chunk_size is None:
         chunk_size = chunk_size_for(group, tuple(x.shape[1:]), x.dtype, memory_budget)
     else:
         check_int(chunk_size, "chunk size")
     for start in range(0, x.shape[0], chunk_size):
         rows = slice(start, min(start + chunk_size, x.shape[0]))
-        yield rows, orbit_pass(model, x[rows], group, saliency=saliency)
+        chunk = move(x[rows], device)
+        yield rows, orbit_pass(model, chunk, group, saliency=saliency, precision=precision)

@@ -30,7 +30,7 @@ from ginvariance.metrics.functional import (
     shift_frame,
     statistics,
 )
-from ginvariance.metrics.orbit import DEFAULT_MEMORY_BUDGET, Model
+from ginvariance.metrics.orbit import Model
 from ginvariance.seeds import check_seed
 
 _SUM_STATES = (
@@ -62,7 +62,11 @@ class InvarianceMetrics(Metric):
     saliency:
         Compute ``sis`` (one backward pass per batch).
     chunk_size, memory_budget:
-        Bound the memory of one orbit pass (see :mod:`ginvariance.metrics.orbit`).
+        Bound the memory of one orbit pass (see :mod:`ginvariance.metrics.orbit`);
+        ``memory_budget`` ``None``: the model's device's.
+    precision:
+        ``"fp32"``, ``"bf16"`` or ``"fp16"``: the forward under ``torch.autocast`` (see
+        :func:`ginvariance.measure`).
     shift, shift_reference, seed:
         Measure under a distribution shift (a name or a
         :class:`~ginvariance.data.shifts.Shift`): each batch is shifted before it is
@@ -74,7 +78,8 @@ class InvarianceMetrics(Metric):
         The result equals :func:`ginvariance.measure` under the same shift and reference.
 
     ``update(x, y=None, indices=None)`` adds a batch; ``compute()`` returns a dict of the
-    measures, each a float64 0-d tensor.
+    measures, each a float64 0-d tensor. The metric's states start on the model's device;
+    ``x`` (and ``y``) may sit anywhere and are moved to the model's device chunk by chunk.
 
     Examples
     --------
@@ -97,13 +102,18 @@ class InvarianceMetrics(Metric):
         *,
         saliency: bool = True,
         chunk_size: int | None = None,
-        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        memory_budget: int | None = None,
         shift: Any = None,
         shift_reference: Any = None,
         seed: int = 0,
+        precision: str = "fp32",
         **kwargs: Any,
     ) -> None:
+        from ginvariance.devices import check_precision, model_device
+
         super().__init__(**kwargs)
+        device = model_device(model)  # one device, or a one-line DeviceError
+        self._precision = check_precision(precision, device)
         object.__setattr__(self, "_model", model)
         self._group = get_group(group)
         self.saliency = saliency
@@ -137,6 +147,8 @@ class InvarianceMetrics(Metric):
         self.add_state(
             "li_shift", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="max"
         )
+        # the float64 sums live where the model runs; each batch is moved there
+        self.to(device)
 
     @property
     def model(self) -> Model:
@@ -162,7 +174,8 @@ class InvarianceMetrics(Metric):
             saliency=self.saliency,
             chunk_size=self.chunk_size,
             memory_budget=self.memory_budget,
-            li_shift=None if first else getattr(self, "li_shift").cpu(),  # noqa: B009
+            li_shift=None if first else getattr(self, "li_shift"),  # noqa: B009
+            precision=self._precision,
         )
         part = stats.to(self.device)
         state = (

@@ -7,6 +7,8 @@ name                      network                                               
 ``cnn``                   :class:`CNN` (images) or :class:`CNN1d` (signals)       no
 ``weight-tied``           :class:`WeightTiedCNN` (``c4``, ``d4``, ``flip``) or    exactly
                           :class:`WeightTiedCNN1d` (``cyclic1d``)
+``resnet``                :class:`ResNet`: ResNet-18 layout for images            no
+                          (32×32×3, 28×28×1, ...)
 ========================  =====================================================  ===========
 
 :func:`symmetrize` makes any model exactly invariant by averaging over the orbit.
@@ -24,6 +26,7 @@ from ginvariance.errors import GroupError, ModelError
 from ginvariance.groups import Group, get_group
 from ginvariance.models.cnn import CNN, CNN1d
 from ginvariance.models.mlp import MLP
+from ginvariance.models.resnet import ResNet
 from ginvariance.models.symmetrize import Symmetrized, symmetrize
 from ginvariance.models.weight_tied import (
     GroupConv2d,
@@ -36,7 +39,10 @@ from ginvariance.models.weight_tied import (
 )
 from ginvariance.seeds import seeded
 
+#: The models of the study (every sample shape it uses).
 MODEL_NAMES = ("mlp", "cnn", "weight-tied")
+#: Every model :func:`build_model` builds: the study's and the image-only ``resnet``.
+BUILT_IN_MODELS = (*MODEL_NAMES, "resnet")
 
 
 def is_signal(sample_shape: Sequence[int], group: Group | str | None = None) -> bool:
@@ -71,7 +77,8 @@ def build_model(
     Parameters
     ----------
     name:
-        ``"mlp"``, ``"cnn"`` or ``"weight-tied"`` (:data:`MODEL_NAMES`).
+        ``"mlp"``, ``"cnn"``, ``"weight-tied"`` (:data:`MODEL_NAMES`) or ``"resnet"`` (images
+        only; :data:`BUILT_IN_MODELS`).
     sample_shape:
         One input without the batch axis: ``(C, H, W)``, ``(H, W)``, ``(C, L)`` or ``(L,)``
         (see :func:`is_signal` for how a two-axis shape is read).
@@ -81,8 +88,8 @@ def build_model(
         Required for ``"weight-tied"`` (``c4``, ``d4``, ``flip`` for images, ``cyclic1d`` for
         signals); for the others it only tells images from signals.
     width:
-        Hidden units (``mlp``), first-layer channels (``cnn``), channels per group element
-        (``weight-tied``); ``None`` for the defaults.
+        Hidden units (``mlp``), first-layer channels (``cnn``, ``resnet``), channels per
+        group element (``weight-tied``); ``None`` for the defaults (``resnet``: 64).
 
     Returns
     -------
@@ -90,8 +97,8 @@ def build_model(
         Maps ``(B, *sample_shape)`` → ``(B, K)`` logits (float32; call ``.double()`` for
         float64).
     """
-    if not isinstance(name, str) or name not in MODEL_NAMES:
-        raise ModelError(f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}")
+    if not isinstance(name, str) or name not in BUILT_IN_MODELS:
+        raise ModelError(f"unknown model {name!r}; choose one of: {', '.join(BUILT_IN_MODELS)}")
     try:
         shape = tuple(int(s) for s in sample_shape)
     except (TypeError, ValueError) as err:
@@ -113,6 +120,13 @@ def build_model(
             f"{shape}; reshape the inputs or use 'mlp'"
         )
     signal = is_signal(shape, group)
+    if name == "resnet":
+        if signal:
+            raise ModelError(
+                f"'resnet' takes images (C, H, W) or (H, W), got the signal shape {shape}; "
+                "use 'cnn' or 'mlp' for signals"
+            )
+        return ResNet(shape, num_classes, width or 64)
     if name == "mlp":
         return MLP(shape, num_classes, width or 256)
     if name == "cnn":
@@ -153,6 +167,7 @@ def build_seeded_model(
 
 
 __all__ = [
+    "BUILT_IN_MODELS",
     "CNN",
     "MLP",
     "MODEL_NAMES",
@@ -160,6 +175,7 @@ __all__ = [
     "GroupConv2d",
     "InvariantLinear",
     "LiftingConv2d",
+    "ResNet",
     "Symmetrized",
     "WeightTiedCNN",
     "WeightTiedCNN1d",

@@ -101,7 +101,11 @@ def spectral_analysis(
         sensitivity_random[ε_min] / (frobenius / √D)`` (about 0.8–1 for any model), and
         ``saliency_power`` when ``saliency`` is given.
     """
-    x = check_inputs(x)
+    from ginvariance.devices import model_device
+
+    x = check_inputs(x).to(model_device(model))  # the analysis runs where the model is
+    if saliency is not None:
+        saliency = saliency.to(x.device)
     eps_list = check_eps(eps)
     dim = x[0].numel()
     if transform is None:

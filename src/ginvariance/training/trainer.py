@@ -105,12 +105,15 @@ def evaluate(
     the trainer reports them as a diverged run. ``orbit=False``: the untransformed inputs
     only (``n`` times cheaper), returning ``accuracy`` and ``loss``.
     """
+    from ginvariance.devices import model_device, move
+
+    device = model_device(model)
     n = group.order if orbit else 1
     correct = orbit_correct = consistent = 0
     loss = 0.0
     with eval_mode(model):
         for start in range(0, x.shape[0], batch_size):
-            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+            xb, yb = move((x[start : start + batch_size], y[start : start + batch_size]), device)
             b = xb.shape[0]
             inputs = group.orbit(xb) if orbit else xb
             logits = check_logits(model(inputs), n * b).reshape(n, b, -1)
@@ -155,6 +158,7 @@ def train(
     progress: Progress | None = None,
     name: str | None = None,
     overwrite: bool = False,
+    device: str | torch.device | None = None,
 ) -> TrainResult:
     """Train one model as ``config`` says; checkpoint after every epoch into ``out_dir``.
 
@@ -175,16 +179,27 @@ def train(
         The checkpoint's file stem; default: the mode.
     overwrite:
         Replace an existing checkpoint instead of refusing (:class:`OutputError`).
+    device:
+        Where to train: ``"cpu"`` (``None``), ``"cuda"``, ``"cuda:N"``, ``"mps"`` or
+        ``"auto"`` (:func:`ginvariance.devices.resolve_device`). The data stay on the CPU and
+        each batch is moved there after the CPU-seeded shuffling and augmentation, so the
+        sequence of batches is the same on every device. On CUDA, deterministic kernels are
+        requested (:func:`ginvariance.devices.deterministic`), so that a rerun on the same
+        GPU repeats itself; a GPU run differs from a CPU run by float32 rounding, not bit for
+        bit (a tolerance not yet measured on a GPU).
 
     Returns
     -------
     TrainResult
     """
     from ginvariance.data import load_dataset
+    from ginvariance.devices import deterministic, resolve_device
 
     if not isinstance(config, TrainConfig):
         raise ConfigError(f"train() takes a TrainConfig, got {type(config).__name__}")
     config.validate()
+    where = resolve_device("cpu" if device is None else device)
+    deterministic(where)
     if resume and overwrite:
         raise ConfigError("resume and overwrite exclude each other; choose one")
     if resume and out_dir is None:
@@ -213,7 +228,7 @@ def train(
         group=group,
         dtype=config.dtype,
         seed=config.seed,
-    )
+    ).to(where)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     regularizer = (
         InvarianceRegularizer(group, config.penalty, config.orbit)
@@ -365,6 +380,9 @@ def _train_epoch(
     epoch: int,
 ) -> dict[str, float]:
     """One pass over ``(x, y)`` in the order and with the group elements of ``(seed, epoch)``."""
+    from ginvariance.devices import model_device, move
+
+    device = model_device(model)
     generator = epoch_generator(config.seed, epoch)
     order = torch.randperm(x.shape[0], generator=generator)
     model.train()
@@ -375,6 +393,7 @@ def _train_epoch(
         xb, yb = x[index], y[index]
         if config.mode in ("augmented", "regularized"):
             xb = group.act_per_sample(xb, group.sample(xb.shape[0], generator))
+        xb, yb = move((xb, yb), device)
         if regularizer is not None:
             loss, ce, penalty, logits_orbit = regularized_terms(
                 model, xb, yb, regularizer, config.lam, generator=generator

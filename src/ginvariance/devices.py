@@ -1,0 +1,222 @@
+"""Where a model and its data live: device names, moving batches, precision, memory budgets.
+
+The measures, the streaming classes, the spectral analysis, the regularizer and the trainer
+run on the device of the model's parameters (:func:`model_device`) and move every batch
+there (:func:`move`, non-blocking from pinned memory), so that a CUDA model measured with a
+``DataLoader`` of CPU batches just works. Sums stay in float64 on that device.
+
+Device names are those of ``--device``: ``auto`` (CUDA when available, else CPU), ``cpu``,
+``cuda``, ``cuda:N`` and ``mps``. Precision names are those of ``--precision``: ``fp32``
+(no autocast), ``bf16`` and ``fp16`` (``torch.autocast`` on the model's forward; every
+measure is still reduced in float64).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+import torch
+from torch import nn
+
+from ginvariance.errors import DeviceError
+
+#: The names ``--device`` accepts (``cuda:N`` for any ``N``).
+DEVICE_NAMES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+#: The names ``--precision`` accepts, and the autocast dtype of each (``None``: no autocast).
+PRECISIONS: dict[str, torch.dtype | None] = {
+    "fp32": None,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}
+#: Share of a CUDA device's free memory that one chunk of work may use.
+CUDA_BUDGET_SHARE = 0.25
+#: The memory budget of one chunk on CPU and MPS (bytes).
+HOST_BUDGET = 256 * 2**20
+
+_CUDA_N = re.compile(r"^cuda:(\d+)$")
+
+
+def resolve_device(name: str | torch.device | None) -> torch.device:
+    """The ``torch.device`` for ``name``; :class:`DeviceError` if unknown or unavailable.
+
+    Parameters
+    ----------
+    name:
+        ``"auto"`` or ``None`` (CUDA device 0 when CUDA is available, else the CPU),
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``, or a ``torch.device``.
+    """
+    if isinstance(name, torch.device):
+        name = str(name)
+    if name is None or name == "auto":
+        return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    if not isinstance(name, str):
+        raise DeviceError(f"device must be a name such as 'cpu' or 'cuda:0', got {name!r}")
+    text = name.strip().lower()
+    if text == "cpu":
+        return torch.device("cpu")
+    if text == "mps":
+        backend = getattr(torch.backends, "mps", None)
+        if backend is None or not backend.is_available():
+            raise DeviceError(
+                "--device mps is not available here (no Apple GPU, or this torch was built "
+                "without MPS); use --device cpu or auto"
+            )
+        return torch.device("mps")
+    match = _CUDA_N.match(text)
+    if text == "cuda" or match:
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"--device {name} is not available: this torch sees no CUDA GPU "
+                f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'none'}); "
+                "use --device cpu or auto"
+            )
+        index = int(match.group(1)) if match else 0
+        count = torch.cuda.device_count()
+        if index >= count:
+            raise DeviceError(
+                f"--device {name}: this machine has {count} CUDA device(s), cuda:0..cuda:"
+                f"{count - 1}; pick one of those"
+            )
+        return torch.device("cuda", index)
+    raise DeviceError(
+        f"unknown device {name!r}; choose one of: {', '.join(DEVICE_NAMES)} (N a GPU number)"
+    )
+
+
+def model_device(model: Any) -> torch.device:
+    """The one device that holds ``model``'s parameters and buffers (CPU when it has none).
+
+    Raises :class:`DeviceError` when they sit on several devices: a measure would have to
+    guess where to send the data.
+    """
+    if not isinstance(model, nn.Module):
+        return torch.device("cpu")
+    devices = {t.device for t in model.parameters()} | {t.device for t in model.buffers()}
+    if not devices:
+        return torch.device("cpu")
+    if len(devices) > 1:
+        names = ", ".join(sorted(str(d) for d in devices))
+        raise DeviceError(
+            f"the model's parameters sit on several devices ({names}); move it to one with "
+            "model.to(device) before measuring (model-parallel models are not supported)"
+        )
+    return devices.pop()
+
+
+def move(x: Any, device: torch.device, *, non_blocking: bool = True) -> Any:
+    """``x`` on ``device``: a tensor, or a tuple / list / dict of them (others unchanged).
+
+    A copy from pinned host memory to a CUDA device is non-blocking (it overlaps the
+    previous chunk's compute); every other copy is an ordinary one. A tensor already on
+    ``device`` is returned as it is.
+    """
+    if isinstance(x, torch.Tensor):
+        if x.device == device:
+            return x
+        blocking_free = non_blocking and device.type == "cuda" and x.device.type == "cpu"
+        return x.to(device, non_blocking=blocking_free and x.is_pinned())
+    if isinstance(x, tuple | list):
+        return type(x)(move(v, device, non_blocking=non_blocking) for v in x)
+    if isinstance(x, dict):
+        return {k: move(v, device, non_blocking=non_blocking) for k, v in x.items()}
+    return x
+
+
+def check_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``precision`` on ``device`` (``None`` for ``fp32``).
+
+    Raises :class:`DeviceError` for an unknown name, or a precision that autocast cannot
+    run on the device (checked by running one small convolution under it).
+    """
+    if precision not in PRECISIONS:
+        raise DeviceError(
+            f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}"
+        )
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return None
+    if not torch.amp.is_autocast_available(device.type):
+        raise DeviceError(
+            f"--precision {precision} needs torch.autocast, which this torch does not "
+            f"support on {device.type}; use --precision fp32"
+        )
+    if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        raise DeviceError(
+            f"--precision bf16: {torch.cuda.get_device_name(device)} has no bfloat16 support; "
+            "use --precision fp16 or fp32"
+        )
+    try:
+        with torch.autocast(device.type, dtype=dtype):
+            probe = nn.functional.conv2d(
+                torch.ones(1, 1, 3, 3, device=device), torch.ones(1, 1, 2, 2, device=device)
+            )
+        if probe.dtype != dtype:
+            raise RuntimeError(f"autocast produced {probe.dtype}")
+    except RuntimeError as exc:
+        reason = " ".join(str(exc).split())[:120]
+        raise DeviceError(
+            f"--precision {precision} does not run on {device} under torch {torch.__version__} "
+            f"({reason}); use --precision fp32"
+        ) from None
+    return dtype
+
+
+@contextmanager
+def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
+    """``torch.autocast(device.type, dtype)`` for the block, or nothing when ``dtype`` is
+    ``None``."""
+    context = nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+    with context:
+        yield
+
+
+def memory_budget(device: torch.device, default: int = HOST_BUDGET) -> int:
+    """Bytes one chunk of work may use on ``device``.
+
+    On CUDA, :data:`CUDA_BUDGET_SHARE` of the memory free now (``torch.cuda.mem_get_info``),
+    at least ``default``; on CPU and MPS, ``default``.
+    """
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return max(default, int(free * CUDA_BUDGET_SHARE))
+    return default
+
+
+def pin_memory(device: torch.device) -> bool:
+    """Whether a ``DataLoader`` feeding ``device`` should pin its batches (CUDA only)."""
+    return device.type == "cuda"
+
+
+def deterministic(device: torch.device) -> None:
+    """Ask PyTorch for deterministic kernels on ``device`` where it has them.
+
+    On CUDA: cuDNN's deterministic convolutions without autotuning and the cuBLAS workspace
+    setting that makes matrix products reproducible; the few operations with no
+    deterministic CUDA kernel then warn (``warn_only``) instead of failing. On CPU every
+    kernel ginvariance uses is already deterministic for a fixed thread count.
+    """
+    if device.type != "cuda":
+        return
+    import os
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+__all__ = [
+    "DEVICE_NAMES",
+    "PRECISIONS",
+    "autocast",
+    "check_precision",
+    "deterministic",
+    "memory_budget",
+    "model_device",
+    "move",
+    "pin_memory",
+    "resolve_device",
+]
