@@ -33,3 +33,31 @@ def test_measure_json_is_byte_identical_for_a_seed(
     assert (tmp_path / "a.json").read_text() == first
     other = json.loads(_measure(["--shift", "all", "--seed", "8"], capsys))
     assert other != json.loads(first)  # the seed draws the initial weights and the shifts
+
+
+def test_seeded_blocks_nest_and_threads_take_turns() -> None:
+    """``seeded`` may nest in one thread (a seeded build inside a seeded command), and
+    threads drawing weights at the same time each get the weights of their own seed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from ginvariance.seeds import seeded
+
+    with seeded(1):
+        outer = torch.rand(3)
+        with seeded(2):
+            inner = torch.rand(3)
+    with seeded(2):
+        assert torch.equal(torch.rand(3), inner)
+    with seeded(1):
+        assert torch.equal(torch.rand(3), outer)
+
+    def draw(seed: int) -> torch.Tensor:
+        with seeded(seed):
+            return torch.rand(1000)
+
+    alone = {s: draw(s) for s in range(4)}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(draw, [s % 4 for s in range(64)]))
+    assert all(torch.equal(t, alone[i % 4]) for i, t in enumerate(together))

@@ -62,8 +62,8 @@ def parse_seeds(text: str, option: str = "--seeds") -> tuple[int, ...]:
     return seeds
 
 
-#: Held while a block draws from the global generator.
-_GLOBAL_RNG = threading.Lock()
+#: Held while a block draws from the global generator (re-entrant: blocks may nest).
+_GLOBAL_RNG = threading.RLock()
 
 
 @contextmanager
