@@ -179,8 +179,7 @@ def test_bad_config(changes: dict, message: str) -> None:
 
 
 def test_tiny_resnet_bench_on_colour_images() -> None:
-    """``--model resnet --size 32``: 32×32×3 inputs, the floor ratios side by side, no
-    tmeasures (not a plain sequence of layers), one line saying so."""
+    """``--model resnet --size 32``: 32×32×3 inputs, the floor ratios side by side."""
     cfg = BenchConfig(
         size=32,
         model="resnet",
@@ -189,8 +188,6 @@ def test_tiny_resnet_bench_on_colour_images() -> None:
         threads=(1,),
         rounds=1,
         warmup=0,
-        naive_samples=2,
-        naive=False,
         train=False,
         rss_n=(),
     )
@@ -199,7 +196,6 @@ def test_tiny_resnet_bench_on_colour_images() -> None:
     assert result["config"]["width"] == 2 and result["config"]["device"] == "cpu"
     (run,) = result["runs"]
     assert {"suite_logit/forward", "suite/forward_backward"} <= set(run["targets"])
-    assert run["notes"]["tmeasures"].startswith("not run")
     assert result["checks"]["floor_saliency_max_abs_diff"] <= 1e-5
 
 

@@ -191,7 +191,7 @@ def test_other_commands_refuse_an_absent_device(
     args = {
         "train": ["train", "--out", str(out), "--epochs", "1"],
         "run": ["run", "--out", str(out), "--quick"],
-        "bench": ["bench", "--n", "4", "--out", str(out), "--skip-tmeasures", "--skip-rss"],
+        "bench": ["bench", "--n", "4", "--output", str(out), "--skip-rss"],
     }[command]
     _one_line_exit_2(capsys, [*args, "--device", "cuda"], "not available")
     assert not out.exists()

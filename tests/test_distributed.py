@@ -21,23 +21,23 @@ from torch import nn
 
 from ginvariance.data.shifts import ShiftReference
 from ginvariance.metrics import (
-    LI,
-    PDI,
-    SIS,
-    Accuracy,
     InvarianceMetrics,
-    LIWithin,
+    LogitInvariance,
     OrbitAccuracy,
     OrbitConsistency,
+    PredictiveDistributionInvariance,
+    SaliencyInvarianceSimilarity,
+    UntransformedAccuracy,
+    WithinOrbitLogitVariance,
 )
 
 N, WORLD, SHIFT = 24, 2, "noise-0.1"
 SINGLE = {
-    "pdi": PDI,
-    "li": LI,
-    "li_within": LIWithin,
-    "sis": SIS,
-    "accuracy": Accuracy,
+    "pdi": PredictiveDistributionInvariance,
+    "li": LogitInvariance,
+    "li_within": WithinOrbitLogitVariance,
+    "sis": SaliencyInvarianceSimilarity,
+    "accuracy": UntransformedAccuracy,
     "orbit_accuracy": OrbitAccuracy,
     "orbit_consistency": OrbitConsistency,
 }
@@ -76,7 +76,10 @@ def _measure(rows: torch.Tensor, batch: int) -> dict[str, Any]:
                 metric.update(x[part], y[part], indices=part)
             else:
                 metric.update(x[part], y[part])
-    out = {name: metrics[name].compute() for name in ("all", "shifted")}
+    out = {
+        name: {k: float(v) for k, v in metrics[name].compute().items()}
+        for name in ("all", "shifted")
+    }
     out.update({key: float(metrics[key].compute()) for key in SINGLE})
     return out
 
