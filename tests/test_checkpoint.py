@@ -105,6 +105,30 @@ def test_refuses_other_configuration(tmp_path: Path) -> None:
         load_checkpoint(path, Net(), config=TrainConfig(mode="augmented"))
 
 
+def test_refuses_a_built_in_model_of_an_earlier_layout(tmp_path: Path) -> None:
+    """A weight-tied checkpoint from before the max-pool after its lifting layer has the same
+    weight shapes as today's net, so only the recorded layout revision tells them apart."""
+    from ginvariance.models import build_model, layout_revision
+    from ginvariance.training import checkpoint_meta
+
+    model = build_model("weight-tied", (1, 8, 8), 10, group="c4", width=4)
+    config = TrainConfig(mode="weight-tied").to_dict()
+    desc = {"name": "weight-tied", "sample_shape": [1, 8, 8], "num_classes": 10, "group": "c4"}
+    current = tmp_path / "current.safetensors"
+    revision = layout_revision("weight-tied")
+    save_checkpoint(
+        current, model, meta={**META, "config": config, "model": {**desc, "revision": revision}}
+    )
+    assert checkpoint_meta(current)["model"]["revision"] == revision == 2
+    for old in ({}, {"revision": 1}):
+        path = tmp_path / f"old{len(old)}.safetensors"
+        save_checkpoint(path, model, meta={**META, "config": config, "model": {**desc, **old}})
+        with pytest.raises(
+            CheckpointError, match=r"weight-tied model of layout revision 1.*train it again"
+        ):
+            load_checkpoint(path, model)
+
+
 @pytest.mark.parametrize("damage", ["garbage", "truncate", "flip", "empty"])
 def test_refuses_corrupt_files(tmp_path: Path, damage: str) -> None:
     path = tmp_path / "run.safetensors"

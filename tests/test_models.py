@@ -284,6 +284,42 @@ def test_weight_tied_is_exactly_invariant(group, size, width, dtype, digits_imag
     assert_invariant(model, inputs, group, dtype)
 
 
+def test_weight_tied_halves_even_sided_small_images_only() -> None:
+    even = build_model("weight-tied", (1, 8, 8), 10, group="c4", width=4)
+    assert isinstance(even, WeightTiedCNN) and even.halve and not even.pool
+    assert even.equivariant_features(torch.rand(2, 1, 8, 8)).shape == (2, 4, 4, 4, 4)
+    with pytest.raises(ModelError, match=r"halves its feature maps.*got 9×9; pad the images"):
+        even(torch.rand(2, 1, 9, 9))
+    for shape in ((1, 7, 7), (1, 7, 10)):
+        odd = build_model("weight-tied", shape, 10, group="flip", width=4)
+        assert isinstance(odd, WeightTiedCNN) and not odd.halve
+        assert odd(torch.rand(2, 1, 9, 9)).shape == (2, 10)  # fully convolutional
+
+
+@pytest.mark.parametrize(
+    ("group", "size"), [("c4", 8), ("d4", 8), ("flip", 8), ("c4", 28), ("flip", 28)]
+)
+def test_weight_tied_saliency_is_equivariant_on_a_constant_background(
+    group, size, dtype, digits_images
+) -> None:
+    """The digits' zero background ties every window of the 2×2 max-pools; the gradient must
+    still be split symmetrically, so every element's saliency, mapped back, is the same map.
+
+    Not ``d4`` at 28×28: there the group max-pool meets values equal in exact arithmetic
+    that rounding makes unequal in some orientations only (the sums run in another order),
+    and the gradient follows the rounding (a spread of 0.25; 4e-16 once noise breaks the ties).
+    """
+    from ginvariance.metrics import orbit_pass
+
+    model = build_model("weight-tied", (1, size, size), 10, group=group, width=4).to(dtype)
+    with torch.no_grad():
+        model.lift.bias.abs_()  # the background passes the ReLU: ties, not zeros
+    maps = orbit_pass(model, digits_at(digits_images, size, size, dtype), group, saliency=True)
+    assert maps.saliency is not None
+    spread = (maps.saliency - maps.saliency[:1]).abs().max() / maps.saliency.abs().max()
+    assert float(spread) <= PDI_TOL[dtype]
+
+
 def test_weight_tied_pooled_model_is_exact_at_28() -> None:
     model = build_model("weight-tied", (1, 28, 28), 10, group="c4")
     assert isinstance(model, WeightTiedCNN) and model.pool

@@ -43,6 +43,16 @@ from ginvariance.seeds import seeded
 MODEL_NAMES = ("mlp", "cnn", "weight-tied")
 #: Every model :func:`build_model` builds: the study's and the image-only ``resnet``.
 BUILT_IN_MODELS = (*MODEL_NAMES, "resnet")
+#: The layout revision of each built-in model whose layers changed after checkpoints of it
+#: were written (others: 1). A checkpoint records it; one of another revision is refused,
+#: since its weights would load into different layers. ``weight-tied`` 2: the 2×2 max-pool
+#: after the lifting layer on small even-sided images.
+LAYOUT_REVISIONS = {"weight-tied": 2}
+
+
+def layout_revision(name: str) -> int:
+    """The layout revision of built-in model ``name`` (:data:`LAYOUT_REVISIONS`, else 1)."""
+    return LAYOUT_REVISIONS.get(name, 1)
 
 
 def is_signal(sample_shape: Sequence[int], group: Group | str | None = None) -> bool:
@@ -169,6 +179,7 @@ def build_seeded_model(
 __all__ = [
     "BUILT_IN_MODELS",
     "CNN",
+    "LAYOUT_REVISIONS",
     "MLP",
     "MODEL_NAMES",
     "CNN1d",

@@ -46,6 +46,7 @@ from ginvariance.checks import is_number as _is_number
 from ginvariance.checks import json_roundtrip
 from ginvariance.errors import CheckpointError
 from ginvariance.io import atomic_write_bytes, atomic_write_json, to_json
+from ginvariance.models import layout_revision
 from ginvariance.training.config import RESUMABLE_FIELDS, TrainConfig
 
 OPTIM_PREFIX = "optim.state."
@@ -310,6 +311,13 @@ def _check_meta(path: Path, meta: dict[str, Any], tensors: Mapping[str, Tensor])
         raise bad(f"sample_shape {shape!r}")
     if not _is_int(classes) or classes < 2:
         raise bad(f"num_classes {classes!r}")
+    revision, current = desc.get("revision", 1), layout_revision(desc["name"])
+    if revision != current:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds a {desc['name']} model of layout revision "
+            f"{revision!r}, whose layers differ from those this ginvariance builds (revision "
+            f"{current}); train it again"
+        )
     # Every built-in model has at least prod(sample_shape) and num_classes parameters; a
     # description beyond the weights in the file would only allocate a model that cannot
     # match them.

@@ -40,7 +40,7 @@ from ginvariance.errors import CheckpointError, ConfigError, ModelError, OutputE
 from ginvariance.groups import Group, get_group
 from ginvariance.metrics.functional import consistent_per_sample, correct_per_element
 from ginvariance.metrics.orbit import eval_mode
-from ginvariance.models import MODEL_NAMES, build_seeded_model
+from ginvariance.models import MODEL_NAMES, build_seeded_model, layout_revision
 from ginvariance.progress import Progress, ensure_progress
 from ginvariance.training.checkpoint import load_checkpoint, save_checkpoint, sidecar_path
 from ginvariance.training.config import TrainConfig
@@ -285,6 +285,7 @@ class _Run:
             "sample_shape": list(sample_shape),
             "num_classes": num_classes,
             "group": group.name,
+            "revision": layout_revision(config.model_name),
         }
 
     def resume(self, path: Path) -> None:
