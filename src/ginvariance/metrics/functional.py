@@ -18,17 +18,15 @@ For one input ``x`` and a group ``G = [e = g_0, …, g_{n-1}]``: ``z_g = f(g·x)
   make a divergence come out negative;
 * ``li`` = ``Σ_x Σ_g ‖z_g(x) − z̄(x)‖² / Σ_x Σ_g ‖z_g(x) − μ‖²`` pooled over the data set;
 * ``li_within`` = ``(1/(N·n)) Σ_x Σ_g ‖z_g(x) − z̄(x)‖²``: the numerator of ``li`` per sample
-  and group element, in squared logit units (the quantity the ``logit`` regularizer
-  penalizes). ``li`` can rise under a shift because its denominator, the spread of the
-  logits across samples, shrinks (pure-noise images look alike to a network) while the
-  logits vary over the orbit as much as before; ``li_within`` tells the two apart. Being
-  unnormalized, it compares one model across input conditions, not models of different
-  logit scale;
-* ``sis`` = mean over samples of ``(1/(n−1)) Σ_{g≠e} cos(g⁻¹·s_g, s_e)``. It is undefined
-  (``None``, with an :class:`~ginvariance.errors.UndefinedMeasureWarning`) when every saliency
-  map of every sample is zero: a model whose input gradient is zero or absent (``no_grad`` or
-  ``detach`` inside ``forward``, a constant function) has no saliency to compare, and the
-  cosine of two zero maps (1) would score it perfect whatever it does.
+  and group element, in squared logit units (what the ``logit`` regularizer penalizes); it
+  tells a shift that moves the logits over the orbit from one that shrinks ``li``'s
+  denominator (docs/definitions.md);
+* ``sis`` = mean over samples of ``(1/(n−1)) Σ_{g≠e} cos(g⁻¹·s_g, s_e)``; undefined (``None``,
+  with an :class:`~ginvariance.errors.UndefinedMeasureWarning`) when every saliency map of
+  every sample is zero (no input gradient: the cosine of two zero maps would score it 1).
+
+The module stays whole: the per-sample maths, the statistics summed from it and the per-key
+functions that finalize them are one chain of definitions, each read by the next.
 """
 
 from __future__ import annotations
@@ -90,14 +88,9 @@ def sis_per_sample(saliency: torch.Tensor) -> torch.Tensor:
 
     ``saliency`` ``(n, B, *S)`` holds the maps already mapped back by the inverse actions
     (as :func:`~ginvariance.metrics.orbit.orbit_pass` returns them). The cosine of two
-    zero maps is 1, of one zero map and a non-zero one 0. For ``n = 1`` the value is 1.
-
-    Two zero maps count as equal because a sample whose maps are all zero has the same
-    (empty) explanation at every group element: a network that is locally constant around
-    the whole orbit of that input (every ReLU off, say). Whether the *data set's* ``sis``
-    means anything is decided by :func:`finalize`: when no sample has a non-zero map, the
-    model has no input gradient at all and ``sis`` is undefined (see
-    :func:`saliency_nonzero`).
+    zero maps is 1 (the same, empty explanation at every group element), of one zero map and
+    a non-zero one 0. For ``n = 1`` the value is 1. Whether the data set's ``sis`` is defined
+    is decided by :func:`finalize` (see :func:`saliency_nonzero`).
 
     The cosines are computed in float64 on maps divided by their largest absolute entry, so
     that gradients of any magnitude (float32 maps of 1e-25 or 1e20) neither underflow to
@@ -110,15 +103,10 @@ def sis_per_sample(saliency: torch.Tensor) -> torch.Tensor:
     peak = flat.abs().amax(dim=-1, keepdim=True)
     flat = flat / torch.where(peak > 0, peak, 1.0)
     ref, others = flat[0], flat[1:]  # (B, D), (n-1, B, D)
-    dot = (others * ref).sum(-1)
-    norm_ref = ref.norm(dim=-1)
-    norm_others = others.norm(dim=-1)
+    norm_ref, norm_others = ref.norm(dim=-1), others.norm(dim=-1)
     denom = norm_others * norm_ref
-    zero_ref = norm_ref == 0
-    zero_other = norm_others == 0
-    cos = torch.where(denom > 0, dot / torch.where(denom > 0, denom, 1), 0.0)
-    cos = torch.where(zero_ref & zero_other, 1.0, cos)
-    return cos.mean(0)
+    cos = torch.where(denom > 0, (others * ref).sum(-1) / torch.where(denom > 0, denom, 1), 0.0)
+    return torch.where((norm_ref == 0) & (norm_others == 0), 1.0, cos).mean(0)
 
 
 def saliency_nonzero(saliency: torch.Tensor) -> torch.Tensor:
@@ -143,23 +131,18 @@ def warn_undefined_sis(key: str = "sis", stacklevel: int = 3) -> None:
     )
 
 
-def predictions(logits: torch.Tensor) -> torch.Tensor:
-    """Predicted class per orbit element and sample: ``(n, B, K)`` → ``(n, B)``."""
-    return logits.argmax(dim=-1)
-
-
 def correct_per_element(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``[argmax z_g(x_b) = y_b]``: ``logits`` ``(n, B, K)``, ``y`` ``(B,)`` → bool ``(n, B)``.
 
     Row 0 (the identity) gives accuracy; the mean over all of it, orbit accuracy.
     """
-    return predictions(logits) == y.to(logits.device).unsqueeze(0)
+    return logits.argmax(dim=-1) == y.to(logits.device).unsqueeze(0)
 
 
 def consistent_per_sample(logits: torch.Tensor) -> torch.Tensor:
     """Whether sample ``b`` is predicted the same class for every ``g``: ``(n, B, K)`` → bool
     ``(B,)``."""
-    pred = predictions(logits)
+    pred = logits.argmax(dim=-1)  # (n, B)
     return (pred == pred[0:1]).all(0)
 
 
@@ -404,14 +387,11 @@ def merge_statistics(total: OrbitStatistics | None, part: OrbitStatistics) -> Or
         part = shift_frame(part, total.li_shift)
     for k, v in part.to_dict().items():
         mine = getattr(total, k)
-        if k == "li_shift":
-            continue
-        if k == "order":
-            total.order = v
-        elif k == "logit_eps":
+        if k == "logit_eps":
             total.logit_eps = torch.maximum(mine, v)
-        else:
+        elif k not in ("order", "li_shift"):  # the total keeps its centre
             setattr(total, k, v.clone() if mine is None else mine + v)
+    total.order = part.order
     return total
 
 
@@ -440,11 +420,8 @@ def finalize(stats: OrbitStatistics | Mapping[str, torch.Tensor]) -> dict[str, f
             "the logits are too large to measure li (their squares overflow float64); "
             "scale the model's outputs down"
         )
-    # total = within + between; only the between part cancels, so 0 <= li <= 1 always
-    total = within + max(between, 0.0)
-    # When every logit equals every other up to a few units of rounding of their dtype
-    # (a constant input, a constant model), both variances are rounding noise and their
-    # ratio means nothing: li is 0, as for a zero denominator.
+    total = within + max(between, 0.0)  # only the between part cancels: 0 <= li <= 1
+    # every logit equal up to a few units of rounding: the variances are noise and li is 0
     eps = float(stats.get("logit_eps", torch.tensor(0.0)))
     uncentred = shift_frame(stats, torch.zeros((), dtype=torch.float64))
     sum_sq_all = within + float(uncentred["li_sum_sq"])  # Σ_x Σ_g ‖z_g(x)‖²
@@ -545,47 +522,41 @@ def invariance_suite(
     )
 
 
-def _scalar(value: float | None, x: torch.Tensor) -> torch.Tensor:
-    """A measure as a 0-d tensor in ``x``'s precision and on its device; an undefined one
-    (``None``) as NaN."""
+def _measure(key: str, model: Model, x: torch.Tensor, group: Any, **kwargs: Any) -> torch.Tensor:
+    """Measure ``key`` of ``x`` as a 0-d tensor in ``x``'s precision and on its device; an
+    undefined one (``None``) as NaN."""
+    value = finalize(statistics(model, x, group, saliency=key == "sis", **kwargs))[key]
     dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     return torch.tensor(math.nan if value is None else value, dtype=dtype, device=x.device)
 
 
 def pdi(model: Model, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
     """Predictive-distribution invariance error (nats), mean over samples; 0 if invariant."""
-    stats = statistics(model, x, group, saliency=False, **kwargs)
-    return _scalar(finalize(stats)["pdi"], x)
+    return _measure("pdi", model, x, group, **kwargs)
 
 
 def li(model: Model, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
     """Logit invariance error: the pooled within-orbit / total variance ratio, in [0, 1]."""
-    stats = statistics(model, x, group, saliency=False, **kwargs)
-    return _scalar(finalize(stats)["li"], x)
+    return _measure("li", model, x, group, **kwargs)
 
 
 def li_within(model: Model, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
     """Within-orbit logit variance ``(1/(N·n)) Σ_x Σ_g ‖z_g(x) − z̄(x)‖²``; 0 if invariant."""
-    stats = statistics(model, x, group, saliency=False, **kwargs)
-    return _scalar(finalize(stats)["li_within"], x)
+    return _measure("li_within", model, x, group, **kwargs)
 
 
 def sis(model: Model, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
-    """Saliency invariance similarity, mean over samples; 1 if invariant.
-
-    NaN, with an :class:`~ginvariance.errors.UndefinedMeasureWarning`, for a model whose
-    input gradient is zero on every sample.
-    """
-    stats = statistics(model, x, group, saliency=True, **kwargs)
-    return _scalar(finalize(stats)["sis"], x)
+    """Saliency invariance similarity, mean over samples; 1 if invariant. NaN, with an
+    :class:`~ginvariance.errors.UndefinedMeasureWarning`, for a model whose input gradient is
+    zero on every sample."""
+    return _measure("sis", model, x, group, **kwargs)
 
 
 def orbit_consistency(
     model: Model, x: torch.Tensor, group: Group | str, **kwargs: Any
 ) -> torch.Tensor:
     """Fraction of samples whose predicted class is the same for every group element."""
-    stats = statistics(model, x, group, saliency=False, **kwargs)
-    return _scalar(finalize(stats)["orbit_consistency"], x)
+    return _measure("orbit_consistency", model, x, group, **kwargs)
 
 
 def accuracy(
@@ -595,16 +566,14 @@ def accuracy(
     from ginvariance.groups import CustomGroup
 
     trivial = CustomGroup("trivial", [(lambda t: t, lambda t: t)])
-    stats = statistics(model, x, trivial, y, saliency=False, **kwargs)
-    return _scalar(finalize(stats)["accuracy"], x)
+    return _measure("accuracy", model, x, trivial, y=y, **kwargs)
 
 
 def orbit_accuracy(
     model: Model, x: torch.Tensor, group: Group | str, y: torch.Tensor, **kwargs: Any
 ) -> torch.Tensor:
     """Mean over samples and group elements of ``[argmax f(g·x) = y]``."""
-    stats = statistics(model, x, group, y, saliency=False, **kwargs)
-    return _scalar(finalize(stats)["orbit_accuracy"], x)
+    return _measure("orbit_accuracy", model, x, group, y=y, **kwargs)
 
 
 __all__ = [

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from dataclasses import fields
 from typing import Any
 
 import torch
@@ -33,20 +34,9 @@ from ginvariance.metrics.functional import (
 from ginvariance.metrics.orbit import Model
 from ginvariance.seeds import check_seed
 
-_SUM_STATES = (
-    "count",
-    "pdi_sum",
-    "li_within",
-    "li_sum_z",
-    "li_sum_sq",
-    "consistent",
-    "sis_sum",
-    "sis_count",
-    "sis_nonzero",
-    "correct",
-    "orbit_correct",
-    "labelled",
-)
+#: The states a ``max`` reduces across processes; every other statistic is summed.
+_MAX_STATES = ("order", "logit_eps", "li_shift")
+_SUM_STATES = tuple(f.name for f in fields(OrbitStatistics) if f.name not in _MAX_STATES)
 
 
 class InvarianceMetrics(Metric):
@@ -134,19 +124,11 @@ class InvarianceMetrics(Metric):
         self.shift_reference = shift_reference
         self.seed = seed
         self._seen = 0
-        for name in _SUM_STATES:
-            self.add_state(
-                name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum"
-            )
-        for name in ("order", "logit_eps"):
-            self.add_state(
-                name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="max"
-            )
-        # the centre of li's sums (functional.orbit_statistics): set by the first batch;
-        # re-centred on 0 before states are summed across processes (_sync_dist)
-        self.add_state(
-            "li_shift", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="max"
-        )
+        # li_shift, the centre of li's sums (functional.orbit_statistics), is set by the first
+        # batch and re-centred on 0 before states are summed across processes (_sync_dist)
+        for name in (*_SUM_STATES, *_MAX_STATES):
+            reduce = "max" if name in _MAX_STATES else "sum"
+            self.add_state(name, torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx=reduce)
         # the float64 sums live where the model runs; each batch is moved there
         self.to(device)
 
@@ -181,23 +163,19 @@ class InvarianceMetrics(Metric):
         state = (
             None
             if first
-            else OrbitStatistics.from_dict({name: getattr(self, name) for name in self._reductions})
+            else OrbitStatistics.from_dict({name: getattr(self, name) for name in self._defaults})
         )
         for name, value in merge_statistics(state, part).to_dict().items():
             setattr(self, name, value)
 
     def statistics(self) -> OrbitStatistics:
         """The summed statistics so far (the metric's states), as one typed object."""
-        stats = {
-            name: getattr(self, name) for name in (*_SUM_STATES, "order", "logit_eps", "li_shift")
-        }
-        if float(stats["sis_count"]) == 0:
-            for k in ("sis_sum", "sis_count", "sis_nonzero"):
-                stats.pop(k)
-        if float(stats["labelled"]) == 0:
-            for k in ("correct", "orbit_correct", "labelled"):
-                stats.pop(k)
-        return OrbitStatistics.from_dict(stats)
+        values = {name: getattr(self, name) for name in self._defaults}
+        if float(values["sis_count"]) == 0:  # no saliency computed
+            values.update(sis_sum=None, sis_count=None, sis_nonzero=None)
+        if float(values["labelled"]) == 0:  # no labels seen
+            values.update(correct=None, orbit_correct=None, labelled=None)
+        return OrbitStatistics.from_dict(values)
 
     def _measures(self) -> dict[str, float | None]:
         """The measures so far as Python numbers; ``sis`` is ``None`` when it is undefined."""
@@ -235,11 +213,17 @@ class InvarianceMetrics(Metric):
 
 
 class _OneMeasure(InvarianceMetrics):
-    key = ""
-    needs_saliency = False
+    """One measure of :class:`InvarianceMetrics`: subclasses name its ``key`` and direction."""
+
+    key: str
+
+    def __init_subclass__(cls, key: str = "", higher_is_better: bool = False, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        cls.key = key
+        cls.higher_is_better = higher_is_better
 
     def __init__(self, model: Model, group: Group | str, **kwargs: Any) -> None:
-        kwargs.setdefault("saliency", self.needs_saliency)
+        kwargs.setdefault("saliency", self.key == "sis")
         super().__init__(model, group, **kwargs)
 
     def compute(self) -> torch.Tensor:  # type: ignore[override]
@@ -248,54 +232,32 @@ class _OneMeasure(InvarianceMetrics):
         return self._tensor(self._measures()[self.key])
 
 
-class PredictiveDistributionInvariance(_OneMeasure):
+class PredictiveDistributionInvariance(_OneMeasure, key="pdi", higher_is_better=False):
     """Streaming predictive-distribution invariance error (``pdi``, nats)."""
 
-    key = "pdi"
-    higher_is_better = False
 
-
-class LogitInvariance(_OneMeasure):
+class LogitInvariance(_OneMeasure, key="li", higher_is_better=False):
     """Streaming logit invariance error (``li``, pooled variance ratio)."""
 
-    key = "li"
-    higher_is_better = False
 
-
-class WithinOrbitLogitVariance(_OneMeasure):
+class WithinOrbitLogitVariance(_OneMeasure, key="li_within", higher_is_better=False):
     """Streaming within-orbit logit variance (``li_within``, squared logit units)."""
 
-    key = "li_within"
-    higher_is_better = False
 
-
-class SaliencyInvarianceSimilarity(_OneMeasure):
+class SaliencyInvarianceSimilarity(_OneMeasure, key="sis", higher_is_better=True):
     """Streaming saliency invariance similarity (``sis``)."""
 
-    key = "sis"
-    needs_saliency = True
-    higher_is_better = True
 
-
-class UntransformedAccuracy(_OneMeasure):
+class UntransformedAccuracy(_OneMeasure, key="accuracy", higher_is_better=True):
     """Streaming accuracy on the untransformed inputs; ``update(x, y)`` needs labels."""
 
-    key = "accuracy"
-    higher_is_better = True
 
-
-class OrbitAccuracy(_OneMeasure):
+class OrbitAccuracy(_OneMeasure, key="orbit_accuracy", higher_is_better=True):
     """Streaming orbit accuracy; ``update(x, y)`` needs labels."""
 
-    key = "orbit_accuracy"
-    higher_is_better = True
 
-
-class OrbitConsistency(_OneMeasure):
+class OrbitConsistency(_OneMeasure, key="orbit_consistency", higher_is_better=True):
     """Streaming orbit consistency: the share of samples predicted alike on the orbit."""
-
-    key = "orbit_consistency"
-    higher_is_better = True
 
 
 #: Old class names, kept working with a :class:`DeprecationWarning` (``Accuracy`` clashed with

@@ -17,9 +17,10 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
+from ginvariance.checks import check_batch
 from ginvariance.errors import ConfigError, DataError
 from ginvariance.groups import Group
-from ginvariance.spectral._common import Model, check_eps, check_inputs, eval_mode, forward_chunked
+from ginvariance.spectral._common import Model, check_eps, eval_mode, forward_chunked
 from ginvariance.spectral.jacobian import JacobianMethod, jacobian_spectrum
 from ginvariance.spectral.lie import lie_derivative_summary, transform_for
 from ginvariance.spectral.power import saliency_power_spectrum
@@ -36,7 +37,7 @@ def logit_scale(model: Model, x: Tensor, *, chunk_size: int | None = None) -> fl
     The spread of the logits over the inputs ``x`` ``(N, *S)``: ``f → α·f + b`` multiplies it
     by ``|α|``. 0 for a constant model.
     """
-    x = check_inputs(x)
+    x = check_batch(x, "x")
     with eval_mode(model):
         z = forward_chunked(model, x.detach(), chunk_size).double()
     return float((z - z.mean(dim=0)).square().sum(dim=1).mean().sqrt())
@@ -103,7 +104,7 @@ def spectral_analysis(
     """
     from ginvariance.devices import model_device
 
-    x = check_inputs(x).to(model_device(model))  # the analysis runs where the model is
+    x = check_batch(x, "x").to(model_device(model))  # the analysis runs where the model is
     if saliency is not None:
         saliency = saliency.to(x.device)
     eps_list = check_eps(eps)

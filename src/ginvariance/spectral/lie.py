@@ -37,15 +37,10 @@ import torch
 import torch.autograd.forward_ad as fwAD
 from torch import Tensor
 
+from ginvariance.checks import check_batch, check_int, check_logits
 from ginvariance.errors import ConfigError, GroupActionError, ModelError
 from ginvariance.groups import Group
-from ginvariance.spectral._common import (
-    Model,
-    check_chunk_size,
-    check_inputs,
-    check_logits,
-    eval_mode,
-)
+from ginvariance.spectral._common import Model, eval_mode
 
 TRANSFORMS = ("rotation", "translation")
 
@@ -97,14 +92,18 @@ def _taps(pos: Tensor) -> tuple[Tensor, Tensor]:
     return index.long(), _cubic(pos.unsqueeze(0) - index)
 
 
-def _check_image(x: Tensor, what: str, batched: bool = False) -> tuple[int, int]:
-    """``(H, W)`` of images ``x`` (``batched``: a batch ``(B, …, H, W)``); raise otherwise."""
-    if x.ndim < (3 if batched else 2) or x.shape[-2] < 2 or x.shape[-1] < 2:
+def _centred_grid(x: Tensor, what: str, batched: bool = False) -> tuple[Tensor, Tensor]:
+    """Row and column offsets ``(H, 1)``, ``(1, W)`` of the pixels of images ``x`` from their
+    centre (``batched``: a batch ``(B, …, H, W)``); raise for anything but images."""
+    if x.ndim < (3 if batched else 2) or min(x.shape[-2:]) < 2:
         raise GroupActionError(
             f"{what} rotates images (…, H, W) with H, W ≥ 2, got samples of shape "
             f"{tuple(x.shape[1:])}; use transform='translation' for 1-D signals"
         )
-    return x.shape[-2], x.shape[-1]
+    height, width = x.shape[-2:]
+    u = torch.arange(height, dtype=x.dtype, device=x.device) - (height - 1) / 2
+    v = torch.arange(width, dtype=x.dtype, device=x.device) - (width - 1) / 2
+    return u.view(-1, 1), v.view(1, -1)
 
 
 def rotate(x: Tensor, angle: float | Tensor) -> Tensor:
@@ -114,11 +113,9 @@ def rotate(x: Tensor, angle: float | Tensor) -> Tensor:
     (zero outside the image), so ``rotate(x, 0) = x`` exactly and the result is smooth
     (C¹) in ``angle``. For tests and figures: the Lie derivative uses its generator.
     """
-    height, width = _check_image(x, "rotate")
-    dtype, device = x.dtype, x.device
-    angle = torch.as_tensor(angle, dtype=dtype, device=device)
-    u = (torch.arange(height, dtype=dtype, device=device) - (height - 1) / 2).view(-1, 1)
-    v = (torch.arange(width, dtype=dtype, device=device) - (width - 1) / 2).view(1, -1)
+    u, v = _centred_grid(x, "rotate")
+    height, width = x.shape[-2:]
+    angle = torch.as_tensor(angle, dtype=x.dtype, device=x.device)
     cos, sin = torch.cos(angle), torch.sin(angle)
     rows = cos * u + sin * v + (height - 1) / 2  # R(−t) p, back in pixel coordinates
     cols = -sin * u + cos * v + (width - 1) / 2
@@ -163,9 +160,7 @@ def _central(x: Tensor, dim: int, periodic: bool) -> Tensor:
 
 def rotation_generator(x: Tensor) -> Tensor:
     """``d/dt rotate(x, t)|_{t=0}`` in closed form (see the module docstring)."""
-    height, width = _check_image(x, "the rotation")
-    u = (torch.arange(height, dtype=x.dtype, device=x.device) - (height - 1) / 2).view(-1, 1)
-    v = (torch.arange(width, dtype=x.dtype, device=x.device) - (width - 1) / 2).view(1, -1)
+    u, v = _centred_grid(x, "the rotation")
     return v * _central(x, -2, periodic=False) - u * _central(x, -1, periodic=False)
 
 
@@ -251,12 +246,10 @@ def lie_derivative(
         A model without forward-mode support, or one whose outputs change along the
         transformation while its derivative is 0 (it detaches its input).
     """
-    x = check_inputs(x).detach()
-    check_chunk_size(chunk_size)
-    if transform not in TRANSFORMS:
-        raise ConfigError(f"unknown transform {transform!r}; choose one of {', '.join(TRANSFORMS)}")
+    x = check_batch(x, "x").detach()
+    check_int(chunk_size, "chunk_size", allow_none=True)
     if transform == "rotation":
-        _check_image(x, "transform 'rotation'", batched=True)
+        _centred_grid(x, "transform 'rotation'", batched=True)
     chunk = chunk_size or x.shape[0]
     columns = []
     with eval_mode(model), torch.no_grad():

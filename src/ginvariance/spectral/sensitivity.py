@@ -16,21 +16,15 @@ continuous transformation is the Lie derivative (:mod:`ginvariance.spectral.lie`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-from ginvariance.errors import ConfigError
+from ginvariance.checks import check_batch, check_int
 from ginvariance.groups import Group, get_group
-from ginvariance.spectral._common import (
-    Model,
-    check_chunk_size,
-    check_eps,
-    check_inputs,
-    eval_mode,
-    forward_chunked,
-)
+from ginvariance.spectral._common import Model, check_eps, eval_mode, forward_chunked
 
 
 def random_directions(
@@ -48,9 +42,7 @@ def random_directions(
     so float32 and float64 runs use the same directions. Row ``j·batch + b`` is direction
     ``j`` of sample ``b`` (direction-major, like ``x.repeat(n_directions, ...)``).
     """
-    dim = 1
-    for s in sample_shape:
-        dim *= int(s)
+    dim = math.prod(int(s) for s in sample_shape)
     gen = torch.Generator().manual_seed(int(seed))
     u = torch.randn(n_directions * batch, dim, generator=gen, dtype=torch.float64)
     u = u / u.norm(dim=1, keepdim=True)
@@ -124,11 +116,10 @@ def sensitivity(
         ``(len(eps),)`` in ``x``'s dtype; ``(2, len(eps))`` (logits, probabilities) with
         ``probabilities``.
     """
-    x = check_inputs(x)
+    x = check_batch(x, "x")
     eps_list = check_eps(eps)
-    check_chunk_size(chunk_size)
-    if not isinstance(n_directions, int) or n_directions < 1:
-        raise ConfigError(f"n_directions must be a positive integer, got {n_directions!r}")
+    check_int(chunk_size, "chunk_size", allow_none=True)
+    check_int(n_directions, "n_directions")
     b = x.shape[0]
     x = x.detach()
     u = random_directions(n_directions, b, x.shape[1:], seed=seed, dtype=x.dtype, device=x.device)
@@ -165,21 +156,17 @@ def group_sensitivity(
         ``(len(eps),)`` in ``x``'s dtype; NaN when no pair is left (the group fixes every
         sample, or has only the identity).
     """
-    x = check_inputs(x)
+    x = check_batch(x, "x").detach()
     eps_list = check_eps(eps)
-    check_chunk_size(chunk_size)
+    check_int(chunk_size, "chunk_size", allow_none=True)
     group = get_group(group, x.shape[1:])
     b, n = x.shape[0], group.order
-    if n < 2:
-        return torch.full((len(eps_list),), float("nan"), dtype=x.dtype, device=x.device)
-    x = x.detach()
-    ones = [1] * (x.ndim - 1)
     with torch.no_grad():
-        moved = group.orbit(x)[b:]  # (n−1)·B, group-major
-        base = x.repeat(n - 1, *ones)
-        diff = (moved - base).reshape((n - 1) * b, -1)
+        moved = group.orbit(x)[b:]  # (n−1)·B, group-major; empty for the trivial group
+        base = x.repeat(n - 1, *[1] * (x.ndim - 1))
+        diff = (moved - base).flatten(1)
         norm = diff.norm(dim=1)
-        x_norm = x.reshape(b, -1).norm(dim=1).repeat(n - 1)
+        x_norm = x.flatten(1).norm(dim=1).repeat(n - 1)
         keep = norm > torch.finfo(x.dtype).eps * x_norm
     if not bool(keep.any()):
         return torch.full((len(eps_list),), float("nan"), dtype=x.dtype, device=x.device)
