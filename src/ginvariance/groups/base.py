@@ -291,8 +291,7 @@ class Flip(Group):
     def _act(self, x: torch.Tensor, i: int) -> torch.Tensor:
         return torch.flip(x, dims=(-1,)) if i == 1 else x
 
-    def _act_inverse(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        return self._act(x, i)
+    _act_inverse = _act  # every element is its own inverse
 
 
 class CyclicShift(Group):
@@ -360,9 +359,6 @@ class CyclicShift(Group):
             return f"{type(self).__name__}(name={self.name!r}, unbound)"
         return super().__repr__()
 
-    def _axes(self) -> tuple[int, ...]:
-        return tuple(range(-self.ndim, 0))
-
     def check_shape(self, sample_shape: Sequence[int]) -> None:
         _require_spatial(self, sample_shape, self.ndim)
         size = tuple(sample_shape[-self.ndim :])
@@ -396,15 +392,14 @@ class CyclicShift(Group):
                 "an input size first: call group.resolve(x.shape[1:])"
             )
 
+    # every public action reads order first, which refuses an unbound group
     def _act(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        self._bound()
         assert self.shifts is not None
-        return torch.roll(x, shifts=self.shifts[i], dims=self._axes())
+        return torch.roll(x, shifts=self.shifts[i], dims=tuple(range(-self.ndim, 0)))
 
     def _act_inverse(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        self._bound()
         assert self.shifts is not None
-        return torch.roll(x, shifts=tuple(-v for v in self.shifts[i]), dims=self._axes())
+        return torch.roll(x, tuple(-v for v in self.shifts[i]), dims=tuple(range(-self.ndim, 0)))
 
 
 class Shift2d(CyclicShift):

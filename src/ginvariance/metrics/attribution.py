@@ -39,10 +39,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ginvariance.checks import check_int, check_logits, import_extra
+from ginvariance.checks import check_logits, import_extra
 from ginvariance.errors import ConfigError
 from ginvariance.groups import Group, get_group
-from ginvariance.metrics.functional import saliency_nonzero, sis_per_sample, warn_undefined_sis
+from ginvariance.metrics.functional import saliency_nonzero, sis_from_saliency, warn_undefined_sis
 from ginvariance.metrics.orbit import (
     DEFAULT_MEMORY_BUDGET,
     check_inputs,
@@ -180,14 +180,10 @@ def saliency_orbit(
     method_key(method)  # validates names early
     group = get_group(group, tuple(x.shape[1:]))
     n, sample_shape = group.order, tuple(x.shape[1:])
-    if chunk_size is None:
-        chunk_size = chunk_size_for(group, sample_shape, x.dtype, memory_budget)
-    else:
-        check_int(chunk_size, "chunk size")
+    chunk_size = chunk_size_for(group, sample_shape, x.dtype, memory_budget, chunk_size)
     if not (noise_level > 0):
         raise ConfigError(f"noise level must be positive, got {noise_level}")
-    stdev = noise_level * float(x.max() - x.min()) if x.numel() else noise_level
-    stdev = stdev if stdev > 0 else noise_level
+    stdev = noise_level * float(x.max() - x.min()) or noise_level  # a constant x: the level
     devices = [x.device] if x.device.type == "cuda" else []
     parts = []
     with eval_mode(model), torch.random.fork_rng(devices=devices):
@@ -264,7 +260,7 @@ def sis_attribution(
             result[key] = None
             warn_undefined_sis(key, stacklevel=2)
         else:
-            result[key] = float(sis_per_sample(maps).to(torch.float64).mean())
+            result[key] = float(sis_from_saliency(maps))
     return result
 
 

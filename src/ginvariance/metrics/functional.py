@@ -278,13 +278,10 @@ class OrbitStatistics:
         return OrbitStatistics.from_dict({k: v.clone() for k, v in self.to_dict().items()})
 
     def __getitem__(self, key: str) -> torch.Tensor:
-        value = getattr(self, key, None) if key in _STAT_FIELDS else None
-        if value is None:
-            raise KeyError(key)
-        return value
+        return self.to_dict()[key]
 
     def __contains__(self, key: object) -> bool:
-        return key in _STAT_FIELDS and getattr(self, str(key)) is not None
+        return key in self.to_dict()
 
     def get(self, key: str, default: Any = None) -> Any:
         return self[key] if key in self else default
@@ -299,8 +296,6 @@ class OrbitStatistics:
         """The measures these statistics support (:func:`finalize`)."""
         return finalize(self)
 
-
-_STAT_FIELDS = frozenset(f.name for f in fields(OrbitStatistics))
 
 #: The old name of :class:`OrbitStatistics`.
 Stats = OrbitStatistics

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ginvariance.checks import check_int, check_logits
+from ginvariance.checks import check_logits
 from ginvariance.errors import ConfigError, GinvarianceError
 from ginvariance.groups import Group, get_group
 from ginvariance.metrics.orbit import (
@@ -187,10 +187,7 @@ def layerwise_invariance(
     group = get_group(group, tuple(x.shape[1:]))
     in_shape = tuple(x.shape[1:])
     n = group.order
-    if chunk_size is None:
-        chunk_size = chunk_size_for(group, in_shape, x.dtype, memory_budget)
-    else:
-        check_int(chunk_size, "chunk size")
+    chunk_size = chunk_size_for(group, in_shape, x.dtype, memory_budget, chunk_size)
     selected = _select_layers(model, layers)
 
     order: list[_LayerStats] = []  # in the order of the first forward pass
@@ -220,8 +217,7 @@ def layerwise_invariance(
         return hook
 
     handles = [module.register_forward_hook(make_hook(name)) for name, module in selected]
-    output_stats: _LayerStats | None = None
-    needs_output = False
+    output_stats: _LayerStats | None = None  # the logits, when no hooked layer returned them
     try:
         with eval_mode(model), torch.no_grad():
             for start in range(0, x.shape[0], chunk_size):
@@ -230,10 +226,8 @@ def layerwise_invariance(
                 state["b"], state["calls"], state["last"] = b, {}, None
                 z = model(group.orbit(xb))
                 check_logits(z, n * b, finite=True)
-                if start == 0:
-                    needs_output = state["last"] is not z
-                    if needs_output:
-                        output_stats = _LayerStats(OUTPUT, "logits", list(z.shape[1:]), False)
+                if start == 0 and state["last"] is not z:
+                    output_stats = _LayerStats(OUTPUT, "logits", list(z.shape[1:]), False)
                 if output_stats is not None:
                     _update(output_stats, z, group, n, b)
     finally:

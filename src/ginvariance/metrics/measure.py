@@ -31,7 +31,6 @@ class InvarianceReport:
         that belong to no class (``uniform``, ``patches``) carry no accuracies.
     group:
         The group's name.
-
     shift_reference:
         The statistics of the reference set that fixed the shifts' parameters
         (:class:`~ginvariance.data.shifts.ShiftReference` as a dict); ``None`` without shifts.
@@ -94,23 +93,12 @@ def _split(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     )
 
 
-def _resolve_shifts(
-    shifts: Sequence[Any] | Mapping[str, Any] | None,
-) -> dict[str, Any]:
+def _resolve_shifts(shifts: Sequence[Any] | Mapping[str, Any] | None) -> dict[str, Any]:
     from ginvariance.data.shifts import Shift, get_shift
 
-    if not shifts:
-        return {}
     if isinstance(shifts, Mapping):
-        return {
-            name: get_shift(fn) if isinstance(fn, str | Shift) else fn
-            for name, fn in shifts.items()
-        }
-    resolved = {}
-    for item in shifts:
-        shift = get_shift(item)
-        resolved[shift.name] = shift
-    return resolved
+        return {k: get_shift(v) if isinstance(v, str | Shift) else v for k, v in shifts.items()}
+    return {shift.name: shift for shift in map(get_shift, shifts or ())}
 
 
 def _reference(data: Any, given: Any) -> Any:
@@ -223,11 +211,7 @@ def measure(
     progress.finish()
     if totals["id"] is None:
         raise DataError("the data holds no batches; pass at least one sample")
-    results = {}
-    for name, stats in totals.items():
-        values = finalize(stats)
-        values["n_samples"] = int(stats["count"])
-        results[name] = values
+    results = {k: {**finalize(v), "n_samples": int(v["count"])} for k, v in totals.items()}
     assert resolved is not None
     return InvarianceReport(
         id=results.pop("id"),

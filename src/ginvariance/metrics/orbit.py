@@ -53,14 +53,6 @@ class OrbitOutputs:
     logits: torch.Tensor
     saliency: torch.Tensor | None = None
 
-    @property
-    def order(self) -> int:
-        return self.logits.shape[0]
-
-    @property
-    def batch_size(self) -> int:
-        return self.logits.shape[1]
-
 
 def check_inputs(x: torch.Tensor, y: torch.Tensor | None = None) -> None:
     """Raise :class:`DataError` for inputs (and labels) that no measure can use."""
@@ -82,11 +74,15 @@ def chunk_size_for(
     sample_shape: tuple[int, ...],
     dtype: torch.dtype,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    chunk_size: int | None = None,
 ) -> int:
     """Number of samples per chunk so that one orbit chunk stays within ``memory_budget``.
 
-    The estimate is ``n · prod(S) · itemsize · ACTIVATION_FACTOR`` bytes per sample.
+    The estimate is ``n · prod(S) · itemsize · ACTIVATION_FACTOR`` bytes per sample. A
+    ``chunk_size`` the caller chose is checked and returned instead.
     """
+    if chunk_size is not None:
+        return check_int(chunk_size, "chunk size")
     if memory_budget <= 0:
         raise ConfigError(f"memory budget must be positive, got {memory_budget} bytes")
     itemsize = torch.empty((), dtype=dtype).element_size()
@@ -211,10 +207,7 @@ def iter_orbit_passes(
     device = model_device(model)
     if memory_budget is None:
         memory_budget = device_budget(device, DEFAULT_MEMORY_BUDGET)
-    if chunk_size is None:
-        chunk_size = chunk_size_for(group, tuple(x.shape[1:]), x.dtype, memory_budget)
-    else:
-        check_int(chunk_size, "chunk size")
+    chunk_size = chunk_size_for(group, tuple(x.shape[1:]), x.dtype, memory_budget, chunk_size)
     for start in range(0, x.shape[0], chunk_size):
         rows = slice(start, min(start + chunk_size, x.shape[0]))
         chunk = move(x[rows], device)
