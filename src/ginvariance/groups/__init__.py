@@ -24,16 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ginvariance.errors import GroupError
-from ginvariance.groups.base import (
-    C4,
-    D4,
-    CustomGroup,
-    Cyclic1d,
-    CyclicShift,
-    Flip,
-    Group,
-    Shift2d,
-)
+from ginvariance.groups.base import C4, D4, CustomGroup, Cyclic1d, CyclicShift, Flip, Group, Shift2d
 from ginvariance.groups.rotation import RotationN
 
 GROUP_NAMES = ("c4", "d4", "flip", "shift", "shift-S", "cyclic1d", "cyclic1d-S", "rotation-N")

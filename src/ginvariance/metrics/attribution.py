@@ -43,12 +43,7 @@ from ginvariance.checks import check_logits, import_extra
 from ginvariance.errors import ConfigError
 from ginvariance.groups import Group, get_group
 from ginvariance.metrics.functional import saliency_nonzero, sis_from_saliency, warn_undefined_sis
-from ginvariance.metrics.orbit import (
-    DEFAULT_MEMORY_BUDGET,
-    check_inputs,
-    chunk_size_for,
-    eval_mode,
-)
+from ginvariance.metrics.orbit import DEFAULT_MEMORY_BUDGET, check_inputs, chunk_size_for, eval_mode
 
 #: Method names and the keys their ``sis`` is reported under.
 METHOD_KEYS: dict[str, str] = {

@@ -1,14 +1,9 @@
 """The invariance measures of docs/definitions.md as functions.
 
-Two layers:
-
-* pure tensor maths on what one orbit pass returns — :func:`pdi_per_sample`,
-  :func:`sis_per_sample`, :func:`orbit_statistics` and :func:`finalize`;
-* one function per key, ``(model, x, group, ...) → tensor``, batched over the whole orbit
-  and chunked by a memory budget: :func:`pdi`, :func:`li`, :func:`li_within`, :func:`sis`,
-  :func:`accuracy`, :func:`orbit_accuracy`, :func:`orbit_consistency`, and
-  :func:`invariance_suite`, which computes all of them from a single forward (and backward)
-  pass.
+Pure tensor maths on what one orbit pass returns (per sample, per orbit batch, and the summed
+:class:`OrbitStatistics` that :func:`finalize` turns into the measures) first; then one
+function per key, ``(model, x, group, ...) → tensor``, batched over the orbit and chunked by
+a memory budget, and :func:`invariance_suite`, all keys from one forward (and backward) pass.
 
 For one input ``x`` and a group ``G = [e = g_0, …, g_{n-1}]``: ``z_g = f(g·x)``,
 ``p_g = softmax(z_g)``.
@@ -53,7 +48,6 @@ from ginvariance.metrics.orbit import (
 
 #: The keys a full suite reports.
 KEYS = MEASURE_KEYS
-
 
 #: ``li`` is 0 when the total variance of the logits is below ``(LI_ROUNDING_ULPS · eps)²``
 #: times their mean square (``eps`` the rounding unit of the logits' dtype): then every
@@ -146,9 +140,8 @@ def consistent_per_sample(logits: torch.Tensor) -> torch.Tensor:
     return (pred == pred[0:1]).all(0)
 
 
-# -- functional twins on one orbit's tensors (torchmetrics style) --------------------------
-# Each takes what one orbit pass returns, keeps the input's device and dtype, and (for the
-# real-valued ones) is differentiable, so a training loss can call it; the regularizers do.
+# -- functional twins on one orbit's tensors: device- and dtype-preserving, differentiable
+# (the real-valued ones), so the regularizers' losses call them ---------------------------
 def pdi_from_logits(logits: torch.Tensor) -> torch.Tensor:
     """``pdi`` of one orbit batch: the mean over ``B`` of :func:`pdi_per_sample`.
 

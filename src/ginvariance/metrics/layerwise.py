@@ -37,12 +37,7 @@ from torch import nn
 from ginvariance.checks import check_logits
 from ginvariance.errors import ConfigError, GinvarianceError
 from ginvariance.groups import Group, get_group
-from ginvariance.metrics.orbit import (
-    DEFAULT_MEMORY_BUDGET,
-    check_inputs,
-    chunk_size_for,
-    eval_mode,
-)
+from ginvariance.metrics.orbit import DEFAULT_MEMORY_BUDGET, check_inputs, chunk_size_for, eval_mode
 
 #: Name of the entry for the model's own output when no hooked layer returned it.
 OUTPUT = "output"

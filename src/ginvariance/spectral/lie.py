@@ -2,15 +2,12 @@
 
 For a one-parameter family of transformations ``T_t`` with ``T_0 = id`` the Lie derivative
 of a model ``f`` at ``x`` is ``L f(x) = d/dt f(T_t x)|_{t=0} = J(x) · v(x)``, ``v(x) =
-d/dt T_t x|_{t=0}`` (Gruver, Finzi, Goldblum & Wilson, "The Lie derivative for measuring
-learned equivariance", ICLR 2023). Its norm ``‖L f(x)‖`` measures *local* invariance: 0 for a
-model invariant to every small transformation. It is computed by forward-mode autodiff (dual
-tensors, as ``torch.func.jvp(f, (x,), (v,))``), over the whole batch at once.
-
-Transformations (images ``(…, H, W)``, signals ``(…, L)``):
+d/dt T_t x|_{t=0}`` (Gruver, Finzi, Goldblum & Wilson, ICLR 2023). Its norm ``‖L f(x)‖``
+measures *local* invariance: 0 for a model invariant to every small transformation. It is
+computed by forward-mode autodiff (dual tensors, as ``torch.func.jvp(f, (x,), (v,))``).
 
 ``rotation``
-    rotation by ``t`` radians about the image centre ``((H−1)/2, (W−1)/2)``: the rotated
+    rotation by ``t`` radians about the image centre ``c = ((H−1)/2, (W−1)/2)``: the rotated
     image samples ``x`` at ``R(−t) p`` by Keys' cubic convolution (``a = −1/2``), zero
     outside the image. Its generator is ``v = (p_c − c_c) ∂_r x − (p_r − c_r) ∂_c x``, where
     ``∂`` is the interpolant's derivative at the pixel centres, the central difference
@@ -18,13 +15,10 @@ Transformations (images ``(…, H, W)``, signals ``(…, L)``):
 ``translation``
     cyclic sub-pixel translation by ``t`` pixels along one spatial axis, by the same cubic
     convolution with periodic boundaries: ``v = −(x[i+1] − x[i−1]) / 2`` (cyclic). One
-    generator per spatial axis (two for images, one for signals).
+    generator per spatial axis (two for images, one for signals ``(…, L)``).
 
-The C4 rotations are not one-parameter subgroups of the continuous rotations that act on a
-pixel grid by permutation, so an exactly C4-invariant network need not have a small Lie
-derivative along rotations: it measures something the group measures do not. The straight
-line ``x → g·x`` (:func:`~ginvariance.spectral.group_sensitivity`) leaves the orbit and is
-not an invariance probe; the Lie derivative stays on a transformation's path.
+C4 is not a one-parameter subgroup of the continuous rotations, so an exactly C4-invariant
+network need not have a small Lie derivative along rotations.
 """
 
 from __future__ import annotations
@@ -211,32 +205,15 @@ def _jvp(model: Model, x: Tensor, tangent: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def lie_derivative(
-    model: Model,
-    x: Tensor,
-    transform: str = "rotation",
-    *,
-    chunk_size: int | None = None,
+    model: Model, x: Tensor, transform: str = "rotation", *, chunk_size: int | None = None
 ) -> Tensor:
     """Norms of the Lie derivative of the logits, per sample and generator.
 
-    ``‖d/dt f(T_t x)|_{t=0}‖₂ = ‖J(x) v_k(x)‖₂`` for each generator ``v_k`` of
-    ``transform`` (:func:`generators`), by forward-mode autodiff over each chunk of samples.
-
-    Parameters
-    ----------
-    model:
-        Callable ``(B, *S) → (B, K)``; runs in eval mode (previous modes restored).
-    x:
-        Inputs ``(B, *S)``, float32 or float64.
-    transform:
-        ``"rotation"`` (images) or ``"translation"`` (:data:`TRANSFORMS`).
-    chunk_size:
-        Samples per jvp (default: the whole batch).
-
-    Returns
-    -------
-    Tensor
-        ``(B, n_generators)`` in ``x``'s dtype.
+    ``‖d/dt f(T_t x)|_{t=0}‖₂ = ‖J(x) v_k(x)‖₂`` for each generator ``v_k`` of ``transform``
+    (:func:`generators`: ``"rotation"`` for images or ``"translation"``), by forward-mode
+    autodiff over chunks of ``chunk_size`` samples (default: the whole batch). ``model`` runs in
+    eval mode (modes restored after); ``x`` ``(B, *S)``, float32 or float64. Returns
+    ``(B, n_generators)`` in ``x``'s dtype.
 
     Raises
     ------
@@ -278,11 +255,7 @@ def _check_detached(model: Model, x: Tensor, tangent: Tensor, z: Tensor) -> None
 
 
 def lie_derivative_summary(
-    model: Model,
-    x: Tensor,
-    transform: str,
-    *,
-    chunk_size: int | None = None,
+    model: Model, x: Tensor, transform: str, *, chunk_size: int | None = None
 ) -> dict[str, object]:
     """``{"transform", "lie_derivative"}``: the mean over samples and generators of
     :func:`lie_derivative`, and its per-generator means ``"lie_derivative_generators"``."""

@@ -6,12 +6,9 @@ For a step ``ε > 0`` and unit directions ``u`` (``‖u‖ = 1`` in ``R^D``, ``D
 
 With ``u`` uniform on the unit sphere this measures how much the model reacts to *any*
 small perturbation (for small ``ε`` it tends to ``E ‖J(x) u‖ ≈ ‖J(x)‖_F / √D``); with
-``u = (g·x − x) / ‖g·x − x‖`` it measures the reaction along the straight line from an input
-towards its transformed copies. That line is **not an invariance probe**: a model invariant
-to ``G`` has ``f(g·x) = f(x)``, but the line between ``x`` and ``g·x`` leaves the orbit, so
-the group sensitivity of an exactly invariant model is in general not zero at small ``ε``
-(the weight-tied net of the study scores like the others). The invariance probe along a
-continuous transformation is the Lie derivative (:mod:`ginvariance.spectral.lie`).
+``u = (g·x − x) / ‖g·x − x‖``, along the straight line towards the transformed copies. That
+line leaves the orbit, so it is **not an invariance probe**: an exactly invariant model
+scores in general non-zero there. The Lie derivative (:mod:`ginvariance.spectral.lie`) is.
 """
 
 from __future__ import annotations
@@ -58,10 +55,8 @@ def _mean_sensitivity(
     chunk_size: int | None,
     probabilities: bool = False,
 ) -> Tensor:
-    """``[mean_rows ‖f(base + ε·directions) − z_base‖ / ε for ε in eps]``, one forward per ε.
-
-    With ``probabilities`` a second row holds the same for ``softmax(f)``:
-    ``(2, len(eps))``; otherwise ``(len(eps),)``.
+    """``[mean_rows ‖f(base + ε·directions) − z_base‖ / ε for ε in eps]``, one forward per ε; with
+    ``probabilities`` a second row, the same for ``softmax(f)``: ``(2, len(eps))``.
     """
     logit_rows, prob_rows = [], []
     p_base = torch.softmax(z_base.double(), dim=1) if probabilities else None
@@ -94,21 +89,15 @@ def sensitivity(
 
     Parameters
     ----------
-    model:
-        Callable ``(B, *S) → (B, K)``; runs in eval mode (previous modes restored).
-    x:
-        Inputs ``(B, *S)``, float32 or float64.
-    eps:
-        Step sizes ``ε > 0``.
-    n_directions:
-        Directions per sample.
-    seed:
-        Seed of the directions.
+    model, x:
+        Callable ``(B, *S) → (B, K)``, run in eval mode (modes restored after), and inputs
+        ``(B, *S)``, float32 or float64.
+    eps, n_directions, seed:
+        Step sizes ``ε > 0``, directions per sample and their seed.
     chunk_size:
         Perturbed inputs per forward (default: all ``n·B`` of one ``ε`` at once).
     probabilities:
-        Also return the same sensitivity of the predicted probabilities ``softmax(f)``
-        (from the same forward passes; softmax in float64).
+        Also the same sensitivity of ``softmax(f)``, from the same forwards (softmax in float64).
 
     Returns
     -------
@@ -144,17 +133,9 @@ def group_sensitivity(
     For every sample ``x`` and every ``g ≠ e``: ``u = (g·x − x) / ‖g·x − x‖``, and
     ``s(ε) = mean over the pairs (x, g) of ‖f(x + ε u) − f(x)‖₂ / ε``. Pairs with
     ``‖g·x − x‖ ≤ eps_mach · ‖x‖`` (``g`` fixes ``x``, e.g. a constant image) are skipped.
-
-    Parameters
-    ----------
-    group:
-        A group or its name (bound to ``x``'s sample shape by ``get_group``).
-
-    Returns
-    -------
-    Tensor
-        ``(len(eps),)`` in ``x``'s dtype; NaN when no pair is left (the group fixes every
-        sample, or has only the identity).
+    ``group`` is bound to ``x``'s sample shape; the other arguments are as in
+    :func:`sensitivity`. Returns ``(len(eps),)`` in ``x``'s dtype, NaN when no pair is left
+    (the group fixes every sample, or has only the identity).
     """
     x = check_batch(x, "x").detach()
     eps_list = check_eps(eps)
