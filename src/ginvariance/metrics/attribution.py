@@ -146,12 +146,9 @@ def saliency_orbit(
 
     Parameters
     ----------
-    model:
-        ``(B, *S)`` → ``(B, K)`` logits; run in eval mode (its mode restored after).
-    x:
-        ``(B, *S)`` inputs.
-    group:
-        The group (or its name), resolved to ``x``'s sample shape.
+    model, x, group:
+        ``(B, *S)`` → ``(B, K)`` logits, run in eval mode (modes restored after); inputs
+        ``(B, *S)``; the group (or its name), resolved to ``x``'s sample shape.
     method:
         ``"gradient"``, ``"integrated_gradients"``, ``"smoothgrad"`` or a captum
         ``Attribution`` class or instance (see the module docstring).
@@ -168,8 +165,7 @@ def saliency_orbit(
     Returns
     -------
     torch.Tensor
-        ``(n, B, *S)``: ``out[i, b] = g_i⁻¹ · A(g_i · x_b)[c_b]`` with
-        ``c_b = argmax f(x_b)``.
+        ``(n, B, *S)``: ``out[i, b] = g_i⁻¹ · A(g_i · x_b)[c_b]`` with ``c_b = argmax f(x_b)``.
     """
     check_inputs(x)
     method_key(method)  # validates names early
@@ -208,13 +204,11 @@ def sis_attribution(
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> dict[str, float | None]:
-    """``sis`` under each attribution method, each under its own key.
+    """``sis`` under each attribution method, each under its own key (see the module docstring).
 
-    A key is ``None`` (with an :class:`~ginvariance.errors.UndefinedMeasureWarning`) when
-    every attribution map is zero, as ``sis`` is for a model with no input gradient.
-
-    ``SIS_A(x) = (1/(n−1)) Σ_{g≠e} cos(g⁻¹·A(g·x), A(x))``, mean over samples, for each
-    method ``A`` (see the module docstring for the keys).
+    ``SIS_A(x) = (1/(n−1)) Σ_{g≠e} cos(g⁻¹·A(g·x), A(x))``, mean over samples, for each method
+    ``A``; ``None`` (with an :class:`~ginvariance.errors.UndefinedMeasureWarning`) when every
+    attribution map is zero, as ``sis`` is for a model with no input gradient.
 
     Parameters
     ----------

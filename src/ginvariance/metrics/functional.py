@@ -104,11 +104,8 @@ def sis_per_sample(saliency: torch.Tensor) -> torch.Tensor:
 
 
 def saliency_nonzero(saliency: torch.Tensor) -> torch.Tensor:
-    """Per sample, whether any of its ``n`` saliency maps has a non-zero entry.
-
-    ``saliency`` ``(n, B, *S)`` → bool ``(B,)``. Summed over the data set it decides whether
-    ``sis`` is defined: it is not when this is false for every sample.
-    """
+    """Per sample, whether any of its ``n`` saliency maps has a non-zero entry: ``saliency``
+    ``(n, B, *S)`` → bool ``(B,)``. ``sis`` is undefined when it is false for every sample."""
     n, b = saliency.shape[0], saliency.shape[1]
     return (saliency.reshape(n, b, -1) != 0).any(dim=-1).any(dim=0)
 
@@ -157,8 +154,7 @@ def li_within_from_logits(logits: torch.Tensor) -> torch.Tensor:
     ``logits`` ``(n, B, K)`` → a 0-d tensor, differentiable (the ``"logit"`` penalty).
     """
     logits = check_orbit_logits(logits)
-    centred = logits - logits.mean(dim=0, keepdim=True)
-    return centred.square().sum(dim=-1).mean()
+    return (logits - logits.mean(dim=0, keepdim=True)).square().sum(dim=-1).mean()
 
 
 def li_from_logits(logits: torch.Tensor) -> torch.Tensor:
@@ -429,13 +425,14 @@ def finalize(stats: OrbitStatistics | Mapping[str, torch.Tensor]) -> dict[str, f
 
 
 # -- one function per key -----------------------------------------------------------------
-def check_labels(y: torch.Tensor, num_classes: int) -> None:
-    """Raise :class:`LabelError` for labels outside ``[0, num_classes)``."""
+def check_labels(y: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Return ``y``; raise :class:`LabelError` for labels outside ``[0, num_classes)``."""
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
         raise LabelError(
             f"labels must lie in [0, {num_classes - 1}] for a model with {num_classes} "
             f"classes, found {int(y.min())}..{int(y.max())}; fix the labels or the model"
         )
+    return y
 
 
 def statistics(
@@ -470,10 +467,7 @@ def statistics(
             memory_budget=memory_budget,
             precision=precision,
         ):
-            part_y = None
-            if y is not None:
-                part_y = y[rows]
-                check_labels(part_y, out.logits.shape[-1])
+            part_y = None if y is None else check_labels(y[rows], out.logits.shape[-1])
             shift = total.li_shift if total is not None else li_shift
             total = merge_statistics(total, orbit_statistics(out, part_y, li_shift=shift))
     assert total is not None

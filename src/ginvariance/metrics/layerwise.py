@@ -146,13 +146,9 @@ def layerwise_invariance(
 
     Parameters
     ----------
-    model:
-        ``(B, *S)`` → ``(B, K)`` logits; run in eval mode without gradients (its mode is
-        restored after).
-    x:
-        ``(N, *S)`` inputs.
-    group:
-        The group (or its name), resolved to ``x``'s sample shape.
+    model, x, group:
+        ``(B, *S)`` → ``(B, K)`` logits, run in eval mode without gradients (modes restored
+        after); inputs ``(N, *S)``; the group (or its name), resolved to ``x``'s sample shape.
     layers:
         Names from ``model.named_modules()`` to hook; default: every leaf module (a module
         without children), in the order they run.

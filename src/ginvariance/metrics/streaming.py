@@ -1,12 +1,10 @@
 """Streaming invariance measures: ``torchmetrics.Metric`` subclasses.
 
-Each class keeps the float64 sufficient statistics of
-:func:`ginvariance.metrics.functional.orbit_statistics` as summed metric states, so
-``update`` over any split of the data followed by ``compute`` equals the functional value
-on the concatenated data, and states sync across processes like any torchmetrics metric.
-
+Each keeps the float64 sums of :class:`~ginvariance.metrics.functional.OrbitStatistics` as
+metric states, so ``update`` over any split of the data then ``compute`` equals the
+functional value on the concatenated data, and states sync across processes.
 :class:`InvarianceMetrics` computes every measure from one orbit pass per batch; the
-single-measure classes are there for code that wants one number.
+single-measure classes give one number each.
 """
 
 from __future__ import annotations
@@ -45,31 +43,21 @@ class InvarianceMetrics(Metric):
     Parameters
     ----------
     model:
-        The classifier, ``(B, *S)`` → ``(B, K)`` logits. It is not registered as a
-        submodule (the metric's ``state_dict`` holds statistics only).
-    group:
-        A group or its name.
-    saliency:
-        Compute ``sis`` (one backward pass per batch).
-    chunk_size, memory_budget:
-        Bound the memory of one orbit pass (see :mod:`ginvariance.metrics.orbit`);
-        ``memory_budget`` ``None``: the model's device's.
-    precision:
-        ``"fp32"``, ``"bf16"`` or ``"fp16"``: the forward under ``torch.autocast`` (see
-        :func:`ginvariance.measure`).
+        The classifier, ``(B, *S)`` → ``(B, K)`` logits; not registered as a submodule (the
+        metric's ``state_dict`` holds statistics only). The states live on its device; each
+        batch ``x`` (and ``y``) is moved there chunk by chunk.
+    group, saliency, chunk_size, memory_budget, precision:
+        As in :func:`ginvariance.measure`.
     shift, shift_reference, seed:
-        Measure under a distribution shift (a name or a
-        :class:`~ginvariance.data.shifts.Shift`): each batch is shifted before it is
-        measured, with the parameters of ``shift_reference`` (a
-        :class:`~ginvariance.data.shifts.ShiftReference`, required with a shift: a stream
-        cannot look ahead) and the randomness of ``(seed, global sample index)``. The index
-        of a sample is its position in the stream of ``update`` calls since the last
-        ``reset``, or what ``update(..., indices=...)`` gives (pass it for sharded data).
-        The result equals :func:`ginvariance.measure` under the same shift and reference.
+        Measure under a distribution shift (a name or a :class:`~ginvariance.data.shifts.Shift`):
+        each batch is shifted with the parameters of ``shift_reference`` (a
+        :class:`~ginvariance.data.shifts.ShiftReference`, required: a stream cannot look
+        ahead) and the randomness of ``(seed, global sample index)``; the index is the position
+        in the stream of ``update`` calls since the last ``reset``, or ``update(...,
+        indices=...)`` (for sharded data). The result equals :func:`ginvariance.measure`'s.
 
     ``update(x, y=None, indices=None)`` adds a batch; ``compute()`` returns a dict of the
-    measures, each a float64 0-d tensor. The metric's states start on the model's device;
-    ``x`` (and ``y``) may sit anywhere and are moved to the model's device chunk by chunk.
+    measures, each a float64 0-d tensor.
 
     Examples
     --------
