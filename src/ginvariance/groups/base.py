@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ginvariance.checks import channel_last_fix, is_int
+from ginvariance.checks import channel_last_fix, check_int
 from ginvariance.errors import GroupActionError, GroupError
 
 Action = Callable[[torch.Tensor], torch.Tensor]
@@ -328,11 +328,8 @@ class CyclicShift(Group):
         name: str | None = None,
     ) -> None:
         self.name = name or {1: "cyclic1d", 2: "shift"}.get(ndim, f"shift{ndim}d")
-        if not is_int(ndim) or ndim < 1:
-            raise GroupError(f"{self.name} ndim must be a positive integer, got {ndim!r}")
-        if not is_int(step) or step < 1:
-            raise GroupError(f"{self.name} step must be a positive integer, got {step!r}")
-        self.ndim, self.step = ndim, step
+        self.ndim = check_int(ndim, f"{self.name} ndim", error=GroupError)
+        self.step = check_int(step, f"{self.name} step", error=GroupError)
         self._size: tuple[int, ...] | None = None
         self.shifts: list[tuple[int, ...]] | None = None
         if shifts is None:
@@ -450,11 +447,8 @@ class CustomGroup(Group):
         self.exact = exact
         self.tolerance = tolerance
         self._actions = list(actions)
-        names = (
-            list(element_names)
-            if element_names is not None
-            else ["e", *[f"g{k}" for k in range(1, len(actions))]]
-        )
+        default = ["e", *(f"g{k}" for k in range(1, len(actions)))]
+        names = default if element_names is None else list(element_names)
         if len(names) != len(actions):
             raise GroupError("give one element name per (action, inverse) pair")
         super().__init__(names)

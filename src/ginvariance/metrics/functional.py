@@ -71,8 +71,7 @@ def pdi_per_sample(logits: torch.Tensor) -> torch.Tensor:
 
 
 def _plogp(logp: torch.Tensor) -> torch.Tensor:
-    """``p · log p`` from ``log p``, with ``0 · log 0 = 0`` (logits so far apart that a
-    log-probability underflows to ``-inf`` would otherwise give NaN)."""
+    """``p · log p`` from ``log p``, with ``0 · log 0 = 0`` (an underflowed ``-inf``: no NaN)."""
     p = logp.exp()
     return torch.where(p > 0, p * logp, torch.zeros_like(logp))
 
@@ -505,8 +504,7 @@ def invariance_suite(
 
 
 def _measure(key: str, model: Model, x: torch.Tensor, group: Any, **kwargs: Any) -> torch.Tensor:
-    """Measure ``key`` of ``x`` as a 0-d tensor in ``x``'s precision and on its device; an
-    undefined one (``None``) as NaN."""
+    """Measure ``key`` of ``x`` as a 0-d tensor in ``x``'s precision and device; ``None``: NaN."""
     value = finalize(statistics(model, x, group, saliency=key == "sis", **kwargs))[key]
     dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     return torch.tensor(math.nan if value is None else value, dtype=dtype, device=x.device)

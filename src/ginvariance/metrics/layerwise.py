@@ -94,12 +94,11 @@ def _group_acts_on(group: Group, in_shape: tuple[int, ...], out_shape: tuple[int
     return True
 
 
-def _update(stats: _LayerStats, out: torch.Tensor, group: Group, n: int, b: int) -> None:
+def _update(stats: _LayerStats, out: Any, group: Group, n: int, b: int) -> None:
     """Add one orbit chunk's output ``(n·b, *shape)`` of a layer to its statistics."""
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (n * b, *stats.shape):
+        stats.usable = False  # not a tensor with one row per orbit input
     if not stats.usable:
-        return
-    if tuple(out.shape) != (n * b, *stats.shape):
-        stats.usable = False  # the layer does not keep one row per orbit input
         return
     phi = out.detach().to(torch.float64).reshape(n, b, -1)  # (n, b, D)
     mean = phi.mean(0, keepdim=True)
@@ -181,8 +180,7 @@ def layerwise_invariance(
     chunk_size = chunk_size_for(group, in_shape, x.dtype, memory_budget, chunk_size)
     selected = _select_layers(model, layers)
 
-    order: list[_LayerStats] = []  # in the order of the first forward pass
-    by_key: dict[str, _LayerStats] = {}
+    by_key: dict[str, _LayerStats] = {}  # in the order of the first forward pass
     state: dict[str, Any] = {"b": 0, "calls": {}, "last": None}
 
     def make_hook(name: str) -> Any:
@@ -192,18 +190,11 @@ def layerwise_invariance(
             key = name if calls[name] == 1 else f"{name}#{calls[name]}"
             state["last"] = out
             if key not in by_key:
-                shape = list(out.shape[1:]) if isinstance(out, torch.Tensor) else []
-                acts = isinstance(out, torch.Tensor) and _group_acts_on(
-                    group, in_shape, tuple(shape)
-                )
-                stats = _LayerStats(key, type(module).__name__, shape, acts)
-                stats.usable = isinstance(out, torch.Tensor)
-                by_key[key] = stats
-                order.append(stats)
-            if isinstance(out, torch.Tensor):
-                _update(by_key[key], out, group, n, state["b"])
-            else:
-                by_key[key].usable = False
+                tensor = isinstance(out, torch.Tensor)
+                shape = list(out.shape[1:]) if tensor else []
+                acts = tensor and _group_acts_on(group, in_shape, tuple(shape))
+                by_key[key] = _LayerStats(key, type(module).__name__, shape, acts)
+            _update(by_key[key], out, group, n, state["b"])
 
         return hook
 
@@ -224,7 +215,7 @@ def layerwise_invariance(
     finally:
         for handle in handles:
             handle.remove()
-    rows = [stats.result() for stats in order]
+    rows = [stats.result() for stats in by_key.values()]
     if output_stats is not None:
         rows.append(output_stats.result())
     return rows

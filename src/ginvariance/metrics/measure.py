@@ -58,12 +58,9 @@ class InvarianceReport:
 
 def _batches(data: Any) -> tuple[Iterable[tuple[torch.Tensor, torch.Tensor | None]], int]:
     """Normalize ``data`` to an iterable of ``(x, y)`` batches and the number of batches."""
-    if isinstance(data, tuple | list) and len(data) in (1, 2) and isinstance(data[0], torch.Tensor):
-        x = data[0]
-        y = data[1] if len(data) == 2 else None
-        return [(x, y)], 1
-    if isinstance(data, torch.Tensor):
-        return [(data, None)], 1
+    pair = isinstance(data, tuple | list) and len(data) in (1, 2)
+    if isinstance(data, torch.Tensor) or (pair and isinstance(data[0], torch.Tensor)):
+        return [_split(data)], 1
     if isinstance(data, DataLoader):
         return (_split(b) for b in data), len(data)
     if isinstance(data, Dataset):

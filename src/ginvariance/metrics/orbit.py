@@ -142,23 +142,21 @@ def orbit_pass(
     Parameters
     ----------
     model:
-        Maps ``(B, *S)`` to logits ``(B, K)``. Run as it is: put it in eval mode first
-        (``measure`` does) if it has dropout or batch norm.
+        Maps ``(B, *S)`` to logits ``(B, K)``; run as it is (put it in eval mode first, as
+        ``measure`` does, if it has dropout or batch norm).
     x:
-        A batch ``(B, *S)``; not chunked here (see :func:`iter_orbit_passes`).
+        A batch ``(B, *S)``, moved to the model's device (:func:`ginvariance.devices.move`),
+        where the orbit is built and the outputs stay; not chunked (see
+        :func:`iter_orbit_passes`).
     group:
         The group; resolved to ``x``'s sample shape.
     saliency:
         Also compute the vanilla-gradient saliency of the class predicted on the
         untransformed input, mapped back by each inverse action.
     precision:
-        ``None`` (the model's own dtype) or ``torch.bfloat16`` / ``torch.float16``: the
-        forward runs under ``torch.autocast`` in that dtype (see
-        :func:`ginvariance.devices.check_precision`); the measures are still reduced in
-        float64 from what it returns.
-
-    ``x`` is moved to the device of the model's parameters (:func:`ginvariance.devices.move`)
-    and the orbit is built there; the outputs live on that device.
+        ``None`` (the model's own dtype) or ``torch.bfloat16`` / ``torch.float16``: the forward
+        runs under ``torch.autocast`` (:func:`ginvariance.devices.check_precision`); the
+        measures are still reduced in float64.
     """
     group = get_group(group, tuple(x.shape[1:]))
     n, b = group.order, x.shape[0]
@@ -198,10 +196,9 @@ def iter_orbit_passes(
 ) -> Iterator[tuple[slice, OrbitOutputs]]:
     """Yield ``(rows, outputs)`` for consecutive chunks of ``x``, in bounded memory.
 
-    Each chunk is moved to the model's device on its own (``x`` may stay on the CPU, pinned
-    for non-blocking copies). ``memory_budget`` ``None``: the device's
-    (:func:`ginvariance.devices.memory_budget`: :data:`DEFAULT_MEMORY_BUDGET` on the CPU, a
-    share of the free memory on CUDA).
+    Each chunk is moved to the model's device on its own (``x`` may stay on the CPU, pinned for
+    non-blocking copies). ``memory_budget`` ``None``: the device's
+    (:func:`ginvariance.devices.memory_budget`).
     """
     group = get_group(group, tuple(x.shape[1:]))
     device = model_device(model)

@@ -35,9 +35,7 @@ def _jacobian_vmap(model: Model, x: Tensor) -> Tensor:
 
 
 def _jacobian_backward(model: Model, x: Tensor, n_classes: int) -> Tensor:
-    """``(b, K, D)`` by ``K`` backward passes over the chunk: row ``k`` is ``∇_x Σ_b f(x_b)_k``,
-    exact because in eval mode the samples of a batch do not interact.
-    """
+    """``(b, K, D)`` by ``K`` backward passes of ``Σ_b f(x_b)_k`` (samples do not interact)."""
     b = x.shape[0]
     xg = x.detach().requires_grad_(True)
     z = check_logits(model(xg), b)

@@ -87,8 +87,7 @@ def _taps(pos: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _centred_grid(x: Tensor, what: str, batched: bool = False) -> tuple[Tensor, Tensor]:
-    """Row and column offsets ``(H, 1)``, ``(1, W)`` of the pixels of images ``x`` from their
-    centre (``batched``: a batch ``(B, …, H, W)``); raise for anything but images."""
+    """Pixel offsets ``(H, 1)``, ``(1, W)`` from the centre of images ``x``; raise for others."""
     if x.ndim < (3 if batched else 2) or min(x.shape[-2:]) < 2:
         raise GroupActionError(
             f"{what} rotates images (…, H, W) with H, W ≥ 2, got samples of shape "

@@ -55,9 +55,7 @@ def _mean_sensitivity(
     chunk_size: int | None,
     probabilities: bool = False,
 ) -> Tensor:
-    """``[mean_rows ‖f(base + ε·directions) − z_base‖ / ε for ε in eps]``, one forward per ε; with
-    ``probabilities`` a second row, the same for ``softmax(f)``: ``(2, len(eps))``.
-    """
+    """``mean ‖f(base + ε·u) − z_base‖ / ε`` per ε; ``probabilities``: also of ``softmax(f)``."""
     logit_rows, prob_rows = [], []
     p_base = torch.softmax(z_base.double(), dim=1) if probabilities else None
     for e in eps:
