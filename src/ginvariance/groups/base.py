@@ -147,10 +147,10 @@ class Group:
             atol = 10 * torch.finfo(x.dtype).eps if self.exact else float("inf")
         scale = float(x.abs().max().clamp_min(1.0))
         identity_error = float((self.act(x, 0) - x).abs().max()) / scale
-        inverse_error = 0.0
-        for i in range(self.order):
-            back = self.act_inverse(self.act(x, i), i)
-            inverse_error = max(inverse_error, float((back - x).abs().max()) / scale)
+        inverse_error = max(
+            float((self.act_inverse(self.act(x, i), i) - x).abs().max()) / scale
+            for i in range(self.order)
+        )
         closure_error = 0.0
         if self.exact:  # every g_i·(g_j·x) is some g_k·x
             closure_error = float(self.composition_errors(x).amin(dim=-1).max()) / scale
