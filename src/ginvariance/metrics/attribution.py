@@ -179,8 +179,7 @@ def saliency_orbit(
     parts = []
     with eval_mode(model), torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        for start in range(0, x.shape[0], chunk_size):
-            xb = x[start : start + chunk_size].detach()
+        for xb in x.detach().split(chunk_size):
             b = xb.shape[0]
             with torch.no_grad():
                 z = model(xb)

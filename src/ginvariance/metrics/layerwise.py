@@ -202,13 +202,12 @@ def layerwise_invariance(
     output_stats: _LayerStats | None = None  # the logits, when no hooked layer returned them
     try:
         with eval_mode(model), torch.no_grad():
-            for start in range(0, x.shape[0], chunk_size):
-                xb = x[start : start + chunk_size]
+            for index, xb in enumerate(x.split(chunk_size)):
                 b = xb.shape[0]
                 state["b"], state["calls"], state["last"] = b, {}, None
                 z = model(group.orbit(xb))
                 check_logits(z, n * b, finite=True)
-                if start == 0 and state["last"] is not z:
+                if index == 0 and state["last"] is not z:
                     output_stats = _LayerStats(OUTPUT, "logits", list(z.shape[1:]), False)
                 if output_stats is not None:
                     _update(output_stats, z, group, n, b)

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ginvariance.devices import check_precision, model_device
 from ginvariance.errors import DataError
 from ginvariance.groups import Group, get_group
 from ginvariance.metrics.functional import finalize, merge_statistics, statistics
@@ -162,7 +163,6 @@ def measure(
         precision the device cannot run raises :class:`~ginvariance.errors.DeviceError`.
     """
     from ginvariance.data.shifts import Shift, preserves_labels
-    from ginvariance.devices import check_precision, model_device
 
     check_seed(seed, "seed", "seed=0")
     autocast_dtype = check_precision(precision, model_device(model))

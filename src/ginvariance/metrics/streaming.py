@@ -19,6 +19,7 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities.distributed import gather_all_tensors
 
+from ginvariance.devices import check_precision, model_device
 from ginvariance.errors import ConfigError
 from ginvariance.groups import Group, get_group
 from ginvariance.metrics.functional import (
@@ -87,8 +88,6 @@ class InvarianceMetrics(Metric):
         precision: str = "fp32",
         **kwargs: Any,
     ) -> None:
-        from ginvariance.devices import check_precision, model_device
-
         super().__init__(**kwargs)
         device = model_device(model)  # one device, or a one-line DeviceError
         self._precision = check_precision(precision, device)
