@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from torch import Tensor
 
 from ginvariance.checks import check_batch
+from ginvariance.devices import model_device
 from ginvariance.errors import ConfigError, DataError
 from ginvariance.groups import Group
 from ginvariance.spectral._common import Model, check_eps, eval_mode, forward_chunked
@@ -94,8 +95,6 @@ def spectral_analysis(
         when it is 0); ``jacobian_ratio = sensitivity_random[ε_min] / (frobenius / √D)``;
         ``saliency_power`` when ``saliency`` is given.
     """
-    from ginvariance.devices import model_device
-
     x = check_batch(x, "x").to(model_device(model))  # the analysis runs where the model is
     if saliency is not None:
         saliency = saliency.to(x.device)
