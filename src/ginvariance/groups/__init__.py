@@ -1,22 +1,11 @@
 """Groups that act on inputs: exact permutations of pixels, and interpolated rotations.
 
-``get_group(name)`` knows these names:
-
-========================  ==================================================  =======
-name                      elements                                            exact
-========================  ==================================================  =======
-``c4``                    rotations by 0°, 90°, 180°, 270° (``rot90``)        yes
-``d4``                    ``c4`` and its four reflections                     yes
-``flip``                  identity and left–right mirror                      yes
-``shift``                 all cyclic 2-D translations of the image            yes
-``shift-S``               cyclic 2-D translations by multiples of ``S``       yes
-``cyclic1d``              all cyclic shifts of a 1-D signal                   yes
-``cyclic1d-S``            cyclic shifts by multiples of ``S``                 yes
-``rotation-N``            ``N`` rotations by ``360°/N``, interpolated         no
-========================  ==================================================  =======
-
-``shift`` and ``cyclic1d`` are one class, :class:`CyclicShift`, over two axes and one;
-:func:`register_group` adds a name of your own.
+:func:`get_group` knows ``c4`` (rotations by 90°, ``rot90``), ``d4`` (``c4`` and its four
+reflections), ``flip`` (left–right mirror), ``shift`` and ``shift-S`` (every cyclic 2-D
+translation, or those by multiples of ``S``), ``cyclic1d`` and ``cyclic1d-S`` (the same for
+1-D signals), all exact, and ``rotation-N`` (``N`` rotations by ``360°/N``, interpolated: not
+exact). ``shift`` and ``cyclic1d`` are one class, :class:`CyclicShift`, over two axes and
+one; :func:`register_group` adds a name of your own.
 """
 
 from __future__ import annotations
@@ -24,16 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ginvariance.errors import GroupError
-from ginvariance.groups.base import (
-    C4,
-    D4,
-    CustomGroup,
-    Cyclic1d,
-    CyclicShift,
-    Flip,
-    Group,
-    Shift2d,
-)
+from ginvariance.groups.base import C4, D4, CustomGroup, Cyclic1d, CyclicShift, Flip, Group, Shift2d
 from ginvariance.groups.rotation import RotationN
 
 GROUP_NAMES = ("c4", "d4", "flip", "shift", "shift-S", "cyclic1d", "cyclic1d-S", "rotation-N")

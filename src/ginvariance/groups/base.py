@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ginvariance.checks import channel_last_fix, is_int
+from ginvariance.checks import channel_last_fix, check_int
 from ginvariance.errors import GroupActionError, GroupError
 
 Action = Callable[[torch.Tensor], torch.Tensor]
@@ -147,10 +147,10 @@ class Group:
             atol = 10 * torch.finfo(x.dtype).eps if self.exact else float("inf")
         scale = float(x.abs().max().clamp_min(1.0))
         identity_error = float((self.act(x, 0) - x).abs().max()) / scale
-        inverse_error = 0.0
-        for i in range(self.order):
-            back = self.act_inverse(self.act(x, i), i)
-            inverse_error = max(inverse_error, float((back - x).abs().max()) / scale)
+        inverse_error = max(
+            float((self.act_inverse(self.act(x, i), i) - x).abs().max()) / scale
+            for i in range(self.order)
+        )
         closure_error = 0.0
         if self.exact:  # every g_i·(g_j·x) is some g_k·x
             closure_error = float(self.composition_errors(x).amin(dim=-1).max()) / scale
@@ -291,8 +291,7 @@ class Flip(Group):
     def _act(self, x: torch.Tensor, i: int) -> torch.Tensor:
         return torch.flip(x, dims=(-1,)) if i == 1 else x
 
-    def _act_inverse(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        return self._act(x, i)
+    _act_inverse = _act  # every element is its own inverse
 
 
 class CyclicShift(Group):
@@ -329,11 +328,8 @@ class CyclicShift(Group):
         name: str | None = None,
     ) -> None:
         self.name = name or {1: "cyclic1d", 2: "shift"}.get(ndim, f"shift{ndim}d")
-        if not is_int(ndim) or ndim < 1:
-            raise GroupError(f"{self.name} ndim must be a positive integer, got {ndim!r}")
-        if not is_int(step) or step < 1:
-            raise GroupError(f"{self.name} step must be a positive integer, got {step!r}")
-        self.ndim, self.step = ndim, step
+        self.ndim = check_int(ndim, f"{self.name} ndim", error=GroupError)
+        self.step = check_int(step, f"{self.name} step", error=GroupError)
         self._size: tuple[int, ...] | None = None
         self.shifts: list[tuple[int, ...]] | None = None
         if shifts is None:
@@ -359,9 +355,6 @@ class CyclicShift(Group):
         if self.shifts is None:
             return f"{type(self).__name__}(name={self.name!r}, unbound)"
         return super().__repr__()
-
-    def _axes(self) -> tuple[int, ...]:
-        return tuple(range(-self.ndim, 0))
 
     def check_shape(self, sample_shape: Sequence[int]) -> None:
         _require_spatial(self, sample_shape, self.ndim)
@@ -396,15 +389,14 @@ class CyclicShift(Group):
                 "an input size first: call group.resolve(x.shape[1:])"
             )
 
+    # every public action reads order first, which refuses an unbound group
     def _act(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        self._bound()
         assert self.shifts is not None
-        return torch.roll(x, shifts=self.shifts[i], dims=self._axes())
+        return torch.roll(x, shifts=self.shifts[i], dims=tuple(range(-self.ndim, 0)))
 
     def _act_inverse(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        self._bound()
         assert self.shifts is not None
-        return torch.roll(x, shifts=tuple(-v for v in self.shifts[i]), dims=self._axes())
+        return torch.roll(x, tuple(-v for v in self.shifts[i]), dims=tuple(range(-self.ndim, 0)))
 
 
 class Shift2d(CyclicShift):
@@ -455,11 +447,8 @@ class CustomGroup(Group):
         self.exact = exact
         self.tolerance = tolerance
         self._actions = list(actions)
-        names = (
-            list(element_names)
-            if element_names is not None
-            else ["e", *[f"g{k}" for k in range(1, len(actions))]]
-        )
+        default = ["e", *(f"g{k}" for k in range(1, len(actions)))]
+        names = default if element_names is None else list(element_names)
         if len(names) != len(actions):
             raise GroupError("give one element name per (action, inverse) pair")
         super().__init__(names)

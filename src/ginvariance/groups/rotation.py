@@ -19,14 +19,11 @@ MAX_ROTATIONS = 360
 class RotationN(Group):
     """``n`` rotations by multiples of ``360°/n``, bilinear interpolation, zero padding.
 
-    This is **not** an exact group action: interpolation blurs, corners leave the image,
-    and two rotations do not compose exactly into a third, so even a model that is
-    invariant by construction scores a small, non-zero invariance error. Its tolerance
-    (:attr:`tolerance`, in nats of ``pdi``) is the error measured on such a model: the
-    logits of a CNN averaged over this very orbit, on the digits test split (8×8),
-    untrained and seeded, with ``n = 8``: ``pdi`` ≈ 6e-4 nats (float64), against ≤ 1e-12
-    for the exact groups. Use it to probe continuous rotations; use ``c4`` or ``d4`` to
-    separate genuine from learned invariance exactly.
+    **Not** an exact group action: interpolation blurs, corners leave the image, and two
+    rotations do not compose exactly into a third, so even a model invariant by construction
+    scores a small, non-zero invariance error. Read a ``pdi`` below :attr:`tolerance` (nats) as
+    invariant up to interpolation (the README has the errors measured on a model averaged over
+    this very orbit); use ``c4`` or ``d4`` to separate genuine from learned invariance exactly.
     """
 
     exact = False

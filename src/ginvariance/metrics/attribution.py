@@ -39,16 +39,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ginvariance.checks import check_int, check_logits, import_extra
+from ginvariance.checks import check_logits, import_extra
 from ginvariance.errors import ConfigError
 from ginvariance.groups import Group, get_group
-from ginvariance.metrics.functional import saliency_nonzero, sis_per_sample, warn_undefined_sis
-from ginvariance.metrics.orbit import (
-    DEFAULT_MEMORY_BUDGET,
-    check_inputs,
-    chunk_size_for,
-    eval_mode,
-)
+from ginvariance.metrics.functional import saliency_nonzero, sis_from_saliency, warn_undefined_sis
+from ginvariance.metrics.orbit import DEFAULT_MEMORY_BUDGET, check_inputs, chunk_size_for, eval_mode
 
 #: Method names and the keys their ``sis`` is reported under.
 METHOD_KEYS: dict[str, str] = {
@@ -151,12 +146,9 @@ def saliency_orbit(
 
     Parameters
     ----------
-    model:
-        ``(B, *S)`` → ``(B, K)`` logits; run in eval mode (its mode restored after).
-    x:
-        ``(B, *S)`` inputs.
-    group:
-        The group (or its name), resolved to ``x``'s sample shape.
+    model, x, group:
+        ``(B, *S)`` → ``(B, K)`` logits, run in eval mode (modes restored after); inputs
+        ``(B, *S)``; the group (or its name), resolved to ``x``'s sample shape.
     method:
         ``"gradient"``, ``"integrated_gradients"``, ``"smoothgrad"`` or a captum
         ``Attribution`` class or instance (see the module docstring).
@@ -173,27 +165,21 @@ def saliency_orbit(
     Returns
     -------
     torch.Tensor
-        ``(n, B, *S)``: ``out[i, b] = g_i⁻¹ · A(g_i · x_b)[c_b]`` with
-        ``c_b = argmax f(x_b)``.
+        ``(n, B, *S)``: ``out[i, b] = g_i⁻¹ · A(g_i · x_b)[c_b]`` with ``c_b = argmax f(x_b)``.
     """
     check_inputs(x)
     method_key(method)  # validates names early
     group = get_group(group, tuple(x.shape[1:]))
     n, sample_shape = group.order, tuple(x.shape[1:])
-    if chunk_size is None:
-        chunk_size = chunk_size_for(group, sample_shape, x.dtype, memory_budget)
-    else:
-        check_int(chunk_size, "chunk size")
+    chunk_size = chunk_size_for(group, sample_shape, x.dtype, memory_budget, chunk_size)
     if not (noise_level > 0):
         raise ConfigError(f"noise level must be positive, got {noise_level}")
-    stdev = noise_level * float(x.max() - x.min()) if x.numel() else noise_level
-    stdev = stdev if stdev > 0 else noise_level
+    stdev = noise_level * float(x.max() - x.min()) or noise_level  # a constant x: the level
     devices = [x.device] if x.device.type == "cuda" else []
     parts = []
     with eval_mode(model), torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        for start in range(0, x.shape[0], chunk_size):
-            xb = x[start : start + chunk_size].detach()
+        for xb in x.detach().split(chunk_size):
             b = xb.shape[0]
             with torch.no_grad():
                 z = model(xb)
@@ -217,13 +203,11 @@ def sis_attribution(
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> dict[str, float | None]:
-    """``sis`` under each attribution method, each under its own key.
+    """``sis`` under each attribution method, each under its own key (see the module docstring).
 
-    A key is ``None`` (with an :class:`~ginvariance.errors.UndefinedMeasureWarning`) when
-    every attribution map is zero, as ``sis`` is for a model with no input gradient.
-
-    ``SIS_A(x) = (1/(n−1)) Σ_{g≠e} cos(g⁻¹·A(g·x), A(x))``, mean over samples, for each
-    method ``A`` (see the module docstring for the keys).
+    ``SIS_A(x) = (1/(n−1)) Σ_{g≠e} cos(g⁻¹·A(g·x), A(x))``, mean over samples, for each method
+    ``A``; ``None`` (with an :class:`~ginvariance.errors.UndefinedMeasureWarning`) when every
+    attribution map is zero, as ``sis`` is for a model with no input gradient.
 
     Parameters
     ----------
@@ -264,7 +248,7 @@ def sis_attribution(
             result[key] = None
             warn_undefined_sis(key, stacklevel=2)
         else:
-            result[key] = float(sis_per_sample(maps).to(torch.float64).mean())
+            result[key] = float(sis_from_saliency(maps))
     return result
 
 

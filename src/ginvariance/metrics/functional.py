@@ -1,14 +1,9 @@
 """The invariance measures of docs/definitions.md as functions.
 
-Two layers:
-
-* pure tensor maths on what one orbit pass returns — :func:`pdi_per_sample`,
-  :func:`sis_per_sample`, :func:`orbit_statistics` and :func:`finalize`;
-* one function per key, ``(model, x, group, ...) → tensor``, batched over the whole orbit
-  and chunked by a memory budget: :func:`pdi`, :func:`li`, :func:`li_within`, :func:`sis`,
-  :func:`accuracy`, :func:`orbit_accuracy`, :func:`orbit_consistency`, and
-  :func:`invariance_suite`, which computes all of them from a single forward (and backward)
-  pass.
+Pure tensor maths on what one orbit pass returns (per sample, per orbit batch, and the summed
+:class:`OrbitStatistics` that :func:`finalize` turns into the measures) first; then one
+function per key, ``(model, x, group, ...) → tensor``, batched over the orbit and chunked by
+a memory budget, and :func:`invariance_suite`, all keys from one forward (and backward) pass.
 
 For one input ``x`` and a group ``G = [e = g_0, …, g_{n-1}]``: ``z_g = f(g·x)``,
 ``p_g = softmax(z_g)``.
@@ -18,17 +13,15 @@ For one input ``x`` and a group ``G = [e = g_0, …, g_{n-1}]``: ``z_g = f(g·x)
   make a divergence come out negative;
 * ``li`` = ``Σ_x Σ_g ‖z_g(x) − z̄(x)‖² / Σ_x Σ_g ‖z_g(x) − μ‖²`` pooled over the data set;
 * ``li_within`` = ``(1/(N·n)) Σ_x Σ_g ‖z_g(x) − z̄(x)‖²``: the numerator of ``li`` per sample
-  and group element, in squared logit units (the quantity the ``logit`` regularizer
-  penalizes). ``li`` can rise under a shift because its denominator, the spread of the
-  logits across samples, shrinks (pure-noise images look alike to a network) while the
-  logits vary over the orbit as much as before; ``li_within`` tells the two apart. Being
-  unnormalized, it compares one model across input conditions, not models of different
-  logit scale;
-* ``sis`` = mean over samples of ``(1/(n−1)) Σ_{g≠e} cos(g⁻¹·s_g, s_e)``. It is undefined
-  (``None``, with an :class:`~ginvariance.errors.UndefinedMeasureWarning`) when every saliency
-  map of every sample is zero: a model whose input gradient is zero or absent (``no_grad`` or
-  ``detach`` inside ``forward``, a constant function) has no saliency to compare, and the
-  cosine of two zero maps (1) would score it perfect whatever it does.
+  and group element, in squared logit units (what the ``logit`` regularizer penalizes); it
+  tells a shift that moves the logits over the orbit from one that shrinks ``li``'s
+  denominator (docs/definitions.md);
+* ``sis`` = mean over samples of ``(1/(n−1)) Σ_{g≠e} cos(g⁻¹·s_g, s_e)``; undefined (``None``,
+  with an :class:`~ginvariance.errors.UndefinedMeasureWarning`) when every saliency map of
+  every sample is zero (no input gradient: the cosine of two zero maps would score it 1).
+
+The module stays whole: the per-sample maths, the statistics summed from it and the per-key
+functions that finalize them are one chain of definitions, each read by the next.
 """
 
 from __future__ import annotations
@@ -56,7 +49,6 @@ from ginvariance.metrics.orbit import (
 #: The keys a full suite reports.
 KEYS = MEASURE_KEYS
 
-
 #: ``li`` is 0 when the total variance of the logits is below ``(LI_ROUNDING_ULPS · eps)²``
 #: times their mean square (``eps`` the rounding unit of the logits' dtype): then every
 #: logit equals every other up to rounding, and the variance ratio is noise.
@@ -79,8 +71,7 @@ def pdi_per_sample(logits: torch.Tensor) -> torch.Tensor:
 
 
 def _plogp(logp: torch.Tensor) -> torch.Tensor:
-    """``p · log p`` from ``log p``, with ``0 · log 0 = 0`` (logits so far apart that a
-    log-probability underflows to ``-inf`` would otherwise give NaN)."""
+    """``p · log p`` from ``log p``, with ``0 · log 0 = 0`` (an underflowed ``-inf``: no NaN)."""
     p = logp.exp()
     return torch.where(p > 0, p * logp, torch.zeros_like(logp))
 
@@ -90,14 +81,9 @@ def sis_per_sample(saliency: torch.Tensor) -> torch.Tensor:
 
     ``saliency`` ``(n, B, *S)`` holds the maps already mapped back by the inverse actions
     (as :func:`~ginvariance.metrics.orbit.orbit_pass` returns them). The cosine of two
-    zero maps is 1, of one zero map and a non-zero one 0. For ``n = 1`` the value is 1.
-
-    Two zero maps count as equal because a sample whose maps are all zero has the same
-    (empty) explanation at every group element: a network that is locally constant around
-    the whole orbit of that input (every ReLU off, say). Whether the *data set's* ``sis``
-    means anything is decided by :func:`finalize`: when no sample has a non-zero map, the
-    model has no input gradient at all and ``sis`` is undefined (see
-    :func:`saliency_nonzero`).
+    zero maps is 1 (the same, empty explanation at every group element), of one zero map and
+    a non-zero one 0. For ``n = 1`` the value is 1. Whether the data set's ``sis`` is defined
+    is decided by :func:`finalize` (see :func:`saliency_nonzero`).
 
     The cosines are computed in float64 on maps divided by their largest absolute entry, so
     that gradients of any magnitude (float32 maps of 1e-25 or 1e20) neither underflow to
@@ -110,23 +96,15 @@ def sis_per_sample(saliency: torch.Tensor) -> torch.Tensor:
     peak = flat.abs().amax(dim=-1, keepdim=True)
     flat = flat / torch.where(peak > 0, peak, 1.0)
     ref, others = flat[0], flat[1:]  # (B, D), (n-1, B, D)
-    dot = (others * ref).sum(-1)
-    norm_ref = ref.norm(dim=-1)
-    norm_others = others.norm(dim=-1)
+    norm_ref, norm_others = ref.norm(dim=-1), others.norm(dim=-1)
     denom = norm_others * norm_ref
-    zero_ref = norm_ref == 0
-    zero_other = norm_others == 0
-    cos = torch.where(denom > 0, dot / torch.where(denom > 0, denom, 1), 0.0)
-    cos = torch.where(zero_ref & zero_other, 1.0, cos)
-    return cos.mean(0)
+    cos = torch.where(denom > 0, (others * ref).sum(-1) / torch.where(denom > 0, denom, 1), 0.0)
+    return torch.where((norm_ref == 0) & (norm_others == 0), 1.0, cos).mean(0)
 
 
 def saliency_nonzero(saliency: torch.Tensor) -> torch.Tensor:
-    """Per sample, whether any of its ``n`` saliency maps has a non-zero entry.
-
-    ``saliency`` ``(n, B, *S)`` → bool ``(B,)``. Summed over the data set it decides whether
-    ``sis`` is defined: it is not when this is false for every sample.
-    """
+    """Per sample, whether any of its ``n`` saliency maps has a non-zero entry: ``saliency``
+    ``(n, B, *S)`` → bool ``(B,)``. ``sis`` is undefined when it is false for every sample."""
     n, b = saliency.shape[0], saliency.shape[1]
     return (saliency.reshape(n, b, -1) != 0).any(dim=-1).any(dim=0)
 
@@ -143,29 +121,23 @@ def warn_undefined_sis(key: str = "sis", stacklevel: int = 3) -> None:
     )
 
 
-def predictions(logits: torch.Tensor) -> torch.Tensor:
-    """Predicted class per orbit element and sample: ``(n, B, K)`` → ``(n, B)``."""
-    return logits.argmax(dim=-1)
-
-
 def correct_per_element(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``[argmax z_g(x_b) = y_b]``: ``logits`` ``(n, B, K)``, ``y`` ``(B,)`` → bool ``(n, B)``.
 
     Row 0 (the identity) gives accuracy; the mean over all of it, orbit accuracy.
     """
-    return predictions(logits) == y.to(logits.device).unsqueeze(0)
+    return logits.argmax(dim=-1) == y.to(logits.device).unsqueeze(0)
 
 
 def consistent_per_sample(logits: torch.Tensor) -> torch.Tensor:
     """Whether sample ``b`` is predicted the same class for every ``g``: ``(n, B, K)`` → bool
     ``(B,)``."""
-    pred = predictions(logits)
+    pred = logits.argmax(dim=-1)  # (n, B)
     return (pred == pred[0:1]).all(0)
 
 
-# -- functional twins on one orbit's tensors (torchmetrics style) --------------------------
-# Each takes what one orbit pass returns, keeps the input's device and dtype, and (for the
-# real-valued ones) is differentiable, so a training loss can call it; the regularizers do.
+# -- functional twins on one orbit's tensors: device- and dtype-preserving, differentiable
+# (the real-valued ones), so the regularizers' losses call them ---------------------------
 def pdi_from_logits(logits: torch.Tensor) -> torch.Tensor:
     """``pdi`` of one orbit batch: the mean over ``B`` of :func:`pdi_per_sample`.
 
@@ -181,8 +153,7 @@ def li_within_from_logits(logits: torch.Tensor) -> torch.Tensor:
     ``logits`` ``(n, B, K)`` → a 0-d tensor, differentiable (the ``"logit"`` penalty).
     """
     logits = check_orbit_logits(logits)
-    centred = logits - logits.mean(dim=0, keepdim=True)
-    return centred.square().sum(dim=-1).mean()
+    return (logits - logits.mean(dim=0, keepdim=True)).square().sum(dim=-1).mean()
 
 
 def li_from_logits(logits: torch.Tensor) -> torch.Tensor:
@@ -295,13 +266,10 @@ class OrbitStatistics:
         return OrbitStatistics.from_dict({k: v.clone() for k, v in self.to_dict().items()})
 
     def __getitem__(self, key: str) -> torch.Tensor:
-        value = getattr(self, key, None) if key in _STAT_FIELDS else None
-        if value is None:
-            raise KeyError(key)
-        return value
+        return self.to_dict()[key]
 
     def __contains__(self, key: object) -> bool:
-        return key in _STAT_FIELDS and getattr(self, str(key)) is not None
+        return key in self.to_dict()
 
     def get(self, key: str, default: Any = None) -> Any:
         return self[key] if key in self else default
@@ -316,8 +284,6 @@ class OrbitStatistics:
         """The measures these statistics support (:func:`finalize`)."""
         return finalize(self)
 
-
-_STAT_FIELDS = frozenset(f.name for f in fields(OrbitStatistics))
 
 #: The old name of :class:`OrbitStatistics`.
 Stats = OrbitStatistics
@@ -404,14 +370,11 @@ def merge_statistics(total: OrbitStatistics | None, part: OrbitStatistics) -> Or
         part = shift_frame(part, total.li_shift)
     for k, v in part.to_dict().items():
         mine = getattr(total, k)
-        if k == "li_shift":
-            continue
-        if k == "order":
-            total.order = v
-        elif k == "logit_eps":
+        if k == "logit_eps":
             total.logit_eps = torch.maximum(mine, v)
-        else:
+        elif k not in ("order", "li_shift"):  # the total keeps its centre
             setattr(total, k, v.clone() if mine is None else mine + v)
+    total.order = part.order
     return total
 
 
@@ -440,11 +403,8 @@ def finalize(stats: OrbitStatistics | Mapping[str, torch.Tensor]) -> dict[str, f
             "the logits are too large to measure li (their squares overflow float64); "
             "scale the model's outputs down"
         )
-    # total = within + between; only the between part cancels, so 0 <= li <= 1 always
-    total = within + max(between, 0.0)
-    # When every logit equals every other up to a few units of rounding of their dtype
-    # (a constant input, a constant model), both variances are rounding noise and their
-    # ratio means nothing: li is 0, as for a zero denominator.
+    total = within + max(between, 0.0)  # only the between part cancels: 0 <= li <= 1
+    # every logit equal up to a few units of rounding: the variances are noise and li is 0
     eps = float(stats.get("logit_eps", torch.tensor(0.0)))
     uncentred = shift_frame(stats, torch.zeros((), dtype=torch.float64))
     sum_sq_all = within + float(uncentred["li_sum_sq"])  # Σ_x Σ_g ‖z_g(x)‖²
@@ -464,13 +424,14 @@ def finalize(stats: OrbitStatistics | Mapping[str, torch.Tensor]) -> dict[str, f
 
 
 # -- one function per key -----------------------------------------------------------------
-def check_labels(y: torch.Tensor, num_classes: int) -> None:
-    """Raise :class:`LabelError` for labels outside ``[0, num_classes)``."""
+def check_labels(y: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Return ``y``; raise :class:`LabelError` for labels outside ``[0, num_classes)``."""
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
         raise LabelError(
             f"labels must lie in [0, {num_classes - 1}] for a model with {num_classes} "
             f"classes, found {int(y.min())}..{int(y.max())}; fix the labels or the model"
         )
+    return y
 
 
 def statistics(
@@ -505,10 +466,7 @@ def statistics(
             memory_budget=memory_budget,
             precision=precision,
         ):
-            part_y = None
-            if y is not None:
-                part_y = y[rows]
-                check_labels(part_y, out.logits.shape[-1])
+            part_y = None if y is None else check_labels(y[rows], out.logits.shape[-1])
             shift = total.li_shift if total is not None else li_shift
             total = merge_statistics(total, orbit_statistics(out, part_y, li_shift=shift))
     assert total is not None
@@ -516,76 +474,52 @@ def statistics(
 
 
 def invariance_suite(
-    model: Model,
-    x: torch.Tensor,
-    group: Group | str,
-    y: torch.Tensor | None = None,
-    *,
-    saliency: bool = True,
-    chunk_size: int | None = None,
-    memory_budget: int | None = None,
-    precision: torch.dtype | None = None,
+    model: Model, x: torch.Tensor, group: Group | str, y: torch.Tensor | None = None, **kwargs: Any
 ) -> dict[str, float | None]:
     """All measures from one forward (and one backward, for ``sis``) over the orbit.
 
-    Returns ``pdi``, ``li``, ``orbit_consistency``; ``sis`` when ``saliency``; and
-    ``accuracy`` and ``orbit_accuracy`` when labels ``y`` are given.
+    Returns ``pdi``, ``li``, ``li_within``, ``orbit_consistency``; ``sis`` unless
+    ``saliency=False``; and ``accuracy`` and ``orbit_accuracy`` when labels ``y`` are given.
+    The keyword arguments (``saliency``, default ``True``; ``chunk_size``, ``memory_budget``,
+    ``precision``) are :func:`statistics`'s.
     """
-    return finalize(
-        statistics(
-            model,
-            x,
-            group,
-            y,
-            saliency=saliency,
-            chunk_size=chunk_size,
-            memory_budget=memory_budget,
-            precision=precision,
-        )
-    )
+    return finalize(statistics(model, x, group, y, **kwargs))
 
 
-def _scalar(value: float | None, x: torch.Tensor) -> torch.Tensor:
-    """A measure as a 0-d tensor in ``x``'s precision and on its device; an undefined one
-    (``None``) as NaN."""
+def _measure(key: str, model: Model, x: torch.Tensor, group: Any, **kwargs: Any) -> torch.Tensor:
+    """Measure ``key`` of ``x`` as a 0-d tensor in ``x``'s precision and device; ``None``: NaN."""
+    value = finalize(statistics(model, x, group, saliency=key == "sis", **kwargs))[key]
     dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     return torch.tensor(math.nan if value is None else value, dtype=dtype, device=x.device)
 
 
 def pdi(model: Model, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
     """Predictive-distribution invariance error (nats), mean over samples; 0 if invariant."""
-    stats = statistics(model, x, group, saliency=False, **kwargs)
-    return _scalar(finalize(stats)["pdi"], x)
+    return _measure("pdi", model, x, group, **kwargs)
 
 
 def li(model: Model, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
     """Logit invariance error: the pooled within-orbit / total variance ratio, in [0, 1]."""
-    stats = statistics(model, x, group, saliency=False, **kwargs)
-    return _scalar(finalize(stats)["li"], x)
+    return _measure("li", model, x, group, **kwargs)
 
 
 def li_within(model: Model, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
     """Within-orbit logit variance ``(1/(N·n)) Σ_x Σ_g ‖z_g(x) − z̄(x)‖²``; 0 if invariant."""
-    stats = statistics(model, x, group, saliency=False, **kwargs)
-    return _scalar(finalize(stats)["li_within"], x)
+    return _measure("li_within", model, x, group, **kwargs)
 
 
 def sis(model: Model, x: torch.Tensor, group: Group | str, **kwargs: Any) -> torch.Tensor:
-    """Saliency invariance similarity, mean over samples; 1 if invariant.
-
-    NaN, with an :class:`~ginvariance.errors.UndefinedMeasureWarning`, for a model whose
-    input gradient is zero on every sample.
-    """
-    stats = statistics(model, x, group, saliency=True, **kwargs)
-    return _scalar(finalize(stats)["sis"], x)
+    """Saliency invariance similarity, mean over samples; 1 if invariant. NaN, with an
+    :class:`~ginvariance.errors.UndefinedMeasureWarning`, for a model whose input gradient is
+    zero on every sample."""
+    return _measure("sis", model, x, group, **kwargs)
 
 
 def orbit_consistency(
     model: Model, x: torch.Tensor, group: Group | str, **kwargs: Any
 ) -> torch.Tensor:
     """Fraction of samples whose predicted class is the same for every group element."""
-    stats = statistics(model, x, group, saliency=False, **kwargs)
-    return _scalar(finalize(stats)["orbit_consistency"], x)
+    return _measure("orbit_consistency", model, x, group, **kwargs)
 
 
 def accuracy(
@@ -595,16 +529,14 @@ def accuracy(
     from ginvariance.groups import CustomGroup
 
     trivial = CustomGroup("trivial", [(lambda t: t, lambda t: t)])
-    stats = statistics(model, x, trivial, y, saliency=False, **kwargs)
-    return _scalar(finalize(stats)["accuracy"], x)
+    return _measure("accuracy", model, x, trivial, y=y, **kwargs)
 
 
 def orbit_accuracy(
     model: Model, x: torch.Tensor, group: Group | str, y: torch.Tensor, **kwargs: Any
 ) -> torch.Tensor:
     """Mean over samples and group elements of ``[argmax f(g·x) = y]``."""
-    stats = statistics(model, x, group, y, saliency=False, **kwargs)
-    return _scalar(finalize(stats)["orbit_accuracy"], x)
+    return _measure("orbit_accuracy", model, x, group, y=y, **kwargs)
 
 
 __all__ = [

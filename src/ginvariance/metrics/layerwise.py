@@ -34,15 +34,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ginvariance.checks import check_int, check_logits
+from ginvariance.checks import check_logits
 from ginvariance.errors import ConfigError, GinvarianceError
 from ginvariance.groups import Group, get_group
-from ginvariance.metrics.orbit import (
-    DEFAULT_MEMORY_BUDGET,
-    check_inputs,
-    chunk_size_for,
-    eval_mode,
-)
+from ginvariance.metrics.orbit import DEFAULT_MEMORY_BUDGET, check_inputs, chunk_size_for, eval_mode
 
 #: Name of the entry for the model's own output when no hooked layer returned it.
 OUTPUT = "output"
@@ -99,12 +94,11 @@ def _group_acts_on(group: Group, in_shape: tuple[int, ...], out_shape: tuple[int
     return True
 
 
-def _update(stats: _LayerStats, out: torch.Tensor, group: Group, n: int, b: int) -> None:
+def _update(stats: _LayerStats, out: Any, group: Group, n: int, b: int) -> None:
     """Add one orbit chunk's output ``(n·b, *shape)`` of a layer to its statistics."""
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (n * b, *stats.shape):
+        stats.usable = False  # not a tensor with one row per orbit input
     if not stats.usable:
-        return
-    if tuple(out.shape) != (n * b, *stats.shape):
-        stats.usable = False  # the layer does not keep one row per orbit input
         return
     phi = out.detach().to(torch.float64).reshape(n, b, -1)  # (n, b, D)
     mean = phi.mean(0, keepdim=True)
@@ -151,13 +145,9 @@ def layerwise_invariance(
 
     Parameters
     ----------
-    model:
-        ``(B, *S)`` → ``(B, K)`` logits; run in eval mode without gradients (its mode is
-        restored after).
-    x:
-        ``(N, *S)`` inputs.
-    group:
-        The group (or its name), resolved to ``x``'s sample shape.
+    model, x, group:
+        ``(B, *S)`` → ``(B, K)`` logits, run in eval mode without gradients (modes restored
+        after); inputs ``(N, *S)``; the group (or its name), resolved to ``x``'s sample shape.
     layers:
         Names from ``model.named_modules()`` to hook; default: every leaf module (a module
         without children), in the order they run.
@@ -187,14 +177,10 @@ def layerwise_invariance(
     group = get_group(group, tuple(x.shape[1:]))
     in_shape = tuple(x.shape[1:])
     n = group.order
-    if chunk_size is None:
-        chunk_size = chunk_size_for(group, in_shape, x.dtype, memory_budget)
-    else:
-        check_int(chunk_size, "chunk size")
+    chunk_size = chunk_size_for(group, in_shape, x.dtype, memory_budget, chunk_size)
     selected = _select_layers(model, layers)
 
-    order: list[_LayerStats] = []  # in the order of the first forward pass
-    by_key: dict[str, _LayerStats] = {}
+    by_key: dict[str, _LayerStats] = {}  # in the order of the first forward pass
     state: dict[str, Any] = {"b": 0, "calls": {}, "last": None}
 
     def make_hook(name: str) -> Any:
@@ -204,42 +190,31 @@ def layerwise_invariance(
             key = name if calls[name] == 1 else f"{name}#{calls[name]}"
             state["last"] = out
             if key not in by_key:
-                shape = list(out.shape[1:]) if isinstance(out, torch.Tensor) else []
-                acts = isinstance(out, torch.Tensor) and _group_acts_on(
-                    group, in_shape, tuple(shape)
-                )
-                stats = _LayerStats(key, type(module).__name__, shape, acts)
-                stats.usable = isinstance(out, torch.Tensor)
-                by_key[key] = stats
-                order.append(stats)
-            if isinstance(out, torch.Tensor):
-                _update(by_key[key], out, group, n, state["b"])
-            else:
-                by_key[key].usable = False
+                tensor = isinstance(out, torch.Tensor)
+                shape = list(out.shape[1:]) if tensor else []
+                acts = tensor and _group_acts_on(group, in_shape, tuple(shape))
+                by_key[key] = _LayerStats(key, type(module).__name__, shape, acts)
+            _update(by_key[key], out, group, n, state["b"])
 
         return hook
 
     handles = [module.register_forward_hook(make_hook(name)) for name, module in selected]
-    output_stats: _LayerStats | None = None
-    needs_output = False
+    output_stats: _LayerStats | None = None  # the logits, when no hooked layer returned them
     try:
         with eval_mode(model), torch.no_grad():
-            for start in range(0, x.shape[0], chunk_size):
-                xb = x[start : start + chunk_size]
+            for index, xb in enumerate(x.split(chunk_size)):
                 b = xb.shape[0]
                 state["b"], state["calls"], state["last"] = b, {}, None
                 z = model(group.orbit(xb))
                 check_logits(z, n * b, finite=True)
-                if start == 0:
-                    needs_output = state["last"] is not z
-                    if needs_output:
-                        output_stats = _LayerStats(OUTPUT, "logits", list(z.shape[1:]), False)
+                if index == 0 and state["last"] is not z:
+                    output_stats = _LayerStats(OUTPUT, "logits", list(z.shape[1:]), False)
                 if output_stats is not None:
                     _update(output_stats, z, group, n, b)
     finally:
         for handle in handles:
             handle.remove()
-    rows = [stats.result() for stats in order]
+    rows = [stats.result() for stats in by_key.values()]
     if output_stats is not None:
         rows.append(output_stats.result())
     return rows

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ginvariance.devices import check_precision, model_device
 from ginvariance.errors import DataError
 from ginvariance.groups import Group, get_group
 from ginvariance.metrics.functional import finalize, merge_statistics, statistics
@@ -27,16 +28,14 @@ class InvarianceReport:
         The measures in distribution (``accuracy``, ``orbit_accuracy``,
         ``orbit_consistency``, ``pdi``, ``li``, ``sis``, ``n_samples``).
     shift:
-        The same measures per distribution shift, by shift name. Shifts that make inputs
-        that belong to no class (``uniform``, ``patches``) carry no accuracies.
+        The same per distribution shift, by name; shifts whose inputs belong to no class
+        (``uniform``, ``patches``) carry no accuracies.
     group:
         The group's name.
-
-    shift_reference:
-        The statistics of the reference set that fixed the shifts' parameters
-        (:class:`~ginvariance.data.shifts.ShiftReference` as a dict); ``None`` without shifts.
-    shift_parameters:
-        Each shift's parameters under that reference (noise scale, intensity range, ...).
+    shift_reference, shift_parameters:
+        The reference set's statistics that fixed the shifts' parameters
+        (:class:`~ginvariance.data.shifts.ShiftReference` as a dict; ``None`` without shifts)
+        and each shift's parameters under it (noise scale, intensity range, ...).
     """
 
     id: dict[str, float | None]
@@ -60,12 +59,9 @@ class InvarianceReport:
 
 def _batches(data: Any) -> tuple[Iterable[tuple[torch.Tensor, torch.Tensor | None]], int]:
     """Normalize ``data`` to an iterable of ``(x, y)`` batches and the number of batches."""
-    if isinstance(data, tuple | list) and len(data) in (1, 2) and isinstance(data[0], torch.Tensor):
-        x = data[0]
-        y = data[1] if len(data) == 2 else None
-        return [(x, y)], 1
-    if isinstance(data, torch.Tensor):
-        return [(data, None)], 1
+    pair = isinstance(data, tuple | list) and len(data) in (1, 2)
+    if isinstance(data, torch.Tensor) or (pair and isinstance(data[0], torch.Tensor)):
+        return [_split(data)], 1
     if isinstance(data, DataLoader):
         return (_split(b) for b in data), len(data)
     if isinstance(data, Dataset):
@@ -94,23 +90,12 @@ def _split(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     )
 
 
-def _resolve_shifts(
-    shifts: Sequence[Any] | Mapping[str, Any] | None,
-) -> dict[str, Any]:
+def _resolve_shifts(shifts: Sequence[Any] | Mapping[str, Any] | None) -> dict[str, Any]:
     from ginvariance.data.shifts import Shift, get_shift
 
-    if not shifts:
-        return {}
     if isinstance(shifts, Mapping):
-        return {
-            name: get_shift(fn) if isinstance(fn, str | Shift) else fn
-            for name, fn in shifts.items()
-        }
-    resolved = {}
-    for item in shifts:
-        shift = get_shift(item)
-        resolved[shift.name] = shift
-    return resolved
+        return {k: get_shift(v) if isinstance(v, str | Shift) else v for k, v in shifts.items()}
+    return {shift.name: shift for shift in map(get_shift, shifts or ())}
 
 
 def _reference(data: Any, given: Any) -> Any:
@@ -144,26 +129,27 @@ def measure(
     ----------
     model:
         Any callable (an ``nn.Module`` or a function) mapping ``(B, *S)`` to ``(B, K)``
-        logits; a module runs in eval mode, every submodule's own mode restored after.
+        logits; it runs where its parameters are (on one device, or
+        :class:`~ginvariance.errors.DeviceError`), a module in eval mode, every submodule's own
+        mode restored after.
     data:
         An ``(x, y)`` pair of tensors, a ``Dataset`` of ``(x, y)`` items (read through its
         ``__getitem__``, transforms and all; an :class:`~ginvariance.data.ArrayDataset` is
-        taken whole) or a ``DataLoader``.
+        taken whole) or a ``DataLoader``. Each batch is shifted where it is and moved to the
+        model's device chunk by chunk, non-blocking from pinned memory.
     group:
         A group or its name (see :func:`ginvariance.groups.get_group`).
     shifts:
-        Distribution shifts (names or :class:`~ginvariance.data.shifts.Shift` objects, see
-        :mod:`ginvariance.data.shifts`), or a mapping from name to a shift. Each is one
-        fixed distribution: its parameters come from ``shift_reference`` and its randomness
-        from ``(seed, global sample index)``, the sample's position in ``data``'s order, so
-        the numbers do not depend on how ``data`` is batched. A mapping may also hold a
-        plain callable ``(x, seed) → x``; it is called per batch with ``seed + batch index``
-        and is batch-independent only if the callable is.
+        Distribution shifts (names or :class:`~ginvariance.data.shifts.Shift` objects), or a
+        mapping from name to a shift. Each is one fixed distribution: its parameters come from
+        ``shift_reference`` and its randomness from ``(seed, global sample index)``, so the
+        numbers do not depend on how ``data`` is batched. A mapping may also hold a plain
+        callable ``(x, seed) → x``, called per batch with ``seed + batch index`` (then the
+        numbers depend on the batching unless the callable's result does not).
     shift_reference:
-        The reference set of the shifts: a
-        :class:`~ginvariance.data.shifts.ShiftReference`, or data in any form ``data``
-        takes (e.g. the training split). ``None``: the measured ``data`` itself, found in a
-        first pass over its inputs without the model (a ``DataLoader`` is iterated twice).
+        A :class:`~ginvariance.data.shifts.ShiftReference`, or data in any form ``data`` takes
+        (e.g. the training split); ``None``: the measured ``data``, read in a first pass without
+        the model (a ``DataLoader`` is iterated twice).
     saliency:
         Also compute ``sis`` (one backward pass over each orbit chunk).
     chunk_size, memory_budget:
@@ -172,17 +158,11 @@ def measure(
     progress:
         Receives one unit per batch and condition.
     precision:
-        ``"fp32"`` (the model's own dtype), ``"bf16"`` or ``"fp16"``: the model's forward runs
-        under ``torch.autocast`` in that dtype; the measures are still reduced in float64
-        (the tolerance against fp32 is in the README). A precision the model's device cannot
-        run raises :class:`~ginvariance.errors.DeviceError`.
-
-    The model runs where its parameters are (one device: parameters on several raise
-    :class:`~ginvariance.errors.DeviceError`); each batch of ``data`` is shifted where it is
-    and moved there chunk by chunk, non-blocking from pinned memory.
+        ``"fp32"`` (the model's own dtype), ``"bf16"`` or ``"fp16"``: the forward runs under
+        ``torch.autocast`` in that dtype, the measures are still reduced in float64; a
+        precision the device cannot run raises :class:`~ginvariance.errors.DeviceError`.
     """
     from ginvariance.data.shifts import Shift, preserves_labels
-    from ginvariance.devices import check_precision, model_device
 
     check_seed(seed, "seed", "seed=0")
     autocast_dtype = check_precision(precision, model_device(model))
@@ -223,11 +203,7 @@ def measure(
     progress.finish()
     if totals["id"] is None:
         raise DataError("the data holds no batches; pass at least one sample")
-    results = {}
-    for name, stats in totals.items():
-        values = finalize(stats)
-        values["n_samples"] = int(stats["count"])
-        results[name] = values
+    results = {k: {**finalize(v), "n_samples": int(v["count"])} for k, v in totals.items()}
     assert resolved is not None
     return InvarianceReport(
         id=results.pop("id"),

@@ -53,14 +53,6 @@ class OrbitOutputs:
     logits: torch.Tensor
     saliency: torch.Tensor | None = None
 
-    @property
-    def order(self) -> int:
-        return self.logits.shape[0]
-
-    @property
-    def batch_size(self) -> int:
-        return self.logits.shape[1]
-
 
 def check_inputs(x: torch.Tensor, y: torch.Tensor | None = None) -> None:
     """Raise :class:`DataError` for inputs (and labels) that no measure can use."""
@@ -82,11 +74,15 @@ def chunk_size_for(
     sample_shape: tuple[int, ...],
     dtype: torch.dtype,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    chunk_size: int | None = None,
 ) -> int:
     """Number of samples per chunk so that one orbit chunk stays within ``memory_budget``.
 
-    The estimate is ``n · prod(S) · itemsize · ACTIVATION_FACTOR`` bytes per sample.
+    The estimate is ``n · prod(S) · itemsize · ACTIVATION_FACTOR`` bytes per sample. A
+    ``chunk_size`` the caller chose is checked and returned instead.
     """
+    if chunk_size is not None:
+        return check_int(chunk_size, "chunk size")
     if memory_budget <= 0:
         raise ConfigError(f"memory budget must be positive, got {memory_budget} bytes")
     itemsize = torch.empty((), dtype=dtype).element_size()
@@ -146,23 +142,21 @@ def orbit_pass(
     Parameters
     ----------
     model:
-        Maps ``(B, *S)`` to logits ``(B, K)``. Run as it is: put it in eval mode first
-        (``measure`` does) if it has dropout or batch norm.
+        Maps ``(B, *S)`` to logits ``(B, K)``; run as it is (put it in eval mode first, as
+        ``measure`` does, if it has dropout or batch norm).
     x:
-        A batch ``(B, *S)``; not chunked here (see :func:`iter_orbit_passes`).
+        A batch ``(B, *S)``, moved to the model's device (:func:`ginvariance.devices.move`),
+        where the orbit is built and the outputs stay; not chunked (see
+        :func:`iter_orbit_passes`).
     group:
         The group; resolved to ``x``'s sample shape.
     saliency:
         Also compute the vanilla-gradient saliency of the class predicted on the
         untransformed input, mapped back by each inverse action.
     precision:
-        ``None`` (the model's own dtype) or ``torch.bfloat16`` / ``torch.float16``: the
-        forward runs under ``torch.autocast`` in that dtype (see
-        :func:`ginvariance.devices.check_precision`); the measures are still reduced in
-        float64 from what it returns.
-
-    ``x`` is moved to the device of the model's parameters (:func:`ginvariance.devices.move`)
-    and the orbit is built there; the outputs live on that device.
+        ``None`` (the model's own dtype) or ``torch.bfloat16`` / ``torch.float16``: the forward
+        runs under ``torch.autocast`` (:func:`ginvariance.devices.check_precision`); the
+        measures are still reduced in float64.
     """
     group = get_group(group, tuple(x.shape[1:]))
     n, b = group.order, x.shape[0]
@@ -202,19 +196,15 @@ def iter_orbit_passes(
 ) -> Iterator[tuple[slice, OrbitOutputs]]:
     """Yield ``(rows, outputs)`` for consecutive chunks of ``x``, in bounded memory.
 
-    Each chunk is moved to the model's device on its own (``x`` may stay on the CPU, pinned
-    for non-blocking copies). ``memory_budget`` ``None``: the device's
-    (:func:`ginvariance.devices.memory_budget`: :data:`DEFAULT_MEMORY_BUDGET` on the CPU, a
-    share of the free memory on CUDA).
+    Each chunk is moved to the model's device on its own (``x`` may stay on the CPU, pinned for
+    non-blocking copies). ``memory_budget`` ``None``: the device's
+    (:func:`ginvariance.devices.memory_budget`).
     """
     group = get_group(group, tuple(x.shape[1:]))
     device = model_device(model)
     if memory_budget is None:
         memory_budget = device_budget(device, DEFAULT_MEMORY_BUDGET)
-    if chunk_size is None:
-        chunk_size = chunk_size_for(group, tuple(x.shape[1:]), x.dtype, memory_budget)
-    else:
-        check_int(chunk_size, "chunk size")
+    chunk_size = chunk_size_for(group, tuple(x.shape[1:]), x.dtype, memory_budget, chunk_size)
     for start in range(0, x.shape[0], chunk_size):
         rows = slice(start, min(start + chunk_size, x.shape[0]))
         chunk = move(x[rows], device)

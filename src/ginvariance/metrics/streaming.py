@@ -1,12 +1,10 @@
 """Streaming invariance measures: ``torchmetrics.Metric`` subclasses.
 
-Each class keeps the float64 sufficient statistics of
-:func:`ginvariance.metrics.functional.orbit_statistics` as summed metric states, so
-``update`` over any split of the data followed by ``compute`` equals the functional value
-on the concatenated data, and states sync across processes like any torchmetrics metric.
-
+Each keeps the float64 sums of :class:`~ginvariance.metrics.functional.OrbitStatistics` as
+metric states, so ``update`` over any split of the data then ``compute`` equals the
+functional value on the concatenated data, and states sync across processes.
 :class:`InvarianceMetrics` computes every measure from one orbit pass per batch; the
-single-measure classes are there for code that wants one number.
+single-measure classes give one number each.
 """
 
 from __future__ import annotations
@@ -14,12 +12,14 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from dataclasses import fields
 from typing import Any
 
 import torch
 from torchmetrics import Metric
 from torchmetrics.utilities.distributed import gather_all_tensors
 
+from ginvariance.devices import check_precision, model_device
 from ginvariance.errors import ConfigError
 from ginvariance.groups import Group, get_group
 from ginvariance.metrics.functional import (
@@ -33,20 +33,9 @@ from ginvariance.metrics.functional import (
 from ginvariance.metrics.orbit import Model
 from ginvariance.seeds import check_seed
 
-_SUM_STATES = (
-    "count",
-    "pdi_sum",
-    "li_within",
-    "li_sum_z",
-    "li_sum_sq",
-    "consistent",
-    "sis_sum",
-    "sis_count",
-    "sis_nonzero",
-    "correct",
-    "orbit_correct",
-    "labelled",
-)
+#: The states a ``max`` reduces across processes; every other statistic is summed.
+_MAX_STATES = ("order", "logit_eps", "li_shift")
+_SUM_STATES = tuple(f.name for f in fields(OrbitStatistics) if f.name not in _MAX_STATES)
 
 
 class InvarianceMetrics(Metric):
@@ -55,31 +44,21 @@ class InvarianceMetrics(Metric):
     Parameters
     ----------
     model:
-        The classifier, ``(B, *S)`` → ``(B, K)`` logits. It is not registered as a
-        submodule (the metric's ``state_dict`` holds statistics only).
-    group:
-        A group or its name.
-    saliency:
-        Compute ``sis`` (one backward pass per batch).
-    chunk_size, memory_budget:
-        Bound the memory of one orbit pass (see :mod:`ginvariance.metrics.orbit`);
-        ``memory_budget`` ``None``: the model's device's.
-    precision:
-        ``"fp32"``, ``"bf16"`` or ``"fp16"``: the forward under ``torch.autocast`` (see
-        :func:`ginvariance.measure`).
+        The classifier, ``(B, *S)`` → ``(B, K)`` logits; not registered as a submodule (the
+        metric's ``state_dict`` holds statistics only). The states live on its device; each
+        batch ``x`` (and ``y``) is moved there chunk by chunk.
+    group, saliency, chunk_size, memory_budget, precision:
+        As in :func:`ginvariance.measure`.
     shift, shift_reference, seed:
-        Measure under a distribution shift (a name or a
-        :class:`~ginvariance.data.shifts.Shift`): each batch is shifted before it is
-        measured, with the parameters of ``shift_reference`` (a
-        :class:`~ginvariance.data.shifts.ShiftReference`, required with a shift: a stream
-        cannot look ahead) and the randomness of ``(seed, global sample index)``. The index
-        of a sample is its position in the stream of ``update`` calls since the last
-        ``reset``, or what ``update(..., indices=...)`` gives (pass it for sharded data).
-        The result equals :func:`ginvariance.measure` under the same shift and reference.
+        Measure under a distribution shift (a name or a :class:`~ginvariance.data.shifts.Shift`):
+        each batch is shifted with the parameters of ``shift_reference`` (a
+        :class:`~ginvariance.data.shifts.ShiftReference`, required: a stream cannot look
+        ahead) and the randomness of ``(seed, global sample index)``; the index is the position
+        in the stream of ``update`` calls since the last ``reset``, or ``update(...,
+        indices=...)`` (for sharded data). The result equals :func:`ginvariance.measure`'s.
 
     ``update(x, y=None, indices=None)`` adds a batch; ``compute()`` returns a dict of the
-    measures, each a float64 0-d tensor. The metric's states start on the model's device;
-    ``x`` (and ``y``) may sit anywhere and are moved to the model's device chunk by chunk.
+    measures, each a float64 0-d tensor.
 
     Examples
     --------
@@ -109,8 +88,6 @@ class InvarianceMetrics(Metric):
         precision: str = "fp32",
         **kwargs: Any,
     ) -> None:
-        from ginvariance.devices import check_precision, model_device
-
         super().__init__(**kwargs)
         device = model_device(model)  # one device, or a one-line DeviceError
         self._precision = check_precision(precision, device)
@@ -134,19 +111,11 @@ class InvarianceMetrics(Metric):
         self.shift_reference = shift_reference
         self.seed = seed
         self._seen = 0
-        for name in _SUM_STATES:
-            self.add_state(
-                name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum"
-            )
-        for name in ("order", "logit_eps"):
-            self.add_state(
-                name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="max"
-            )
-        # the centre of li's sums (functional.orbit_statistics): set by the first batch;
-        # re-centred on 0 before states are summed across processes (_sync_dist)
-        self.add_state(
-            "li_shift", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="max"
-        )
+        # li_shift, the centre of li's sums (functional.orbit_statistics), is set by the first
+        # batch and re-centred on 0 before states are summed across processes (_sync_dist)
+        for name in (*_SUM_STATES, *_MAX_STATES):
+            reduce = "max" if name in _MAX_STATES else "sum"
+            self.add_state(name, torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx=reduce)
         # the float64 sums live where the model runs; each batch is moved there
         self.to(device)
 
@@ -181,23 +150,19 @@ class InvarianceMetrics(Metric):
         state = (
             None
             if first
-            else OrbitStatistics.from_dict({name: getattr(self, name) for name in self._reductions})
+            else OrbitStatistics.from_dict({name: getattr(self, name) for name in self._defaults})
         )
         for name, value in merge_statistics(state, part).to_dict().items():
             setattr(self, name, value)
 
     def statistics(self) -> OrbitStatistics:
         """The summed statistics so far (the metric's states), as one typed object."""
-        stats = {
-            name: getattr(self, name) for name in (*_SUM_STATES, "order", "logit_eps", "li_shift")
-        }
-        if float(stats["sis_count"]) == 0:
-            for k in ("sis_sum", "sis_count", "sis_nonzero"):
-                stats.pop(k)
-        if float(stats["labelled"]) == 0:
-            for k in ("correct", "orbit_correct", "labelled"):
-                stats.pop(k)
-        return OrbitStatistics.from_dict(stats)
+        values = {name: getattr(self, name) for name in self._defaults}
+        if float(values["sis_count"]) == 0:  # no saliency computed
+            values.update(sis_sum=None, sis_count=None, sis_nonzero=None)
+        if float(values["labelled"]) == 0:  # no labels seen
+            values.update(correct=None, orbit_correct=None, labelled=None)
+        return OrbitStatistics.from_dict(values)
 
     def _measures(self) -> dict[str, float | None]:
         """The measures so far as Python numbers; ``sis`` is ``None`` when it is undefined."""
@@ -235,11 +200,17 @@ class InvarianceMetrics(Metric):
 
 
 class _OneMeasure(InvarianceMetrics):
-    key = ""
-    needs_saliency = False
+    """One measure of :class:`InvarianceMetrics`: subclasses name its ``key`` and direction."""
+
+    key: str
+
+    def __init_subclass__(cls, key: str = "", higher_is_better: bool = False, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        cls.key = key
+        cls.higher_is_better = higher_is_better
 
     def __init__(self, model: Model, group: Group | str, **kwargs: Any) -> None:
-        kwargs.setdefault("saliency", self.needs_saliency)
+        kwargs.setdefault("saliency", self.key == "sis")
         super().__init__(model, group, **kwargs)
 
     def compute(self) -> torch.Tensor:  # type: ignore[override]
@@ -248,54 +219,32 @@ class _OneMeasure(InvarianceMetrics):
         return self._tensor(self._measures()[self.key])
 
 
-class PredictiveDistributionInvariance(_OneMeasure):
+class PredictiveDistributionInvariance(_OneMeasure, key="pdi", higher_is_better=False):
     """Streaming predictive-distribution invariance error (``pdi``, nats)."""
 
-    key = "pdi"
-    higher_is_better = False
 
-
-class LogitInvariance(_OneMeasure):
+class LogitInvariance(_OneMeasure, key="li", higher_is_better=False):
     """Streaming logit invariance error (``li``, pooled variance ratio)."""
 
-    key = "li"
-    higher_is_better = False
 
-
-class WithinOrbitLogitVariance(_OneMeasure):
+class WithinOrbitLogitVariance(_OneMeasure, key="li_within", higher_is_better=False):
     """Streaming within-orbit logit variance (``li_within``, squared logit units)."""
 
-    key = "li_within"
-    higher_is_better = False
 
-
-class SaliencyInvarianceSimilarity(_OneMeasure):
+class SaliencyInvarianceSimilarity(_OneMeasure, key="sis", higher_is_better=True):
     """Streaming saliency invariance similarity (``sis``)."""
 
-    key = "sis"
-    needs_saliency = True
-    higher_is_better = True
 
-
-class UntransformedAccuracy(_OneMeasure):
+class UntransformedAccuracy(_OneMeasure, key="accuracy", higher_is_better=True):
     """Streaming accuracy on the untransformed inputs; ``update(x, y)`` needs labels."""
 
-    key = "accuracy"
-    higher_is_better = True
 
-
-class OrbitAccuracy(_OneMeasure):
+class OrbitAccuracy(_OneMeasure, key="orbit_accuracy", higher_is_better=True):
     """Streaming orbit accuracy; ``update(x, y)`` needs labels."""
 
-    key = "orbit_accuracy"
-    higher_is_better = True
 
-
-class OrbitConsistency(_OneMeasure):
+class OrbitConsistency(_OneMeasure, key="orbit_consistency", higher_is_better=True):
     """Streaming orbit consistency: the share of samples predicted alike on the orbit."""
-
-    key = "orbit_consistency"
-    higher_is_better = True
 
 
 #: Old class names, kept working with a :class:`DeprecationWarning` (``Accuracy`` clashed with

@@ -12,11 +12,8 @@
   of their energy above half the Nyquist frequency.
 - :func:`spectral_analysis`: all of it as the JSON-ready ``spectral`` entry.
 
-Jacobian method: on the small CNN of the study (conv 3×3 1→32, conv 3×3 32→64, flatten,
-linear to 10; 8×8 inputs, batch 256, float32, eval mode, torch 2.13 CPU) ``K`` backward
-passes over the batch took 77 ms (1 thread) / 45 ms (2 threads) against 219 / 115 ms for
-``vmap(jacrev)`` and 128 / 83 ms for one batched backward (``is_grads_batched``); with a
-BatchNorm layer 85 / 52 ms against 224 / 170 ms. The backward passes are the default.
+Jacobians default to ``K`` backward passes over the batch, faster on the CPU than
+``vmap(jacrev)`` (``benchmarks/spectral_cost.py`` measures both; the README has the figures).
 """
 
 from __future__ import annotations

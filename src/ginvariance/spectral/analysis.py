@@ -1,13 +1,11 @@
 """The ``spectral`` entry of a results file: spectrum, sensitivities, Lie derivative, scale.
 
-Every raw figure here scales with the logits: replacing ``f`` by ``α·f + b`` multiplies the
-singular values, ``‖J‖_F``, the random-direction sensitivity and the Lie derivative by ``α``.
-A model can therefore look "less sensitive to any perturbation" only because its logits are
-smaller. Each of these figures is also reported divided by the **logit scale**, the spread of
-the in-distribution logits, ``logit_scale = sqrt((1/N) Σ_x ‖z(x) − μ‖²)`` (``μ`` their mean):
-the keys ending in ``_normalized`` do not change under ``f → α·f + b``. So do the spectrum's
-shape (``σ_k/σ_1``, effective rank). The sensitivity of the predicted probabilities
-(``softmax``) is reported too: it is what the decisions feel.
+``f → α·f + b`` multiplies the singular values, ``‖J‖_F``, the random-direction sensitivity
+and the Lie derivative by ``α``: a model can look "less sensitive" only because its logits
+are smaller. Each is also reported divided by the **logit scale**
+``sqrt((1/N) Σ_x ‖z(x) − μ‖²)`` (keys ending in ``_normalized``), which, like the spectrum's
+shape, does not change under ``f → α·f + b``; and the sensitivity of ``softmax(f)``, what the
+decisions feel.
 """
 
 from __future__ import annotations
@@ -17,9 +15,11 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
+from ginvariance.checks import check_batch
+from ginvariance.devices import model_device
 from ginvariance.errors import ConfigError, DataError
 from ginvariance.groups import Group
-from ginvariance.spectral._common import Model, check_eps, check_inputs, eval_mode, forward_chunked
+from ginvariance.spectral._common import Model, check_eps, eval_mode, forward_chunked
 from ginvariance.spectral.jacobian import JacobianMethod, jacobian_spectrum
 from ginvariance.spectral.lie import lie_derivative_summary, transform_for
 from ginvariance.spectral.power import saliency_power_spectrum
@@ -36,7 +36,7 @@ def logit_scale(model: Model, x: Tensor, *, chunk_size: int | None = None) -> fl
     The spread of the logits over the inputs ``x`` ``(N, *S)``: ``f → α·f + b`` multiplies it
     by ``|α|``. 0 for a constant model.
     """
-    x = check_inputs(x)
+    x = check_batch(x, "x")
     with eval_mode(model):
         z = forward_chunked(model, x.detach(), chunk_size).double()
     return float((z - z.mean(dim=0)).square().sum(dim=1).mean().sqrt())
@@ -78,32 +78,24 @@ def spectral_analysis(
     saliency:
         Optional saliency maps ``(B, *S)``; their :func:`saliency_power_spectrum` is added.
     transform:
-        The continuous transformation of the Lie derivative (``"rotation"`` or
-        ``"translation"``); ``None``: the one that goes with ``group``
-        (:func:`~ginvariance.spectral.lie.transform_for`), and no Lie derivative for a group
-        that has none.
+        The Lie derivative's transformation (``"rotation"`` or ``"translation"``); ``None``: the
+        one that goes with ``group`` (:func:`~ginvariance.spectral.lie.transform_for`), none
+        for a group that has none.
 
     Returns
     -------
     dict
-        Raw figures: ``singular_values``, ``frobenius``, ``frobenius_std``
-        (:func:`jacobian_spectrum`); ``eps``; ``sensitivity_random`` (one value per ``ε``);
-        ``lie_derivative`` (mean ``‖d/dt f(T_t x)‖``, with ``lie_transform`` and the
-        per-generator ``lie_derivative_generators``; ``None`` without a transform).
-        Scale: ``logit_scale`` (:func:`logit_scale`) and ``singular_values_normalized``,
-        ``frobenius_normalized``, ``sensitivity_random_normalized``,
-        ``lie_derivative_normalized`` (the raw figures divided by it; ``None`` when it is 0).
-        Shape: ``singular_value_ratios`` (``σ_k/σ_1``), ``effective_rank``.
-        Decisions: ``sensitivity_probability`` (the same as ``sensitivity_random`` for
-        ``softmax(f)``).
-        Also ``sensitivity_group`` (the straight line towards ``g·x``: not an invariance
-        probe, see :func:`group_sensitivity`), ``jacobian_ratio =
-        sensitivity_random[ε_min] / (frobenius / √D)`` (about 0.8–1 for any model), and
+        :func:`jacobian_spectrum`'s keys; ``eps``; ``sensitivity_random``,
+        ``sensitivity_probability`` (``softmax(f)``) and ``sensitivity_group`` (see
+        :func:`group_sensitivity`: not an invariance probe), one value per ``ε``;
+        ``lie_transform``, ``lie_derivative`` (mean ``‖d/dt f(T_t x)‖``) and
+        ``lie_derivative_generators`` (``None`` without a transform); ``logit_scale``
+        (:func:`logit_scale`) and ``singular_values_normalized``, ``frobenius_normalized``,
+        ``sensitivity_random_normalized``, ``lie_derivative_normalized`` (divided by it; ``None``
+        when it is 0); ``jacobian_ratio = sensitivity_random[ε_min] / (frobenius / √D)``;
         ``saliency_power`` when ``saliency`` is given.
     """
-    from ginvariance.devices import model_device
-
-    x = check_inputs(x).to(model_device(model))  # the analysis runs where the model is
+    x = check_batch(x, "x").to(model_device(model))  # the analysis runs where the model is
     if saliency is not None:
         saliency = saliency.to(x.device)
     eps_list = check_eps(eps)

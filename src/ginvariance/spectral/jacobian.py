@@ -14,14 +14,9 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from ginvariance.checks import check_batch, check_int, check_logits
 from ginvariance.errors import ConfigError
-from ginvariance.spectral._common import (
-    Model,
-    check_chunk_size,
-    check_inputs,
-    check_logits,
-    eval_mode,
-)
+from ginvariance.spectral._common import Model, eval_mode
 
 JacobianMethod = Literal["auto", "vmap", "backward"]
 
@@ -40,11 +35,7 @@ def _jacobian_vmap(model: Model, x: Tensor) -> Tensor:
 
 
 def _jacobian_backward(model: Model, x: Tensor, n_classes: int) -> Tensor:
-    """``(b, K, D)`` by ``K`` backward passes over the whole chunk.
-
-    Row ``k`` of every sample's Jacobian is ``∇_x Σ_b f(x_b)_k``, exact because in eval mode
-    the samples of a batch do not interact.
-    """
+    """``(b, K, D)`` by ``K`` backward passes of ``Σ_b f(x_b)_k`` (samples do not interact)."""
     b = x.shape[0]
     xg = x.detach().requires_grad_(True)
     z = check_logits(model(xg), b)
@@ -60,35 +51,28 @@ def _jacobian_backward(model: Model, x: Tensor, n_classes: int) -> Tensor:
 
 
 def jacobian(
-    model: Model,
-    x: Tensor,
-    *,
-    chunk_size: int | None = None,
-    method: JacobianMethod = "auto",
+    model: Model, x: Tensor, *, chunk_size: int | None = None, method: JacobianMethod = "auto"
 ) -> Tensor:
     """Input–logit Jacobians of a batch, one ``K × D`` matrix per sample.
 
     Parameters
     ----------
-    model:
-        Any callable (usually an ``nn.Module``) mapping ``(B, *S)`` to logits ``(B, K)``.
-        It runs in eval mode; each submodule's previous mode is restored afterwards.
-    x:
-        Inputs ``(B, *S)``, float32 or float64 (the model's dtype).
+    model, x:
+        Any callable ``(B, *S) → (B, K)``, run in eval mode (each submodule's mode restored
+        after), and inputs ``(B, *S)`` in the model's dtype.
     chunk_size:
         Samples per chunk (default :data:`DEFAULT_CHUNK_SIZE`); bounds the memory.
     method:
-        ``"vmap"``: ``torch.func.vmap(torch.func.jacrev(f))`` over samples; ``"backward"``:
-        ``K`` backward passes over the whole chunk (a loop over classes, not samples);
-        ``"auto"`` (default): ``"backward"``, which measured about 3× faster on CPU (see
-        :mod:`ginvariance.spectral`). If ``vmap`` fails on a model (in-place operations,
-        data-dependent control flow), ``"vmap"`` falls back to ``"backward"``.
+        ``"vmap"``: ``torch.func.vmap(torch.func.jacrev(f))`` over samples, falling back to
+        ``"backward"`` where vmap fails (in-place operations, data-dependent control flow);
+        ``"backward"``: ``K`` backward passes over the whole chunk (a loop over classes, not
+        samples); ``"auto"`` (default): ``"backward"``, faster on the CPU.
 
     Returns
     -------
     Tensor
-        ``J`` of shape ``(B, K, D)``, ``D = prod(S)``, ``J[b, k, d] = ∂f(x_b)_k / ∂x_{b,d}``,
-        detached, in ``x``'s dtype.
+        ``J`` ``(B, K, D)``, ``D = prod(S)``, ``J[b, k, d] = ∂f(x_b)_k / ∂x_{b,d}``, detached,
+        in ``x``'s dtype.
 
     Examples
     --------
@@ -97,8 +81,8 @@ def jacobian(
     >>> J.shape, bool(torch.allclose(J[0], lin.weight))
     (torch.Size([4, 2, 3]), True)
     """
-    x = check_inputs(x)
-    check_chunk_size(chunk_size)
+    x = check_batch(x, "x")
+    check_int(chunk_size, "chunk_size", allow_none=True)
     if method not in ("auto", "vmap", "backward"):
         raise ConfigError(
             f"unknown Jacobian method {method!r}; choose 'auto', 'vmap' or 'backward'"
@@ -121,21 +105,14 @@ def jacobian(
 
 
 def jacobian_spectrum(
-    model: Model,
-    x: Tensor,
-    *,
-    chunk_size: int | None = None,
-    method: JacobianMethod = "auto",
+    model: Model, x: Tensor, *, chunk_size: int | None = None, method: JacobianMethod = "auto"
 ) -> dict[str, object]:
     """Mean singular values and Frobenius norm of the input–logit Jacobians.
 
-    For each sample ``σ(x) = svdvals(J(x))`` (``min(K, D)`` values, descending, by
-    ``torch.linalg.svdvals`` on the whole batch) and ``‖J(x)‖_F``.
-
-    The spectrum's shape, which a change of logit scale ``f → α·f`` leaves alone:
-    ``σ_k(x)/σ_1(x)`` and the effective rank ``exp(−Σ_k p_k log p_k)``, ``p_k = σ_k / Σ_j σ_j``
-    (Roy & Vetterli 2007; 1 for a rank-one Jacobian, ``min(K, D)`` for a flat spectrum), each
-    averaged over the samples whose Jacobian is not zero.
+    Per sample ``σ(x) = svdvals(J(x))`` (``min(K, D)`` values, descending) and ``‖J(x)‖_F``; and
+    the spectrum's shape, which ``f → α·f`` leaves alone: ``σ_k(x)/σ_1(x)`` and the effective
+    rank ``exp(−Σ_k p_k log p_k)``, ``p_k = σ_k / Σ_j σ_j`` (Roy & Vetterli 2007; 1 for rank one,
+    ``min(K, D)`` for a flat spectrum), averaged over the samples whose Jacobian is not zero.
 
     Returns
     -------

@@ -2,15 +2,12 @@
 
 For a one-parameter family of transformations ``T_t`` with ``T_0 = id`` the Lie derivative
 of a model ``f`` at ``x`` is ``L f(x) = d/dt f(T_t x)|_{t=0} = J(x) · v(x)``, ``v(x) =
-d/dt T_t x|_{t=0}`` (Gruver, Finzi, Goldblum & Wilson, "The Lie derivative for measuring
-learned equivariance", ICLR 2023). Its norm ``‖L f(x)‖`` measures *local* invariance: 0 for a
-model invariant to every small transformation. It is computed by forward-mode autodiff (dual
-tensors, as ``torch.func.jvp(f, (x,), (v,))``), over the whole batch at once.
-
-Transformations (images ``(…, H, W)``, signals ``(…, L)``):
+d/dt T_t x|_{t=0}`` (Gruver, Finzi, Goldblum & Wilson, ICLR 2023). Its norm ``‖L f(x)‖``
+measures *local* invariance: 0 for a model invariant to every small transformation. It is
+computed by forward-mode autodiff (dual tensors, as ``torch.func.jvp(f, (x,), (v,))``).
 
 ``rotation``
-    rotation by ``t`` radians about the image centre ``((H−1)/2, (W−1)/2)``: the rotated
+    rotation by ``t`` radians about the image centre ``c = ((H−1)/2, (W−1)/2)``: the rotated
     image samples ``x`` at ``R(−t) p`` by Keys' cubic convolution (``a = −1/2``), zero
     outside the image. Its generator is ``v = (p_c − c_c) ∂_r x − (p_r − c_r) ∂_c x``, where
     ``∂`` is the interpolant's derivative at the pixel centres, the central difference
@@ -18,13 +15,10 @@ Transformations (images ``(…, H, W)``, signals ``(…, L)``):
 ``translation``
     cyclic sub-pixel translation by ``t`` pixels along one spatial axis, by the same cubic
     convolution with periodic boundaries: ``v = −(x[i+1] − x[i−1]) / 2`` (cyclic). One
-    generator per spatial axis (two for images, one for signals).
+    generator per spatial axis (two for images, one for signals ``(…, L)``).
 
-The C4 rotations are not one-parameter subgroups of the continuous rotations that act on a
-pixel grid by permutation, so an exactly C4-invariant network need not have a small Lie
-derivative along rotations: it measures something the group measures do not. The straight
-line ``x → g·x`` (:func:`~ginvariance.spectral.group_sensitivity`) leaves the orbit and is
-not an invariance probe; the Lie derivative stays on a transformation's path.
+C4 is not a one-parameter subgroup of the continuous rotations, so an exactly C4-invariant
+network need not have a small Lie derivative along rotations.
 """
 
 from __future__ import annotations
@@ -37,15 +31,10 @@ import torch
 import torch.autograd.forward_ad as fwAD
 from torch import Tensor
 
+from ginvariance.checks import check_batch, check_int, check_logits
 from ginvariance.errors import ConfigError, GroupActionError, ModelError
 from ginvariance.groups import Group
-from ginvariance.spectral._common import (
-    Model,
-    check_chunk_size,
-    check_inputs,
-    check_logits,
-    eval_mode,
-)
+from ginvariance.spectral._common import Model, eval_mode
 
 TRANSFORMS = ("rotation", "translation")
 
@@ -97,14 +86,17 @@ def _taps(pos: Tensor) -> tuple[Tensor, Tensor]:
     return index.long(), _cubic(pos.unsqueeze(0) - index)
 
 
-def _check_image(x: Tensor, what: str, batched: bool = False) -> tuple[int, int]:
-    """``(H, W)`` of images ``x`` (``batched``: a batch ``(B, …, H, W)``); raise otherwise."""
-    if x.ndim < (3 if batched else 2) or x.shape[-2] < 2 or x.shape[-1] < 2:
+def _centred_grid(x: Tensor, what: str, batched: bool = False) -> tuple[Tensor, Tensor]:
+    """Pixel offsets ``(H, 1)``, ``(1, W)`` from the centre of images ``x``; raise for others."""
+    if x.ndim < (3 if batched else 2) or min(x.shape[-2:]) < 2:
         raise GroupActionError(
             f"{what} rotates images (…, H, W) with H, W ≥ 2, got samples of shape "
             f"{tuple(x.shape[1:])}; use transform='translation' for 1-D signals"
         )
-    return x.shape[-2], x.shape[-1]
+    height, width = x.shape[-2:]
+    u = torch.arange(height, dtype=x.dtype, device=x.device) - (height - 1) / 2
+    v = torch.arange(width, dtype=x.dtype, device=x.device) - (width - 1) / 2
+    return u.view(-1, 1), v.view(1, -1)
 
 
 def rotate(x: Tensor, angle: float | Tensor) -> Tensor:
@@ -114,11 +106,9 @@ def rotate(x: Tensor, angle: float | Tensor) -> Tensor:
     (zero outside the image), so ``rotate(x, 0) = x`` exactly and the result is smooth
     (C¹) in ``angle``. For tests and figures: the Lie derivative uses its generator.
     """
-    height, width = _check_image(x, "rotate")
-    dtype, device = x.dtype, x.device
-    angle = torch.as_tensor(angle, dtype=dtype, device=device)
-    u = (torch.arange(height, dtype=dtype, device=device) - (height - 1) / 2).view(-1, 1)
-    v = (torch.arange(width, dtype=dtype, device=device) - (width - 1) / 2).view(1, -1)
+    u, v = _centred_grid(x, "rotate")
+    height, width = x.shape[-2:]
+    angle = torch.as_tensor(angle, dtype=x.dtype, device=x.device)
     cos, sin = torch.cos(angle), torch.sin(angle)
     rows = cos * u + sin * v + (height - 1) / 2  # R(−t) p, back in pixel coordinates
     cols = -sin * u + cos * v + (width - 1) / 2
@@ -163,9 +153,7 @@ def _central(x: Tensor, dim: int, periodic: bool) -> Tensor:
 
 def rotation_generator(x: Tensor) -> Tensor:
     """``d/dt rotate(x, t)|_{t=0}`` in closed form (see the module docstring)."""
-    height, width = _check_image(x, "the rotation")
-    u = (torch.arange(height, dtype=x.dtype, device=x.device) - (height - 1) / 2).view(-1, 1)
-    v = (torch.arange(width, dtype=x.dtype, device=x.device) - (width - 1) / 2).view(1, -1)
+    u, v = _centred_grid(x, "the rotation")
     return v * _central(x, -2, periodic=False) - u * _central(x, -1, periodic=False)
 
 
@@ -216,32 +204,15 @@ def _jvp(model: Model, x: Tensor, tangent: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def lie_derivative(
-    model: Model,
-    x: Tensor,
-    transform: str = "rotation",
-    *,
-    chunk_size: int | None = None,
+    model: Model, x: Tensor, transform: str = "rotation", *, chunk_size: int | None = None
 ) -> Tensor:
     """Norms of the Lie derivative of the logits, per sample and generator.
 
-    ``‖d/dt f(T_t x)|_{t=0}‖₂ = ‖J(x) v_k(x)‖₂`` for each generator ``v_k`` of
-    ``transform`` (:func:`generators`), by forward-mode autodiff over each chunk of samples.
-
-    Parameters
-    ----------
-    model:
-        Callable ``(B, *S) → (B, K)``; runs in eval mode (previous modes restored).
-    x:
-        Inputs ``(B, *S)``, float32 or float64.
-    transform:
-        ``"rotation"`` (images) or ``"translation"`` (:data:`TRANSFORMS`).
-    chunk_size:
-        Samples per jvp (default: the whole batch).
-
-    Returns
-    -------
-    Tensor
-        ``(B, n_generators)`` in ``x``'s dtype.
+    ``‖d/dt f(T_t x)|_{t=0}‖₂ = ‖J(x) v_k(x)‖₂`` for each generator ``v_k`` of ``transform``
+    (:func:`generators`: ``"rotation"`` for images or ``"translation"``), by forward-mode
+    autodiff over chunks of ``chunk_size`` samples (default: the whole batch). ``model`` runs in
+    eval mode (modes restored after); ``x`` ``(B, *S)``, float32 or float64. Returns
+    ``(B, n_generators)`` in ``x``'s dtype.
 
     Raises
     ------
@@ -251,12 +222,10 @@ def lie_derivative(
         A model without forward-mode support, or one whose outputs change along the
         transformation while its derivative is 0 (it detaches its input).
     """
-    x = check_inputs(x).detach()
-    check_chunk_size(chunk_size)
-    if transform not in TRANSFORMS:
-        raise ConfigError(f"unknown transform {transform!r}; choose one of {', '.join(TRANSFORMS)}")
+    x = check_batch(x, "x").detach()
+    check_int(chunk_size, "chunk_size", allow_none=True)
     if transform == "rotation":
-        _check_image(x, "transform 'rotation'", batched=True)
+        _centred_grid(x, "transform 'rotation'", batched=True)
     chunk = chunk_size or x.shape[0]
     columns = []
     with eval_mode(model), torch.no_grad():
@@ -285,11 +254,7 @@ def _check_detached(model: Model, x: Tensor, tangent: Tensor, z: Tensor) -> None
 
 
 def lie_derivative_summary(
-    model: Model,
-    x: Tensor,
-    transform: str,
-    *,
-    chunk_size: int | None = None,
+    model: Model, x: Tensor, transform: str, *, chunk_size: int | None = None
 ) -> dict[str, object]:
     """``{"transform", "lie_derivative"}``: the mean over samples and generators of
     :func:`lie_derivative`, and its per-generator means ``"lie_derivative_generators"``."""

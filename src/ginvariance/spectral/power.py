@@ -5,13 +5,8 @@ with the orthonormal DFT, ``P(ω) = |DFT(s)(ω)|²`` (so ``Σ_ω P(ω) = Σ s²`
 averaged over samples. Each frequency has a radius in units of the Nyquist frequency,
 ``r(ω) = ‖2ω‖₂`` with ``ω`` in cycles per pixel (``fftfreq``), so ``r = 1`` on the Nyquist
 circle. Bin ``k`` of ``n`` holds the radii ``k/n < r ≤ (k+1)/n``; the corners of a 2-D
-spectrum (``1 < r ≤ √2``) are counted in the last bin. With the default ``n = N/2`` for
-``N × N`` maps, bin ``k`` is the ring of the axis-aligned frequency ``k + 1`` (in DFT
-index units) and what lies between it and the previous ring. The DC term (``r = 0``, the
-map's mean) is left out of the spectrum and of the energy fraction and reported on its own.
-
-Saliency that sits in high frequencies is noisy, pixel-scale structure; a learned (not
-genuine) invariance tends to leave more of it there.
+spectrum (``1 < r ≤ √2``) are counted in the last bin. The DC term (``r = 0``, the map's
+mean) is left out of the spectrum and of the energy fraction and reported on its own.
 """
 
 from __future__ import annotations
@@ -49,14 +44,13 @@ def saliency_power_spectrum(saliency: Tensor, n_bins: int | None = None) -> dict
         Maps ``(B, L)``, ``(B, H, W)`` or ``(B, C, H, W)`` (channels are summed first).
     n_bins:
         Number of equal-width radius bins on ``[0, 1]``; default ``max(spatial size) // 2``
-        (at least 1).
+        (at least 1): for ``N × N`` maps bin ``k`` is then the ring of DFT index ``k + 1``.
 
     Returns
     -------
     dict
         ``"radial_power"``: mean of ``P̄(ω) = mean_x P_x(ω)`` over the non-DC frequencies of
-        each bin (0 for an empty bin); ``"frequencies"``: the upper edge ``(k+1)/n`` of each bin
-        (units of Nyquist);
+        each bin (0 for an empty bin); ``"frequencies"``: the upper edge ``(k+1)/n`` of each bin;
         ``"high_frequency_fraction"``: ``Σ_{r > 0.5} P̄ / Σ_{r > 0} P̄`` (0 when the maps are
         constant); ``"dc_power"``: ``P̄(0)``.
 

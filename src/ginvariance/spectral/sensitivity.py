@@ -6,31 +6,22 @@ For a step ``ε > 0`` and unit directions ``u`` (``‖u‖ = 1`` in ``R^D``, ``D
 
 With ``u`` uniform on the unit sphere this measures how much the model reacts to *any*
 small perturbation (for small ``ε`` it tends to ``E ‖J(x) u‖ ≈ ‖J(x)‖_F / √D``); with
-``u = (g·x − x) / ‖g·x − x‖`` it measures the reaction along the straight line from an input
-towards its transformed copies. That line is **not an invariance probe**: a model invariant
-to ``G`` has ``f(g·x) = f(x)``, but the line between ``x`` and ``g·x`` leaves the orbit, so
-the group sensitivity of an exactly invariant model is in general not zero at small ``ε``
-(the weight-tied net of the study scores like the others). The invariance probe along a
-continuous transformation is the Lie derivative (:mod:`ginvariance.spectral.lie`).
+``u = (g·x − x) / ‖g·x − x‖``, along the straight line towards the transformed copies. That
+line leaves the orbit, so it is **not an invariance probe**: an exactly invariant model
+scores in general non-zero there. The Lie derivative (:mod:`ginvariance.spectral.lie`) is.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-from ginvariance.errors import ConfigError
+from ginvariance.checks import check_batch, check_int
 from ginvariance.groups import Group, get_group
-from ginvariance.spectral._common import (
-    Model,
-    check_chunk_size,
-    check_eps,
-    check_inputs,
-    eval_mode,
-    forward_chunked,
-)
+from ginvariance.spectral._common import Model, check_eps, eval_mode, forward_chunked
 
 
 def random_directions(
@@ -48,9 +39,7 @@ def random_directions(
     so float32 and float64 runs use the same directions. Row ``j·batch + b`` is direction
     ``j`` of sample ``b`` (direction-major, like ``x.repeat(n_directions, ...)``).
     """
-    dim = 1
-    for s in sample_shape:
-        dim *= int(s)
+    dim = math.prod(int(s) for s in sample_shape)
     gen = torch.Generator().manual_seed(int(seed))
     u = torch.randn(n_directions * batch, dim, generator=gen, dtype=torch.float64)
     u = u / u.norm(dim=1, keepdim=True)
@@ -66,11 +55,7 @@ def _mean_sensitivity(
     chunk_size: int | None,
     probabilities: bool = False,
 ) -> Tensor:
-    """``[mean_rows ‖f(base + ε·directions) − z_base‖ / ε for ε in eps]``, one forward per ε.
-
-    With ``probabilities`` a second row holds the same for ``softmax(f)``:
-    ``(2, len(eps))``; otherwise ``(len(eps),)``.
-    """
+    """``mean ‖f(base + ε·u) − z_base‖ / ε`` per ε; ``probabilities``: also of ``softmax(f)``."""
     logit_rows, prob_rows = [], []
     p_base = torch.softmax(z_base.double(), dim=1) if probabilities else None
     for e in eps:
@@ -102,21 +87,15 @@ def sensitivity(
 
     Parameters
     ----------
-    model:
-        Callable ``(B, *S) → (B, K)``; runs in eval mode (previous modes restored).
-    x:
-        Inputs ``(B, *S)``, float32 or float64.
-    eps:
-        Step sizes ``ε > 0``.
-    n_directions:
-        Directions per sample.
-    seed:
-        Seed of the directions.
+    model, x:
+        Callable ``(B, *S) → (B, K)``, run in eval mode (modes restored after), and inputs
+        ``(B, *S)``, float32 or float64.
+    eps, n_directions, seed:
+        Step sizes ``ε > 0``, directions per sample and their seed.
     chunk_size:
         Perturbed inputs per forward (default: all ``n·B`` of one ``ε`` at once).
     probabilities:
-        Also return the same sensitivity of the predicted probabilities ``softmax(f)``
-        (from the same forward passes; softmax in float64).
+        Also the same sensitivity of ``softmax(f)``, from the same forwards (softmax in float64).
 
     Returns
     -------
@@ -124,11 +103,10 @@ def sensitivity(
         ``(len(eps),)`` in ``x``'s dtype; ``(2, len(eps))`` (logits, probabilities) with
         ``probabilities``.
     """
-    x = check_inputs(x)
+    x = check_batch(x, "x")
     eps_list = check_eps(eps)
-    check_chunk_size(chunk_size)
-    if not isinstance(n_directions, int) or n_directions < 1:
-        raise ConfigError(f"n_directions must be a positive integer, got {n_directions!r}")
+    check_int(chunk_size, "chunk_size", allow_none=True)
+    check_int(n_directions, "n_directions")
     b = x.shape[0]
     x = x.detach()
     u = random_directions(n_directions, b, x.shape[1:], seed=seed, dtype=x.dtype, device=x.device)
@@ -153,33 +131,21 @@ def group_sensitivity(
     For every sample ``x`` and every ``g ≠ e``: ``u = (g·x − x) / ‖g·x − x‖``, and
     ``s(ε) = mean over the pairs (x, g) of ‖f(x + ε u) − f(x)‖₂ / ε``. Pairs with
     ``‖g·x − x‖ ≤ eps_mach · ‖x‖`` (``g`` fixes ``x``, e.g. a constant image) are skipped.
-
-    Parameters
-    ----------
-    group:
-        A group or its name (bound to ``x``'s sample shape by ``get_group``).
-
-    Returns
-    -------
-    Tensor
-        ``(len(eps),)`` in ``x``'s dtype; NaN when no pair is left (the group fixes every
-        sample, or has only the identity).
+    ``group`` is bound to ``x``'s sample shape; the other arguments are as in
+    :func:`sensitivity`. Returns ``(len(eps),)`` in ``x``'s dtype, NaN when no pair is left
+    (the group fixes every sample, or has only the identity).
     """
-    x = check_inputs(x)
+    x = check_batch(x, "x").detach()
     eps_list = check_eps(eps)
-    check_chunk_size(chunk_size)
+    check_int(chunk_size, "chunk_size", allow_none=True)
     group = get_group(group, x.shape[1:])
     b, n = x.shape[0], group.order
-    if n < 2:
-        return torch.full((len(eps_list),), float("nan"), dtype=x.dtype, device=x.device)
-    x = x.detach()
-    ones = [1] * (x.ndim - 1)
     with torch.no_grad():
-        moved = group.orbit(x)[b:]  # (n−1)·B, group-major
-        base = x.repeat(n - 1, *ones)
-        diff = (moved - base).reshape((n - 1) * b, -1)
+        moved = group.orbit(x)[b:]  # (n−1)·B, group-major; empty for the trivial group
+        base = x.repeat(n - 1, *[1] * (x.ndim - 1))
+        diff = (moved - base).flatten(1)
         norm = diff.norm(dim=1)
-        x_norm = x.reshape(b, -1).norm(dim=1).repeat(n - 1)
+        x_norm = x.flatten(1).norm(dim=1).repeat(n - 1)
         keep = norm > torch.finfo(x.dtype).eps * x_norm
     if not bool(keep.any()):
         return torch.full((len(eps_list),), float("nan"), dtype=x.dtype, device=x.device)
