@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import threading
@@ -68,6 +69,16 @@ def _real_entry(path: str | os.PathLike[str]) -> str:
 
 def _within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _missing_folders(target: Path, stop: str | None = None) -> list[Path]:
+    """``target`` and those of its parents that do not exist (below ``stop``), outer first."""
+    missing = []
+    for folder in (target, *target.parents):
+        if folder.exists() or _real(folder) == stop:
+            break
+        missing.append(folder)
+    return missing[::-1]
 
 
 def read_manifest(root: str | os.PathLike[str]) -> dict[str, str | None]:
@@ -120,8 +131,6 @@ def manifest_problems(root: str | os.PathLike[str]) -> list[str]:
     whose first write was under way when its process died is listed with ``null``; it
     counts as a problem only if it exists.
     """
-    import hashlib
-
     problems = []
     for rel, sha in sorted(read_manifest(root).items()):
         path = Path(root) / rel
@@ -153,13 +162,8 @@ class OutputFolder:
     # -- opening and closing ---------------------------------------------------------------
 
     def _open(self) -> None:
-        missing = []
-        for folder in (self.root, *self.root.absolute().parents):
-            if folder.exists():
-                break
-            missing.append(folder)
+        self._made_root = _missing_folders(self.root.absolute())
         ensure_dir(self.root)
-        self._made_root = list(reversed(missing))
         lock = self.root / LOCK_FILE
         self._made_lock = not lock.exists()
         try:
@@ -261,10 +265,6 @@ class OutputFolder:
     def _path(self, rel: str) -> Path:
         return self.root.joinpath(*rel.split("/"))
 
-    def owns(self, path: str | os.PathLike[str]) -> bool:
-        """Whether ginv wrote ``path`` (it is listed in the manifest)."""
-        return self.relative(path) in self.files
-
     def check_writable(self, path: str | os.PathLike[str]) -> None:
         """Refuse (:class:`OutputError`) a file that exists and that ginv did not write."""
         rel = self.relative(path)
@@ -277,16 +277,11 @@ class OutputFolder:
 
     def ensure_dir(self, path: str | os.PathLike[str]) -> Path:
         """Create the folder ``path`` inside this one, remembering what was created."""
-        target = Path(path)
-        missing = []
-        for folder in (target, *target.parents):
-            if folder.exists() or _real(folder) == self.real:
-                break
-            missing.append(folder)
-        ensure_dir(target)
+        missing = _missing_folders(Path(path).absolute(), self.real)
+        ensure_dir(path)
         with self._mutex:
-            self._made_sub.extend(reversed(missing))
-        return target
+            self._made_sub.extend(missing)
+        return Path(path)
 
     def claim(self, path: str | os.PathLike[str]) -> None:
         """List ``path`` before its first write (refusing a file ginv did not write)."""
@@ -318,12 +313,9 @@ class OutputFolder:
 
     def _save(self) -> None:
         text = to_json({"format": MANIFEST_FORMAT, "files": self.files})
-
-        def write(tmp: str) -> None:
-            with open(tmp, "w", encoding="ascii") as fh:
-                fh.write(text)
-
-        replace_atomically(self.root / MANIFEST_FILE, write)
+        replace_atomically(
+            self.root / MANIFEST_FILE, lambda tmp: Path(tmp).write_text(text, "ascii")
+        )
 
 
 @contextlib.contextmanager
