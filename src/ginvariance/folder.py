@@ -81,6 +81,13 @@ def _missing_folders(target: Path, stop: str | None = None) -> list[Path]:
     return missing[::-1]
 
 
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (listed outer first) from the inside out, each only if empty."""
+    for folder in reversed(folders):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
 def read_manifest(root: str | os.PathLike[str]) -> dict[str, str | None]:
     """The files listed in ``root``'s manifest (``{}`` when there is none).
 
@@ -110,18 +117,13 @@ def read_manifest(root: str | os.PathLike[str]) -> dict[str, str | None]:
         or not all(
             isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in files.items()
         )
-        or any(_unsafe(k) for k in files)
+        or any(p in ("", ".", "..") for k in files for p in k.split("/"))  # unsafe paths
     ):
         raise OutputError(
             f"{str(path)!r} is not a manifest that ginv wrote, so ginv cannot tell its own "
             "files in this folder from others; restore it, or choose another output folder"
         )
     return dict(files)
-
-
-def _unsafe(rel: str) -> bool:
-    parts = rel.split("/")
-    return not rel or rel.startswith("/") or any(p in ("", ".", "..") for p in parts)
 
 
 def manifest_problems(root: str | os.PathLike[str]) -> list[str]:
@@ -169,7 +171,7 @@ class OutputFolder:
         try:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
-            self._remove_made_folders()
+            _remove_empty(self._made_root)
             raise OutputError(
                 f"cannot create the lock file {str(lock)!r} ({exc.strerror or exc}); "
                 "choose a folder you can write to"
@@ -235,23 +237,16 @@ class OutputFolder:
                     self.files = kept
                     with contextlib.suppress(OSError):  # a full disk: keep the first error
                         self._save()
-                for folder in reversed(self._made_sub):
-                    with contextlib.suppress(OSError):
-                        folder.rmdir()  # only if empty
+                _remove_empty(self._made_sub)
                 if not self.files:  # nothing written: leave the disk as it was found
                     with contextlib.suppress(FileNotFoundError):
                         (self.root / MANIFEST_FILE).unlink()
                     if self._made_lock:  # unlinked while held: a later run makes a new one
                         with contextlib.suppress(FileNotFoundError):
                             (self.root / LOCK_FILE).unlink()
-                    self._remove_made_folders()
+                    _remove_empty(self._made_root)
         finally:
             self._release()
-
-    def _remove_made_folders(self) -> None:
-        for folder in reversed(self._made_root):
-            with contextlib.suppress(OSError):
-                folder.rmdir()  # only if empty
 
     # -- files -----------------------------------------------------------------------------
 
@@ -367,9 +362,7 @@ def owner_of(path: str | os.PathLike[str], *, inclusive: bool = False) -> Output
     real = _real(path) if inclusive else _real_entry(path)
     with _registry_lock:
         for root, folder in _registry.items():
-            if folder._fd is None:
-                continue
-            if _within(real, root) and (inclusive or real != root):
+            if folder._fd is not None and _within(real, root) and (inclusive or real != root):
                 return folder
     return None
 

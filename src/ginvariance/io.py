@@ -96,11 +96,7 @@ _TEMP_NAME = re.compile(r"^\.(?P<stem>.*)\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX
 
 
 def temporary_prefix(name: str) -> str:
-    """The prefix of the temporary files of ``name``: ``.NAME.``, cut so the name fits 255 bytes.
-
-    A temporary name is ``.NAME.XXXXXXXX.ginv.tmp``; for a long ``NAME`` (up to 255 bytes is a
-    valid file name) ``NAME`` is shortened to the bytes that fit.
-    """
+    """The prefix ``.NAME.`` of ``name``'s temporaries, ``NAME`` cut so they fit 255 bytes."""
     room = MAX_NAME_BYTES - 2 - _TEMP_RANDOM - len(TEMP_SUFFIX)
     raw = os.fsencode(name)[:room]
     return f".{os.fsdecode(raw)}."

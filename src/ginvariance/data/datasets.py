@@ -187,11 +187,7 @@ def _check_input_dtype(dtype: np.dtype, what: str) -> None:
     if dtype.kind == "f":
         return
     if dtype.kind in "biu":
-        fix = (
-            "x.astype('float32') / 255 for 0..255 pixels"
-            if dtype == np.uint8
-            else "x.astype('float32')"
-        )
+        fix = "x.astype('float32')" + (" / 255 for 0..255 pixels" if dtype == np.uint8 else "")
         raise DataError(
             f"{what} has dtype {dtype}; inputs must be floating point on the scale the model "
             f"was trained on (ginv does not guess it): convert them, e.g. {fix}"

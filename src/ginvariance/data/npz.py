@@ -110,12 +110,10 @@ def load_npz(
 ) -> ArrayDataset:
     """Load a labelled data set from a ``.npz`` file holding arrays ``x`` and ``y``.
 
-    ``x`` ``(N, *S)`` must be floating point; it is converted to float32 and kept in its
-    shape (a 2-D ``x`` is a batch of 1-D signals, a 3-D one a batch of single-channel images:
-    no channel axis is added). Integer inputs (``uint8`` pixels 0..255, say) are refused, as
-    in the rest of the library: store them on the scale the model was trained on, e.g.
-    ``x.astype("float32") / 255``. ``y`` ``(N,)`` becomes int64. ``num_classes`` defaults to
-    ``max(y) + 1``. Pickled objects are never loaded.
+    ``x`` ``(N, *S)``, floating point, becomes float32 in its shape (no channel axis is
+    added); integer inputs are refused, as everywhere: store them on the scale the model was
+    trained on, e.g. ``x.astype("float32") / 255``. ``y`` ``(N,)`` becomes int64. Pickled
+    objects are never loaded.
 
     Parameters
     ----------

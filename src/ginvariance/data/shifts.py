@@ -35,6 +35,9 @@ name               transform
 
 ``uniform`` and ``patches`` make inputs that belong to no class
 (:attr:`Shift.preserves_labels` is false): no accuracy is reported for them.
+
+The module stays whole: a shift's transform, the parameters it takes from the reference set
+and the per-sample randomness it draws are one definition, tabulated above.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ import math
 import re
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -168,15 +171,7 @@ class ShiftReference:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field."""
-        return {
-            "min": self.min,
-            "max": self.max,
-            "mean": self.mean,
-            "std": self.std,
-            "n_samples": self.n_samples,
-            "sample_shape": list(self.sample_shape),
-            "source": self.source,
-        }
+        return {**asdict(self), "sample_shape": list(self.sample_shape)}
 
 
 def _check_batch(x: Any, what: str) -> torch.Tensor:
@@ -418,10 +413,6 @@ def _invert(x: torch.Tensor, draws: ShiftDraws) -> torch.Tensor:
     return (draws.reference.min + draws.reference.max) - x
 
 
-def _blur(x: torch.Tensor, draws: ShiftDraws) -> torch.Tensor:
-    return blur(x)
-
-
 @functools.lru_cache(maxsize=1)
 def sample_photographs() -> tuple[torch.Tensor, ...]:
     """scikit-learn's sample photographs as grey images ``(h, w)`` float64 in ``[0, 1]``.
@@ -495,7 +486,7 @@ _FIXED: dict[str, tuple[ShiftTransform, str, bool, Callable[[ShiftReference], di
     ),
     "invert": (_invert, "contrast inversion min + max - x (reference set's range)", True, _range),
     "blur": (
-        _blur,
+        lambda x, draws: blur(x),
         "Gaussian blur, sigma 1 pixel, 5-tap kernel, reflect padding",
         True,
         lambda r: {"sigma_pixels": BLUR_SIGMA, "radius": BLUR_RADIUS},
@@ -574,9 +565,7 @@ def preserves_labels(shift: Shift | ShiftFn, name: str | None = None) -> bool:
     """
     if isinstance(shift, Shift):
         return shift.preserves_labels
-    if name is not None and name in LABEL_FREE_SHIFTS:
-        return False
-    return bool(getattr(shift, "preserves_labels", True))
+    return name not in LABEL_FREE_SHIFTS and bool(getattr(shift, "preserves_labels", True))
 
 
 __all__ = [
