@@ -88,23 +88,6 @@ def _check_npz_sizes(path: Path, keys: Sequence[str], max_bytes: int) -> None:
                 )
 
 
-def _to_float32(x: np.ndarray, path: Path) -> np.ndarray:
-    """``x`` as float32, refusing values that are not finite or do not fit float32."""
-    if not np.isfinite(x).all():
-        bad = int((~np.isfinite(x)).sum())
-        raise DataError(f"x has {bad} NaN or infinite values; remove or replace them")
-    with np.errstate(over="ignore"):
-        out = x.astype(np.float32, copy=False)
-    if not np.isfinite(out).all():
-        big = float(np.abs(x).max())
-        raise DataError(
-            f"array 'x' in {path} has values too large for float32 (|x| up to {big:.3g}; "
-            f"float32 holds up to {float(np.finfo(np.float32).max):.3g}); rescale the inputs "
-            "to the range the model was trained on"
-        )
-    return out
-
-
 def load_npz(
     path: str | Path, num_classes: int | None = None, *, max_bytes: int = MAX_ARRAY_BYTES
 ) -> ArrayDataset:
@@ -180,9 +163,16 @@ def load_npz(
                 ) from exc
     x, y = arrays["x"], arrays["y"]
     _check_input_dtype(x.dtype, f"array 'x' in {path}")
-    if x.ndim >= 1 and x.size:
-        x = _to_float32(x, path)
     validate_arrays(x, y, num_classes)
+    with np.errstate(over="ignore"):
+        x = x.astype(np.float32, copy=False)
+    if not np.isfinite(x).all():
+        big = float(np.abs(arrays["x"]).max())
+        raise DataError(
+            f"array 'x' in {path} has values too large for float32 (|x| up to {big:.3g}; "
+            f"float32 holds up to {float(np.finfo(np.float32).max):.3g}); rescale the inputs "
+            "to the range the model was trained on"
+        )
     k = int(np.max(y)) + 1 if num_classes is None else num_classes
     return _to_dataset(x, np.asarray(y).astype(np.int64), k, path.stem)
 
