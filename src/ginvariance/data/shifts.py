@@ -431,10 +431,7 @@ def sample_photographs() -> tuple[torch.Tensor, ...]:
 
 def _patches(x: torch.Tensor, draws: ShiftDraws) -> torch.Tensor:
     n = x.shape[0]
-    if x.ndim == 2:
-        height, width = 1, x.shape[1]
-    else:
-        height, width = x.shape[-2], x.shape[-1]
+    height, width = (1, x.shape[1]) if x.ndim == 2 else (x.shape[-2], x.shape[-1])
     photos = sample_photographs()
     u = draws.uniform("patches", 4)
     which = (u[:, 0] * len(photos)).long().clamp_max(len(photos) - 1)
