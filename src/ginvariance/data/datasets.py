@@ -109,9 +109,6 @@ class ArrayDataset(Dataset):
         )
 
 
-# -- validation ---------------------------------------------------------------------------
-
-
 def validate_arrays(x: Any, y: Any, num_classes: int | None = None, *, min_rank: int = 2) -> None:
     """Check that ``x`` ``(N, *S)`` and ``y`` ``(N,)`` form a usable labelled data set.
 

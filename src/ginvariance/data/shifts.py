@@ -75,9 +75,6 @@ BLUR_RADIUS: int = 2
 PATCH_FRACTIONS: tuple[float, ...] = (1 / 16, 1 / 8, 1 / 4)
 
 
-# -- the reference set -------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class ShiftReference:
     """The statistics of a reference set that fix every shift's parameters.
@@ -251,9 +248,6 @@ class ShiftDraws:
 
 
 ShiftTransform = Callable[[torch.Tensor, ShiftDraws], torch.Tensor]
-
-
-# -- the shift -----------------------------------------------------------------------------
 
 
 class Shift:
