@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import threading
@@ -70,6 +71,23 @@ def _within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
+def _missing_folders(target: Path, stop: str | None = None) -> list[Path]:
+    """``target`` and those of its parents that do not exist (below ``stop``), outer first."""
+    missing = []
+    for folder in (target, *target.parents):
+        if folder.exists() or _real(folder) == stop:
+            break
+        missing.append(folder)
+    return missing[::-1]
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (listed outer first) from the inside out, each only if empty."""
+    for folder in reversed(folders):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
 def read_manifest(root: str | os.PathLike[str]) -> dict[str, str | None]:
     """The files listed in ``root``'s manifest (``{}`` when there is none).
 
@@ -99,18 +117,13 @@ def read_manifest(root: str | os.PathLike[str]) -> dict[str, str | None]:
         or not all(
             isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in files.items()
         )
-        or any(_unsafe(k) for k in files)
+        or any(p in ("", ".", "..") for k in files for p in k.split("/"))  # unsafe paths
     ):
         raise OutputError(
             f"{str(path)!r} is not a manifest that ginv wrote, so ginv cannot tell its own "
             "files in this folder from others; restore it, or choose another output folder"
         )
     return dict(files)
-
-
-def _unsafe(rel: str) -> bool:
-    parts = rel.split("/")
-    return not rel or rel.startswith("/") or any(p in ("", ".", "..") for p in parts)
 
 
 def manifest_problems(root: str | os.PathLike[str]) -> list[str]:
@@ -120,8 +133,6 @@ def manifest_problems(root: str | os.PathLike[str]) -> list[str]:
     whose first write was under way when its process died is listed with ``null``; it
     counts as a problem only if it exists.
     """
-    import hashlib
-
     problems = []
     for rel, sha in sorted(read_manifest(root).items()):
         path = Path(root) / rel
@@ -153,19 +164,14 @@ class OutputFolder:
     # -- opening and closing ---------------------------------------------------------------
 
     def _open(self) -> None:
-        missing = []
-        for folder in (self.root, *self.root.absolute().parents):
-            if folder.exists():
-                break
-            missing.append(folder)
+        self._made_root = _missing_folders(self.root.absolute())
         ensure_dir(self.root)
-        self._made_root = list(reversed(missing))
         lock = self.root / LOCK_FILE
         self._made_lock = not lock.exists()
         try:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
-            self._remove_made_folders()
+            _remove_empty(self._made_root)
             raise OutputError(
                 f"cannot create the lock file {str(lock)!r} ({exc.strerror or exc}); "
                 "choose a folder you can write to"
@@ -231,23 +237,16 @@ class OutputFolder:
                     self.files = kept
                     with contextlib.suppress(OSError):  # a full disk: keep the first error
                         self._save()
-                for folder in reversed(self._made_sub):
-                    with contextlib.suppress(OSError):
-                        folder.rmdir()  # only if empty
+                _remove_empty(self._made_sub)
                 if not self.files:  # nothing written: leave the disk as it was found
                     with contextlib.suppress(FileNotFoundError):
                         (self.root / MANIFEST_FILE).unlink()
                     if self._made_lock:  # unlinked while held: a later run makes a new one
                         with contextlib.suppress(FileNotFoundError):
                             (self.root / LOCK_FILE).unlink()
-                    self._remove_made_folders()
+                    _remove_empty(self._made_root)
         finally:
             self._release()
-
-    def _remove_made_folders(self) -> None:
-        for folder in reversed(self._made_root):
-            with contextlib.suppress(OSError):
-                folder.rmdir()  # only if empty
 
     # -- files -----------------------------------------------------------------------------
 
@@ -261,10 +260,6 @@ class OutputFolder:
     def _path(self, rel: str) -> Path:
         return self.root.joinpath(*rel.split("/"))
 
-    def owns(self, path: str | os.PathLike[str]) -> bool:
-        """Whether ginv wrote ``path`` (it is listed in the manifest)."""
-        return self.relative(path) in self.files
-
     def check_writable(self, path: str | os.PathLike[str]) -> None:
         """Refuse (:class:`OutputError`) a file that exists and that ginv did not write."""
         rel = self.relative(path)
@@ -277,16 +272,11 @@ class OutputFolder:
 
     def ensure_dir(self, path: str | os.PathLike[str]) -> Path:
         """Create the folder ``path`` inside this one, remembering what was created."""
-        target = Path(path)
-        missing = []
-        for folder in (target, *target.parents):
-            if folder.exists() or _real(folder) == self.real:
-                break
-            missing.append(folder)
-        ensure_dir(target)
+        missing = _missing_folders(Path(path).absolute(), self.real)
+        ensure_dir(path)
         with self._mutex:
-            self._made_sub.extend(reversed(missing))
-        return target
+            self._made_sub.extend(missing)
+        return Path(path)
 
     def claim(self, path: str | os.PathLike[str]) -> None:
         """List ``path`` before its first write (refusing a file ginv did not write)."""
@@ -318,12 +308,9 @@ class OutputFolder:
 
     def _save(self) -> None:
         text = to_json({"format": MANIFEST_FORMAT, "files": self.files})
-
-        def write(tmp: str) -> None:
-            with open(tmp, "w", encoding="ascii") as fh:
-                fh.write(text)
-
-        replace_atomically(self.root / MANIFEST_FILE, write)
+        replace_atomically(
+            self.root / MANIFEST_FILE, lambda tmp: Path(tmp).write_text(text, "ascii")
+        )
 
 
 @contextlib.contextmanager
@@ -375,9 +362,7 @@ def owner_of(path: str | os.PathLike[str], *, inclusive: bool = False) -> Output
     real = _real(path) if inclusive else _real_entry(path)
     with _registry_lock:
         for root, folder in _registry.items():
-            if folder._fd is None:
-                continue
-            if _within(real, root) and (inclusive or real != root):
+            if folder._fd is not None and _within(real, root) and (inclusive or real != root):
                 return folder
     return None
 

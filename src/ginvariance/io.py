@@ -11,6 +11,7 @@ killed process is removed by the next run that holds the folder
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -44,21 +45,16 @@ def ensure_dir(path: str | os.PathLike[str]) -> Path:
 
 
 def _fsync_dir(path: Path) -> None:
-    try:
+    with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _umask_from_proc() -> int | None:
-    """The process's umask as Linux (4.7 and later) reports it in ``/proc/self/status``, read
-    without changing it; ``None`` where that line is not there."""
+    """The umask from ``/proc/self/status`` (Linux 4.7+), read without changing it."""
     try:
         with open("/proc/self/status", encoding="ascii", errors="replace") as status:
             for line in status:
@@ -69,25 +65,16 @@ def _umask_from_proc() -> int | None:
     return None
 
 
-def _umask_by_setting() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 #: Where ``/proc`` does not report it, the umask is read once, here at import (by setting and
 #: restoring it, before any thread of ours runs), never again while threads may be creating files.
 _PROC_UMASK = _umask_from_proc()
-_IMPORT_UMASK: int = _umask_by_setting() if _PROC_UMASK is None else _PROC_UMASK
+_IMPORT_UMASK: int = os.umask(0o022) if _PROC_UMASK is None else _PROC_UMASK
+if _PROC_UMASK is None:
+    os.umask(_IMPORT_UMASK)
 
 
 def _file_mode() -> int:
-    """The mode a plain ``open(path, "w")`` would give a new file: ``0o666`` less the umask.
-
-    The umask is read from ``/proc/self/status`` (current, and without the set-and-restore
-    of ``os.umask``, which would flip the process-wide mask under other threads, e.g. a
-    sweep's watcher or Lightning's workers); elsewhere it is the umask at import.
-    """
+    """The mode ``open(path, "w")`` would give a new file: ``0o666`` less the current umask."""
     mask = _umask_from_proc()
     return 0o666 & ~(_IMPORT_UMASK if mask is None else mask)
 
@@ -109,11 +96,7 @@ _TEMP_NAME = re.compile(r"^\.(?P<stem>.*)\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX
 
 
 def temporary_prefix(name: str) -> str:
-    """The prefix of the temporary files of ``name``: ``.NAME.``, cut so the name fits 255 bytes.
-
-    A temporary name is ``.NAME.XXXXXXXX.ginv.tmp``; for a long ``NAME`` (up to 255 bytes is a
-    valid file name) ``NAME`` is shortened to the bytes that fit.
-    """
+    """The prefix ``.NAME.`` of ``name``'s temporaries, ``NAME`` cut so they fit 255 bytes."""
     room = MAX_NAME_BYTES - 2 - _TEMP_RANDOM - len(TEMP_SUFFIX)
     raw = os.fsencode(name)[:room]
     return f".{os.fsdecode(raw)}."
@@ -158,7 +141,7 @@ def _sha256_file(path: str) -> str:
 
 
 def replace_atomically(
-    dest: Path, write: Callable[[str], None], *, digest: bool = False
+    dest: Path, write: Callable[[str], object], *, digest: bool = False
 ) -> str | None:
     """Write ``dest`` through a temporary file, fsync and rename; return its SHA-256 if asked.
 
@@ -179,7 +162,6 @@ def replace_atomically(
         )
     except OSError as exc:
         raise _cannot_write(dest, exc) from None
-    sha: str | None = None
     try:
         try:
             try:
@@ -188,26 +170,22 @@ def replace_atomically(
                 os.close(fd)
             write(tmp)
             with open(tmp, "rb+") as fh:
-                fh.flush()
                 os.fsync(fh.fileno())
-            if digest:
-                sha = _sha256_file(tmp)
+            sha = _sha256_file(tmp) if digest else None
             os.replace(tmp, dest)
         except OutputError:
             raise
         except OSError as exc:  # a full disk, a quota: name the file that was being written
             raise _cannot_write(dest, exc) from None
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     _fsync_dir(folder)
     return sha
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[str], object]) -> Path:
     """Write ``path`` atomically; ``write(tmp_path)`` writes the whole content to ``tmp_path``.
 
     The file gets the permissions an ordinary write would give it (``0o666`` less the
@@ -231,11 +209,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-
-    return atomic_write(path, write)
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:

@@ -18,12 +18,12 @@ from ginvariance.data.datasets import (
     SPLITS,
     ArrayDataset,
     load_dataset,
-    load_npz,
     stratified_split,
     validate_arrays,
 )
 from ginvariance.data.idx import read_idx
 from ginvariance.data.mnist5k import read_mnist_csv
+from ginvariance.data.npz import load_npz
 from ginvariance.data.shifts import DEFAULT_SHIFTS, SHIFT_NAMES, Shift, get_shift
 
 __all__ = [

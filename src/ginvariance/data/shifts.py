@@ -35,6 +35,9 @@ name               transform
 
 ``uniform`` and ``patches`` make inputs that belong to no class
 (:attr:`Shift.preserves_labels` is false): no accuracy is reported for them.
+
+The module stays whole: a shift's transform, the parameters it takes from the reference set
+and the per-sample randomness it draws are one definition, tabulated above.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ import math
 import re
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -70,9 +73,6 @@ BLUR_SIGMA: float = 1.0
 BLUR_RADIUS: int = 2
 #: Side of a photograph patch, as a fraction of the photograph's shorter side.
 PATCH_FRACTIONS: tuple[float, ...] = (1 / 16, 1 / 8, 1 / 4)
-
-
-# -- the reference set -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -168,15 +168,7 @@ class ShiftReference:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field."""
-        return {
-            "min": self.min,
-            "max": self.max,
-            "mean": self.mean,
-            "std": self.std,
-            "n_samples": self.n_samples,
-            "sample_shape": list(self.sample_shape),
-            "source": self.source,
-        }
+        return {**asdict(self), "sample_shape": list(self.sample_shape)}
 
 
 def _check_batch(x: Any, what: str) -> torch.Tensor:
@@ -256,9 +248,6 @@ class ShiftDraws:
 
 
 ShiftTransform = Callable[[torch.Tensor, ShiftDraws], torch.Tensor]
-
-
-# -- the shift -----------------------------------------------------------------------------
 
 
 class Shift:
@@ -418,10 +407,6 @@ def _invert(x: torch.Tensor, draws: ShiftDraws) -> torch.Tensor:
     return (draws.reference.min + draws.reference.max) - x
 
 
-def _blur(x: torch.Tensor, draws: ShiftDraws) -> torch.Tensor:
-    return blur(x)
-
-
 @functools.lru_cache(maxsize=1)
 def sample_photographs() -> tuple[torch.Tensor, ...]:
     """scikit-learn's sample photographs as grey images ``(h, w)`` float64 in ``[0, 1]``.
@@ -440,10 +425,7 @@ def sample_photographs() -> tuple[torch.Tensor, ...]:
 
 def _patches(x: torch.Tensor, draws: ShiftDraws) -> torch.Tensor:
     n = x.shape[0]
-    if x.ndim == 2:
-        height, width = 1, x.shape[1]
-    else:
-        height, width = x.shape[-2], x.shape[-1]
+    height, width = (1, x.shape[1]) if x.ndim == 2 else (x.shape[-2], x.shape[-1])
     photos = sample_photographs()
     u = draws.uniform("patches", 4)
     which = (u[:, 0] * len(photos)).long().clamp_max(len(photos) - 1)
@@ -495,7 +477,7 @@ _FIXED: dict[str, tuple[ShiftTransform, str, bool, Callable[[ShiftReference], di
     ),
     "invert": (_invert, "contrast inversion min + max - x (reference set's range)", True, _range),
     "blur": (
-        _blur,
+        lambda x, draws: blur(x),
         "Gaussian blur, sigma 1 pixel, 5-tap kernel, reflect padding",
         True,
         lambda r: {"sigma_pixels": BLUR_SIGMA, "radius": BLUR_RADIUS},
@@ -574,9 +556,7 @@ def preserves_labels(shift: Shift | ShiftFn, name: str | None = None) -> bool:
     """
     if isinstance(shift, Shift):
         return shift.preserves_labels
-    if name is not None and name in LABEL_FREE_SHIFTS:
-        return False
-    return bool(getattr(shift, "preserves_labels", True))
+    return name not in LABEL_FREE_SHIFTS and bool(getattr(shift, "preserves_labels", True))
 
 
 __all__ = [
