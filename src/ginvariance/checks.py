@@ -80,10 +80,9 @@ def check_finite(value: Any, what: str, *, positive: bool = False) -> float:
     v = float(value)
     if math.isnan(v) or math.isinf(v):
         raise ConfigError(f"{what} must be a finite number, got {value!r}; give a finite value")
-    if positive and v <= 0:
-        raise ConfigError(f"{what} must be positive, got {value!r}")
-    if not positive and v < 0:
-        raise ConfigError(f"{what} must be zero or positive, got {value!r}")
+    if v < 0 or (positive and v == 0):
+        kind = "positive" if positive else "zero or positive"
+        raise ConfigError(f"{what} must be {kind}, got {value!r}")
     return v
 
 

@@ -22,9 +22,8 @@ moved by one random group element per sample and step), ``regularized`` (plus ``
 
 PENALTIES = ("logit", "js", "logit-normalized")
 
-#: The weight ``λ`` of each penalty that the study uses (full orbit): ``"logit"`` at 1 (the
-#: ``regularized`` row) and ``"logit-normalized"`` at 10, calibrated on digits/C4 (seed 0,
-#: 60 epochs; the runs are in docs/calibration.md).
+#: The weight ``λ`` of each penalty in the study (full orbit): ``"logit"`` at 1 (the
+#: ``regularized`` row), ``"logit-normalized"`` as calibrated in docs/calibration.md.
 CALIBRATED_LAM: dict[str, float] = {"logit": 1.0, "logit-normalized": 10.0}
 ORBITS = ("full", "sample")
 DTYPES = ("float32", "float64")

@@ -120,8 +120,7 @@ def regularized_loss(
     One forward pass over ``regularizer.orbit_inputs(x)`` ``(m·B, *S)``: the cross-entropy on
     the identity block (the first ``B`` rows), the penalty on all ``m`` blocks.
     """
-    total, ce, penalty, _ = regularized_terms(model, x, y, regularizer, lam, generator)
-    return total, ce, penalty
+    return regularized_terms(model, x, y, regularizer, lam, generator)[:3]
 
 
 def regularized_terms(

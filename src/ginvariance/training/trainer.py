@@ -197,22 +197,19 @@ def train(
         dtype=config.dtype,
         seed=config.seed,
     ).to(where)
-    run = _Run(
-        config,
-        name,
-        model,
-        torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay),
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    regularizer = (
         InvarianceRegularizer(group, config.penalty, config.orbit)
         if config.mode == "regularized"
-        else None,
-        group,
-        {
-            "name": config.model_name,
-            "sample_shape": list(sample_shape),
-            "num_classes": num_classes,
-            "group": group.name,
-        },
+        else None
     )
+    desc = {
+        "name": config.model_name,
+        "sample_shape": list(sample_shape),
+        "num_classes": num_classes,
+        "group": group.name,
+    }
+    run = _Run(config, name, model, optimizer, regularizer, group, desc)
     if out_dir is None:
         return run.fit(data, None, progress)
     with output_folder(out_dir) as folder:  # locked, and only ginv's own files replaced
@@ -298,19 +295,15 @@ class _Run:
                 history.append(entry)
                 metrics = {**val, "epoch": epoch + 1}
                 if path is not None:
-                    save_checkpoint(
-                        path,
-                        model,
-                        optimizer=self.optimizer,
-                        meta={
-                            "config": config.to_dict(),
-                            "epoch": epoch + 1,
-                            "history": history,
-                            "metrics": metrics,
-                            "model": self.model_desc,
-                            "name": self.name,
-                        },
-                    )
+                    meta = {
+                        "config": config.to_dict(),
+                        "epoch": epoch + 1,
+                        "history": history,
+                        "metrics": metrics,
+                        "model": self.model_desc,
+                        "name": self.name,
+                    }
+                    save_checkpoint(path, model, optimizer=self.optimizer, meta=meta)
                 reporter.advance(1, loss=stats["loss"], acc=val["accuracy"])
         finally:
             reporter.finish()
