@@ -482,14 +482,3 @@ def load_weights(path: str | Path, model: nn.Module) -> nn.Module:
         f"cannot load weights from {str(path)!r}: use a .safetensors file "
         "(or a .pt/.pth state dict)"
     )
-
-
-__all__ = [
-    "checkpoint_meta",
-    "load_checkpoint",
-    "load_weights",
-    "read_checkpoint",
-    "save_checkpoint",
-    "sidecar_path",
-    "versions",
-]

@@ -149,15 +149,3 @@ def check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
     """Raise :class:`ConfigError` unless ``value`` is one of ``choices``."""
     if value not in choices:
         raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
-
-
-__all__ = [
-    "CALIBRATED_LAM",
-    "DTYPES",
-    "MODES",
-    "ORBITS",
-    "PENALTIES",
-    "TrainConfig",
-    "check_choice",
-    "differences",
-]
