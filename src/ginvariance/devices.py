@@ -96,11 +96,8 @@ def model_device(model: Any) -> torch.device:
 
 
 def move(x: Any, device: torch.device, *, non_blocking: bool = True) -> Any:
-    """``x`` on ``device``: a tensor, or a tuple / list / dict of them (others unchanged).
-
-    Only a copy from pinned host memory to CUDA is non-blocking (it overlaps the previous
-    chunk's compute); a tensor already on ``device`` is returned as it is.
-    """
+    """``x`` (a tensor, or a tuple / list / dict of them; others unchanged) on ``device``;
+    non-blocking only from pinned host memory to CUDA, a no-op for a tensor already there."""
     if isinstance(x, torch.Tensor):
         if x.device == device:
             return x
@@ -114,11 +111,8 @@ def move(x: Any, device: torch.device, *, non_blocking: bool = True) -> Any:
 
 
 def check_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of ``precision`` on ``device`` (``None`` for ``fp32``).
-
-    Raises :class:`DeviceError` for an unknown name, or a precision that autocast cannot
-    run on the device (checked by running one small convolution under it).
-    """
+    """The autocast dtype of ``precision`` on ``device`` (``None`` for ``fp32``);
+    :class:`DeviceError` for an unknown name or one that a small convolution cannot run."""
     if precision not in PRECISIONS:
         raise DeviceError(
             f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}"

@@ -75,11 +75,9 @@ class InvarianceMonitor(Callback):
     group, shifts, seed:
         The group (or its name, e.g. ``"c4"``) and the distribution shifts
         (:mod:`ginvariance.data.shifts`), drawn with ``seed``.
-    saliency:
-        Also measure ``sis`` (one backward pass over the orbit).
-    max_samples, prefix:
-        How many validation samples to measure (the first seen each epoch); the logged keys'
-        prefix.
+    saliency, max_samples, prefix:
+        Also measure ``sis`` (one backward pass); how many validation samples to measure (the
+        first seen each epoch); the logged keys' prefix.
     chunk_size, memory_budget:
         Bound the memory of one orbit pass (see :func:`ginvariance.measure`).
     """
@@ -158,8 +156,7 @@ class InvarianceMonitor(Callback):
         """Measure ``pl_module`` on the samples collected this epoch: ``{"id", "shift"}``."""
         if not self._x:
             raise DataError("no validation samples were collected; run a validation epoch first")
-        # Lightning validates under inference mode; measuring needs autograd (for sis) and
-        # ordinary tensors, so leave inference mode and copy the collected batches.
+        # out of Lightning's inference mode: sis needs autograd, and ordinary tensors (copies)
         with torch.inference_mode(False), torch.enable_grad():
             x = torch.cat(self._x).clone()
             y = torch.cat(self._y).clone() if self._labelled and self._y else None

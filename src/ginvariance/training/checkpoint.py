@@ -8,8 +8,7 @@ metadata (canonical JSON) and every tensor's name, dtype, shape and bytes. ``DIR
 a readable copy of the metadata that ginv never reads back. Both are written atomically.
 
 Every load goes through :func:`read_checkpoint`, which checks the layout, the checksum and the
-metadata's values before any model is built. The module stays whole because its writer and its
-one reader must hash and check exactly the same format.
+metadata's values before any model is built.
 """
 
 from __future__ import annotations
@@ -465,11 +464,9 @@ def load_weights(path: str | Path, model: nn.Module) -> nn.Module:
                 f"refused to load {str(path)!r}: it is not a plain tensor state dict ({reason}); "
                 "save weights with safetensors or torch.save(model.state_dict())"
             ) from None
-        if isinstance(obj, Mapping):
-            for key in ("state_dict", "model_state_dict", "model"):
-                if key in obj and isinstance(obj[key], Mapping):
-                    obj = obj[key]
-                    break
+        if isinstance(obj, Mapping):  # a training script's dict that holds the state dict
+            inner = [obj[k] for k in ("state_dict", "model_state_dict", "model") if k in obj]
+            obj = next((v for v in inner if isinstance(v, Mapping)), obj)
         if not isinstance(obj, Mapping) or not all(
             isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()
         ):

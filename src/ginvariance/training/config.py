@@ -133,11 +133,8 @@ class TrainConfig:
 def differences(
     mine: Mapping[str, Any], theirs: Mapping[str, Any], ignore: tuple[str, ...] = ()
 ) -> list[str]:
-    """``"key theirs ≠ mine"`` for each key of either record whose values differ, sorted.
-
-    The one comparison of configurations: a checkpoint's, a study's or a sweep's stored
-    record (``theirs``) against the one a run would write (``mine``).
-    """
+    """``"key theirs ≠ mine"``, sorted, for each key whose values differ between a stored
+    record (a checkpoint's, a study's, a sweep's) and the one a run would write."""
     return [
         f"{key} {theirs.get(key)!r} ≠ {mine.get(key)!r}"
         for key in sorted(set(mine) | set(theirs))

@@ -76,12 +76,9 @@ class InvarianceRegularizer(nn.Module):
         return f"group={self.group.name!r}, penalty={self.penalty!r}, orbit={self.orbit!r}"
 
     def orbit_inputs(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """The inputs to run the model on, ``(m·B, *S)``, group-major, identity block first.
-
-        ``"full"``: ``group.orbit(x)``. ``"sample"``: ``cat([x, g_b·x_b])`` with ``g_b``
-        drawn uniformly from the non-identity elements for each sample ``b`` (from
-        ``generator``).
-        """
+        """The inputs to run the model on, ``(m·B, *S)``, group-major, identity block first:
+        ``group.orbit(x)``, or for ``"sample"`` ``cat([x, g_b·x_b])`` with each ``g_b`` drawn
+        uniformly from the non-identity elements (by ``generator``)."""
         if self.orbit == "full":
             return self.group.orbit(x)
         n = self.group.order

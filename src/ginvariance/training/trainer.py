@@ -1,17 +1,13 @@
 """Train one classifier in one of four modes, deterministically and resumably.
 
 The run is a pure function of its :class:`~ginvariance.training.TrainConfig`: the model is
-initialized under its seed without touching the global random state; epoch ``e`` draws its data
-order and group elements from a generator seeded from ``(seed, e)`` alone, so resuming after
-epoch ``k`` reproduces the uninterrupted run bit for bit; Adam at a constant learning rate, its
-state checkpointed with the weights after every epoch.
-
-Regularized mode also augments: each sample is first moved by one random group element, then the
-model runs once over the orbit of that batch (cross-entropy on the first block, penalty on all).
-With the full orbit the penalty does not depend on that augmentation (the orbit of ``g·x`` is the
-orbit of ``x`` reordered, and both penalties are symmetric in the elements), so the regularized
-model differs from the augmented one by the penalty alone; with ``orbit="sample"`` the penalized
-pairs ``(h·x, g·h·x)`` cover the whole orbit, not only pairs with the identity.
+initialized under its seed, leaving the global random state alone; epoch ``e`` draws its order
+and group elements from a generator of ``(seed, e)`` alone, so a run resumed after epoch ``k``
+repeats the uninterrupted one bit for bit. Regularized mode also augments, then runs the model
+once over the orbit of the batch (cross-entropy on the first block, penalty on all): with the
+full orbit the penalty is blind to that augmentation (both penalties are symmetric in the
+elements), so the regularized model differs from the augmented one by the penalty alone; with
+``orbit="sample"`` the penalized pairs ``(h·x, g·h·x)`` cover the whole orbit.
 """
 
 from __future__ import annotations
@@ -49,22 +45,13 @@ MAX_NAME_BYTES = 200
 
 @dataclass
 class TrainResult:
-    """What :func:`train` returns.
-
-    Attributes
-    ----------
-    model, config:
-        The trained model (in eval mode, weights after the last epoch) and its configuration.
-    history:
-        One dict per epoch: ``epoch``, ``loss``, ``ce``, ``penalty``, ``train_accuracy``,
-        ``val_accuracy``; the last epoch's also ``val_orbit_accuracy`` and
-        ``val_orbit_consistency`` (the validation orbit costs ``|G|`` passes: measured once).
-    metrics:
-        On the validation split after the last epoch: ``accuracy``, ``orbit_accuracy``,
-        ``orbit_consistency``, ``loss`` (cross-entropy), and ``epoch``.
-    checkpoint, seconds:
-        The ``.safetensors`` file written (``None`` without an output folder); the wall time
-        of this call's training (0 when a finished checkpoint was returned).
+    """What :func:`train` returns: ``model`` (trained, in eval mode) and its ``config``;
+    ``history``, one dict per epoch (``epoch``, ``loss``, ``ce``, ``penalty``, ``train_accuracy``,
+    ``val_accuracy``, and on the last, whose validation orbit alone is measured,
+    ``val_orbit_accuracy`` and ``val_orbit_consistency``); ``metrics``, :func:`evaluate` on the
+    validation split after the last epoch with its ``epoch``; ``checkpoint``, the file written
+    (``None`` without an output folder); ``seconds``, this call's training time (0 when a
+    finished checkpoint was returned).
     """
 
     model: nn.Module
@@ -93,10 +80,8 @@ def evaluate(
 ) -> dict[str, float]:
     """Accuracy, orbit accuracy, orbit consistency and cross-entropy of ``model`` on ``(x, y)``.
 
-    One forward pass over the orbit ``(n·b, *S)`` per chunk of ``b`` samples, counted as
-    integers with :func:`~ginvariance.metrics.functional.correct_per_element` and
-    :func:`~ginvariance.metrics.functional.consistent_per_sample`. Non-finite logits are left
-    to the trainer (a diverged run). ``orbit=False``: ``accuracy`` and ``loss`` only.
+    One forward pass over the orbit ``(n·b, *S)`` per chunk of ``b`` samples, hits counted as
+    integers; non-finite logits are left to the trainer. ``orbit=False``: accuracy and loss.
     """
     device = model_device(model)
     n = group.order if orbit else 1
@@ -148,9 +133,9 @@ def train(
     progress:
         Receives ``start(epochs)`` and one ``advance(1, loss=..., acc=...)`` per epoch.
     device:
-        Where to train (:func:`ginvariance.devices.resolve_device`; ``None``: the CPU). Each
-        batch moves there after the CPU-seeded shuffling and augmentation, so every device
-        sees the same batches; on CUDA, deterministic kernels are requested.
+        Where to train (``None``: the CPU); batches move there after the CPU-seeded shuffling
+        and augmentation, so every device sees the same ones; on CUDA deterministic kernels
+        are requested.
     """
     from ginvariance.data import load_dataset
 
