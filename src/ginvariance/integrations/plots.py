@@ -31,7 +31,7 @@ def plot_layerwise(
     ``results`` is the list of per-layer dicts of ``layerwise_invariance`` for one model, or
     ``{model name: list}`` to compare models on the same axes (layers matched by name, in the
     order first seen). Values ``None`` are left out, values ``≤ LOG_FLOOR`` drawn at it. With
-    ``path`` the PNG is also written there (atomically).
+    ``path`` the PNG is also written there (atomically); ``title`` heads the figure.
     """
     from matplotlib.figure import Figure  # no pyplot: a notebook's backend is left alone
 
