@@ -81,11 +81,8 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
 def model_device(model: Any) -> torch.device:
     """The one device that holds ``model``'s parameters and buffers (CPU when it has none);
     :class:`DeviceError` when they sit on several (where would the data go?)."""
-    if not isinstance(model, nn.Module):
-        return torch.device("cpu")
-    devices = {t.device for t in model.parameters()} | {t.device for t in model.buffers()}
-    if not devices:
-        return torch.device("cpu")
+    tensors = [*model.parameters(), *model.buffers()] if isinstance(model, nn.Module) else []
+    devices = {t.device for t in tensors} or {torch.device("cpu")}
     if len(devices) > 1:
         names = ", ".join(sorted(str(d) for d in devices))
         raise DeviceError(

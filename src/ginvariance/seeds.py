@@ -25,16 +25,11 @@ def check_seed(seed: Any, what: str = "seed", example: str = "0") -> int:
     >>> check_seed(3)
     3
     """
+    fix = f"pass a non-negative seed up to {MAX_SEED}, e.g. {example}"
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise ConfigError(
-            f"{what} {seed!r} is not an integer; pass a non-negative seed up to {MAX_SEED}, "
-            f"e.g. {example}"
-        )
+        raise ConfigError(f"{what} {seed!r} is not an integer; {fix}")
     if not 0 <= int(seed) <= MAX_SEED:
-        raise ConfigError(
-            f"{what} {seed} is outside 0..{MAX_SEED}; pass a non-negative seed up to "
-            f"{MAX_SEED}, e.g. {example}"
-        )
+        raise ConfigError(f"{what} {seed} is outside 0..{MAX_SEED}; {fix}")
     return int(seed)
 
 

@@ -85,8 +85,7 @@ class InvarianceRegularizer(nn.Module):
         if n == 1:
             return torch.cat([x, x], dim=0)
         # drawn on the generator's device (the CPU by default), applied where x is
-        index = 1 + torch.randint(0, n - 1, (x.shape[0],), generator=generator)
-        index = index.to(x.device)
+        index = (1 + torch.randint(0, n - 1, (x.shape[0],), generator=generator)).to(x.device)
         return torch.cat([x, self.group.act_per_sample(x, index)], dim=0)
 
     def forward(self, logits_orbit: Tensor) -> Tensor:
