@@ -1,7 +1,6 @@
 """A Lightning callback that logs genuine-vs-learned invariance at each validation epoch.
 
-Importing this module imports ``lightning`` (``pip install lightning``); nothing else in
-:mod:`ginvariance` does.
+Only this module of :mod:`ginvariance` imports ``lightning`` (``pip install lightning``).
 
 Example
 -------

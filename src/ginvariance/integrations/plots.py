@@ -76,14 +76,8 @@ def plot_layerwise(
         ax.set_ylabel(ylabel)
         ax.grid(True, which="major", alpha=0.3)
         if not drawn:
-            ax.text(
-                0.5,
-                0.5,
-                "the group acts on no layer output" if key != "li" else "no values",
-                ha="center",
-                va="center",
-                transform=ax.transAxes,
-            )
+            note = "the group acts on no layer output" if key != "li" else "no values"
+            ax.text(0.5, 0.5, note, ha="center", va="center", transform=ax.transAxes)
         if len(models) > 1 and drawn:
             ax.legend(fontsize="small")
     axes[-1].set_xticks(range(len(names)))
