@@ -1,9 +1,6 @@
-"""The checks every floor shares: integers that are not booleans, numbers, JSON round trips,
-input batches and model outputs.
-
-One home for each condition and its message, so a fix to either reaches every caller. This
-module sits on the lowest floor beside :mod:`ginvariance.errors`: it imports nothing else of
-the package.
+"""The checks every floor shares (integers that are not booleans, numbers, JSON round trips,
+input batches, model outputs): one home for each condition and its message. It sits on the
+lowest floor beside :mod:`ginvariance.errors` and imports nothing else of the package.
 """
 
 from __future__ import annotations
@@ -26,8 +23,8 @@ from ginvariance.errors import (
 
 
 def import_extra(module: str, extra: str, purpose: str) -> ModuleType:
-    """Import ``module``, a package of the optional extra ``extra``; if it is missing, raise
-    :class:`MissingExtraError` with one line naming the extra to install.
+    """Import ``module`` of the optional extra ``extra``, or raise :class:`MissingExtraError`
+    naming the extra to install.
 
     >>> import_extra("json", "none", "tests").__name__
     'json'
@@ -60,10 +57,8 @@ def check_int(
     error: type[GinvarianceError] = ConfigError,
     allow_none: bool = False,
 ) -> Any:
-    """Return ``value`` if it is an ``int`` (not a ``bool``) of at least ``minimum``.
-
-    Otherwise raise ``error`` with one line: ``"{what} must be a positive integer, got …"``
-    (or ``"an integer ≥ {minimum}"``, ``"… or None"`` with ``allow_none``).
+    """Return ``value`` if it is an ``int`` (not a ``bool``) ``≥ minimum`` (or ``None`` with
+    ``allow_none``); else raise ``error``: ``"{what} must be a positive integer, got …"``.
 
     >>> check_int(3, "epochs")
     3
@@ -85,10 +80,9 @@ def check_finite(value: Any, what: str, *, positive: bool = False) -> float:
     v = float(value)
     if math.isnan(v) or math.isinf(v):
         raise ConfigError(f"{what} must be a finite number, got {value!r}; give a finite value")
-    if positive and v <= 0:
-        raise ConfigError(f"{what} must be positive, got {value!r}")
-    if not positive and v < 0:
-        raise ConfigError(f"{what} must be zero or positive, got {value!r}")
+    if v < 0 or (positive and v == 0):
+        kind = "positive" if positive else "zero or positive"
+        raise ConfigError(f"{what} must be {kind}, got {value!r}")
     return v
 
 
@@ -100,10 +94,8 @@ def json_roundtrip(obj: Any, *, sort_keys: bool = False) -> Any:
 def channel_last_fix(sample_shape: Any) -> str | None:
     """What to do about an image stored channel-last, ``(H, W, C)``; ``None`` if it is not one.
 
-    Every group acts on the last axes of a sample, so images must come channels first,
-    ``(C, H, W)``. A sample ``(H, W, C)`` with ``C ≤ 4 < min(H, W)`` (RGB, RGBA or grey
-    stored last) is taken for channel-last and refused everywhere, never measured with the
-    group acting on the wrong axes.
+    Groups act on a sample's last axes, so images come ``(C, H, W)``; a sample ``(H, W, C)``
+    with ``C ≤ 4 < min(H, W)`` is taken for channel-last and refused everywhere.
     """
     s = tuple(int(v) for v in sample_shape)
     if len(s) == 3 and s[2] <= 4 < min(s[0], s[1]):

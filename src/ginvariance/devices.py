@@ -1,21 +1,15 @@
 """Where a model and its data live: device names, moving batches, precision, memory budgets.
 
-The measures, the streaming classes, the spectral analysis, the regularizer and the trainer
-run on the device of the model's parameters (:func:`model_device`) and move every batch
-there (:func:`move`, non-blocking from pinned memory), so that a CUDA model measured with a
-``DataLoader`` of CPU batches just works. Sums stay in float64 on that device.
-
-Device names are those of ``--device``: ``auto`` (CUDA when available, else CPU), ``cpu``,
-``cuda``, ``cuda:N`` and ``mps``. Precision names are those of ``--precision``: ``fp32``
-(no autocast), ``bf16`` and ``fp16`` (``torch.autocast`` on the model's forward; every
-measure is still reduced in float64).
+The measures, the streaming classes, the spectral analysis and the trainer run on the device of
+the model's parameters (:func:`model_device`) and move every batch there (:func:`move`), so that
+a CUDA model measured with a ``DataLoader`` of CPU batches just works; sums stay in float64.
 """
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -25,7 +19,8 @@ from ginvariance.errors import DeviceError
 
 #: The names ``--device`` accepts (``cuda:N`` for any ``N``).
 DEVICE_NAMES = ("auto", "cpu", "cuda", "cuda:N", "mps")
-#: The names ``--precision`` accepts, and the autocast dtype of each (``None``: no autocast).
+#: The names ``--precision`` accepts and the autocast dtype of each (``None``: no autocast;
+#: every measure is still reduced in float64).
 PRECISIONS: dict[str, torch.dtype | None] = {
     "fp32": None,
     "bf16": torch.bfloat16,
@@ -42,11 +37,8 @@ _CUDA_N = re.compile(r"^cuda:(\d+)$")
 def resolve_device(name: str | torch.device | None) -> torch.device:
     """The ``torch.device`` for ``name``; :class:`DeviceError` if unknown or unavailable.
 
-    Parameters
-    ----------
-    name:
-        ``"auto"`` or ``None`` (CUDA device 0 when CUDA is available, else the CPU),
-        ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``, or a ``torch.device``.
+    ``name`` is one of :data:`DEVICE_NAMES` or a ``torch.device``; ``"auto"`` or ``None`` is
+    CUDA device 0 when CUDA is available, else the CPU.
     """
     if isinstance(name, torch.device):
         name = str(name)
@@ -87,16 +79,10 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
 
 
 def model_device(model: Any) -> torch.device:
-    """The one device that holds ``model``'s parameters and buffers (CPU when it has none).
-
-    Raises :class:`DeviceError` when they sit on several devices: a measure would have to
-    guess where to send the data.
-    """
-    if not isinstance(model, nn.Module):
-        return torch.device("cpu")
-    devices = {t.device for t in model.parameters()} | {t.device for t in model.buffers()}
-    if not devices:
-        return torch.device("cpu")
+    """The one device that holds ``model``'s parameters and buffers (CPU when it has none);
+    :class:`DeviceError` when they sit on several (where would the data go?)."""
+    tensors = [*model.parameters(), *model.buffers()] if isinstance(model, nn.Module) else []
+    devices = {t.device for t in tensors} or {torch.device("cpu")}
     if len(devices) > 1:
         names = ", ".join(sorted(str(d) for d in devices))
         raise DeviceError(
@@ -107,12 +93,8 @@ def model_device(model: Any) -> torch.device:
 
 
 def move(x: Any, device: torch.device, *, non_blocking: bool = True) -> Any:
-    """``x`` on ``device``: a tensor, or a tuple / list / dict of them (others unchanged).
-
-    A copy from pinned host memory to a CUDA device is non-blocking (it overlaps the
-    previous chunk's compute); every other copy is an ordinary one. A tensor already on
-    ``device`` is returned as it is.
-    """
+    """``x`` (a tensor, or a tuple / list / dict of them; others unchanged) on ``device``;
+    non-blocking only from pinned host memory to CUDA, a no-op for a tensor already there."""
     if isinstance(x, torch.Tensor):
         if x.device == device:
             return x
@@ -126,11 +108,8 @@ def move(x: Any, device: torch.device, *, non_blocking: bool = True) -> Any:
 
 
 def check_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of ``precision`` on ``device`` (``None`` for ``fp32``).
-
-    Raises :class:`DeviceError` for an unknown name, or a precision that autocast cannot
-    run on the device (checked by running one small convolution under it).
-    """
+    """The autocast dtype of ``precision`` on ``device`` (``None`` for ``fp32``);
+    :class:`DeviceError` for an unknown name or one that a small convolution cannot run."""
     if precision not in PRECISIONS:
         raise DeviceError(
             f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}"
@@ -164,21 +143,14 @@ def check_precision(precision: str, device: torch.device) -> torch.dtype | None:
     return dtype
 
 
-@contextmanager
-def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
-    """``torch.autocast(device.type, dtype)`` for the block, or nothing when ``dtype`` is
-    ``None``."""
-    context = nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
-    with context:
-        yield
+def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager[Any]:
+    """``torch.autocast(device.type, dtype)``, or a context that does nothing for ``None``."""
+    return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 def memory_budget(device: torch.device, default: int = HOST_BUDGET) -> int:
-    """Bytes one chunk of work may use on ``device``.
-
-    On CUDA, :data:`CUDA_BUDGET_SHARE` of the memory free now (``torch.cuda.mem_get_info``),
-    at least ``default``; on CPU and MPS, ``default``.
-    """
+    """Bytes one chunk of work may use on ``device``: on CUDA :data:`CUDA_BUDGET_SHARE` of the
+    memory free now, at least ``default``; elsewhere ``default``."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return max(default, int(free * CUDA_BUDGET_SHARE))
@@ -191,17 +163,11 @@ def pin_memory(device: torch.device) -> bool:
 
 
 def deterministic(device: torch.device) -> None:
-    """Ask PyTorch for deterministic kernels on ``device`` where it has them.
-
-    On CUDA: cuDNN's deterministic convolutions without autotuning and the cuBLAS workspace
-    setting that makes matrix products reproducible; the few operations with no
-    deterministic CUDA kernel then warn (``warn_only``) instead of failing. On CPU every
-    kernel ginvariance uses is already deterministic for a fixed thread count.
-    """
+    """Ask for deterministic kernels on CUDA (cuDNN without autotuning, a fixed cuBLAS
+    workspace; operations without one warn instead of failing). On CPU every kernel
+    ginvariance uses is already deterministic for a fixed thread count."""
     if device.type != "cuda":
         return
-    import os
-
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False

@@ -1,7 +1,5 @@
-"""The result keys of the invariance measures (docs/definitions.md), in the order reports show them.
-
-Kept apart from :mod:`ginvariance.metrics` so that reports, sweeps and the command line can
-name the measures without loading the measuring code (torchmetrics).
+"""The result keys of the measures (docs/definitions.md) in report order, apart from
+:mod:`ginvariance.metrics` so that reports and the command line need not load torchmetrics.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
-"""Seeds: the one range every seeded piece of ginvariance accepts.
-
-Seeds are non-negative integers below ``2**32`` (the range NumPy and most tools accept).
-Derived seeds (``seed + batch index``, ``seed · 1_000_003 + offset``) then stay far inside
-the 64-bit range that ``torch.Generator.manual_seed`` takes.
+"""Seeds: non-negative integers below ``2**32`` (NumPy's range), the one range every seeded
+piece of ginvariance accepts; derived seeds (``seed · 1_000_003 + offset``) stay far inside the
+64-bit range of ``torch.Generator.manual_seed``.
 """
 
 from __future__ import annotations
@@ -27,25 +25,17 @@ def check_seed(seed: Any, what: str = "seed", example: str = "0") -> int:
     >>> check_seed(3)
     3
     """
+    fix = f"pass a non-negative seed up to {MAX_SEED}, e.g. {example}"
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise ConfigError(
-            f"{what} {seed!r} is not an integer; pass a non-negative seed up to {MAX_SEED}, "
-            f"e.g. {example}"
-        )
+        raise ConfigError(f"{what} {seed!r} is not an integer; {fix}")
     if not 0 <= int(seed) <= MAX_SEED:
-        raise ConfigError(
-            f"{what} {seed} is outside 0..{MAX_SEED}; pass a non-negative seed up to "
-            f"{MAX_SEED}, e.g. {example}"
-        )
+        raise ConfigError(f"{what} {seed} is outside 0..{MAX_SEED}; {fix}")
     return int(seed)
 
 
 def parse_seeds(text: str, option: str = "--seeds") -> tuple[int, ...]:
-    """``"0,1,2"`` → ``(0, 1, 2)``: distinct seeds in ASCII digits; anything else is a
-    :class:`ConfigError` naming ``option``.
-
-    Only the digits 0-9 count: ``str.isdigit`` also accepts ``"²"`` or ``"٣"``, which
-    ``int`` then refuses or reads as another number.
+    """``"0,1,2"`` → ``(0, 1, 2)``: distinct seeds in the digits 0-9 only (``str.isdigit``
+    alone accepts ``"²"`` or ``"٣"``); anything else is a :class:`ConfigError` naming ``option``.
 
     >>> parse_seeds("3, 1")
     (3, 1)
@@ -70,10 +60,7 @@ _GLOBAL_RNG = threading.RLock()
 def seeded(seed: int) -> Iterator[None]:
     """Run the block under ``torch.manual_seed(seed)`` and restore the global random state
     after (``torch.random.fork_rng``): weights drawn inside are a function of ``seed`` alone.
-
-    One thread of the process at a time runs such a block (threads that build models at the
-    same time, as the study's concurrent trainings do, draw their weights one after the
-    other)."""
+    One thread at a time runs such a block (the study's concurrent trainings take turns)."""
     with _GLOBAL_RNG, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield

@@ -1,18 +1,15 @@
 """Import a model from the user's own code: ``--model MODULE:CALLABLE``, and run it isolated.
 
-This is the one place where ginvariance imports a module named by user input, and it
-runs that module's code: pass only modules you trust (your own). Files given as data or
-checkpoints never run code (npz with ``allow_pickle=False``, safetensors, and
-``torch.load(weights_only=True)``).
-
-While the user's code runs (import, build, every forward and backward), :func:`user_code`
-sends what it prints to stderr, so that machine-readable output on stdout (``--json``) stays
-valid, and turns its exits and exceptions into one :class:`~ginvariance.errors.ModelError`.
+The one place where ginvariance runs code named by user input: pass only modules you trust.
+(Data and checkpoint files never run code.) While that code runs, :func:`user_code` sends its
+prints to stderr, so that ``--json`` on stdout stays valid, and turns its exits and exceptions
+into one :class:`~ginvariance.errors.ModelError`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -30,11 +27,8 @@ from ginvariance.errors import GinvarianceError, ModelError
 
 @contextlib.contextmanager
 def stdout_to_stderr() -> Iterator[None]:
-    """Send everything written to stdout during the block to stderr.
-
-    Both ``sys.stdout`` (``print``) and file descriptor 1 (C extensions, ``os.write(1, ...)``)
-    are redirected; both are restored afterwards, whatever happens in the block.
-    """
+    """Send to stderr what the block writes to ``sys.stdout`` and to file descriptor 1 (C
+    extensions); both are restored afterwards, whatever happens in the block."""
     sys.stdout.flush()
     try:
         saved: int | None = os.dup(1)
@@ -54,13 +48,8 @@ def stdout_to_stderr() -> Iterator[None]:
 
 @contextlib.contextmanager
 def user_code(spec: str, what: str = "was measured") -> Iterator[None]:
-    """Run the user's model ``spec`` (``MODULE:CALLABLE``) in the block, isolated.
-
-    Its output on stdout goes to stderr (:func:`stdout_to_stderr`); ``sys.exit`` and any
-    exception other than a :class:`~ginvariance.errors.GinvarianceError` become a
-    :class:`~ginvariance.errors.ModelError` of one line. ``KeyboardInterrupt`` passes through
-    (an interrupt is the user's, not the model's).
-    """
+    """Run the user's model ``spec`` in the block: stdout to stderr; ``sys.exit`` and any
+    exception but a ``GinvarianceError`` or ``KeyboardInterrupt`` become one ``ModelError``."""
     with stdout_to_stderr():
         try:
             yield
@@ -78,17 +67,9 @@ def user_code(spec: str, what: str = "was measured") -> Iterator[None]:
             ) from exc
 
 
-def _is_file_spec(module_name: str) -> bool:
-    """Whether the part before ``:`` names a Python file rather than an importable module."""
-    return module_name.endswith(".py") or "/" in module_name or os.sep in module_name
-
-
 def _import_file(module_name: str) -> ModuleType:
-    """Import the Python file ``module_name`` (a path) as a module of its own.
-
-    Its folder goes first on ``sys.path``, so that it can import the files beside it; the
-    module is registered in ``sys.modules`` under a name made from its resolved path.
-    """
+    """Import the file ``module_name`` under a name made from its resolved path, its folder
+    first on ``sys.path`` so that it can import the files beside it."""
     path = Path(module_name).expanduser()
     if not path.is_file():
         raise ModelError(
@@ -126,11 +107,10 @@ def import_model(
 ) -> nn.Module:
     """Import ``MODULE:CALLABLE`` (or ``path/to/file.py:CALLABLE``) and call it to build a model.
 
-    The callable is called with the keyword arguments it declares among
-    ``sample_shape`` (one input's shape, no batch axis) and ``num_classes``; others are not
-    passed. The current directory is importable, so ``mymodels:net`` finds ``./mymodels.py``;
-    a part before the last ``:`` that ends in ``.py`` or holds a ``/`` is a file path,
-    imported as it is (``examples/own_model/model.py:build``).
+    The callable gets those of ``sample_shape`` (one input's shape, no batch axis) and
+    ``num_classes`` that it declares. The current folder is importable (``mymodels:net`` finds
+    ``./mymodels.py``); a part before the last ``:`` that ends in ``.py`` or holds a ``/`` is a
+    file path (``examples/own_model/model.py:build``).
     """
     module_name, sep, attr = spec.rpartition(":")
     if not sep or not module_name or not attr:
@@ -142,7 +122,7 @@ def import_model(
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
     try:
-        if _is_file_spec(module_name):
+        if module_name.endswith(".py") or "/" in module_name or os.sep in module_name:
             module = _import_file(module_name)
         else:
             module = importlib.import_module(module_name)
@@ -159,9 +139,7 @@ def import_model(
             "module name and that it is on PYTHONPATH or in the current folder"
         ) from None
     try:
-        obj = module
-        for part in attr.split("."):
-            obj = getattr(obj, part)
+        obj = functools.reduce(getattr, attr.split("."), module)
     except AttributeError:
         raise ModelError(
             f"module {module_name!r} has no attribute {attr!r}; name a callable that returns "
@@ -173,15 +151,12 @@ def import_model(
         raise ModelError(
             f"{spec!r} is not callable; name a function or class returning an nn.Module"
         )
-    kwargs: dict[str, object] = {}
     try:
-        params = inspect.signature(obj).parameters
+        params = set(inspect.signature(obj).parameters)
     except (TypeError, ValueError):
-        params = {}  # type: ignore[assignment]
-    if "sample_shape" in params and sample_shape is not None:
-        kwargs["sample_shape"] = tuple(sample_shape)
-    if "num_classes" in params and num_classes is not None:
-        kwargs["num_classes"] = num_classes
+        params = set()
+    given = {"sample_shape": sample_shape and tuple(sample_shape), "num_classes": num_classes}
+    kwargs = {k: v for k, v in given.items() if k in params and v is not None}
     try:
         model = obj(**kwargs)
     except SystemExit as exc:

@@ -1,10 +1,6 @@
-"""Bridges to the tools people already train with; each imports its tool lazily.
-
-* :mod:`ginvariance.integrations.lightning` — :class:`InvarianceMonitor`, a Lightning
-  callback that logs ``pdi``, ``li``, ``sis`` at each validation epoch (needs
-  ``pip install lightning``; importing :mod:`ginvariance` does not).
-* :mod:`ginvariance.integrations.plots` — :func:`plot_layerwise`, the per-layer
-  invariance / equivariance figure of :func:`ginvariance.metrics.layerwise.layerwise_invariance`.
+"""Bridges to the tools people already train with, each imported lazily: the Lightning callback
+:class:`~ginvariance.integrations.lightning.InvarianceMonitor` (needs ``pip install lightning``)
+and :func:`~ginvariance.integrations.plots.plot_layerwise`, the per-layer figure.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """A Lightning callback that logs genuine-vs-learned invariance at each validation epoch.
 
-Importing this module imports ``lightning`` (``pip install lightning``); nothing else in
-:mod:`ginvariance` does.
+Only this module of :mod:`ginvariance` imports ``lightning`` (``pip install lightning``).
 
 Example
 -------
@@ -13,9 +12,6 @@ Example
     trainer = Trainer(callbacks=[InvarianceMonitor("c4", shifts=("uniform", "noise-0.5"))])
     trainer.fit(module, train_loader, val_loader)
     # logged: ginv/pdi, ginv/li, ginv/sis, ginv/accuracy, ..., ginv/uniform/pdi, ...
-
-Together with :class:`ginvariance.training.InvarianceRegularizer` (an ``nn.Module`` loss)
-in ``training_step`` this trains towards genuine invariance and watches it happen.
 """
 
 from __future__ import annotations
@@ -58,54 +54,29 @@ def _split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     )
 
 
-def _sampler_indices(trainer: Trainer) -> list[int] | None:
-    """The data set indices that the first validation dataloader's ``DistributedSampler``
-    gives this process, in order; ``None`` when it has no such sampler."""
-    loaders = trainer.val_dataloaders
-    loader = loaders[0] if isinstance(loaders, list | tuple) and loaders else loaders
-    sampler = getattr(loader, "sampler", None)
-    if sampler is None or not hasattr(sampler, "num_replicas"):
-        return None
-    return [int(i) for i in sampler]
-
-
 class InvarianceMonitor(Callback):
     """Log ``pdi``, ``li``, ``sis`` (and accuracies) of the module at each validation epoch.
 
-    The callback keeps the first ``max_samples`` inputs (and labels) of the first
-    validation dataloader as they pass through ``on_validation_batch_end``; at the
-    epoch's end it measures ``pl_module`` on them with :func:`ginvariance.measure` — in
-    distribution and under each shift — and logs every measure with ``pl_module.log``:
+    The first ``max_samples`` inputs (and labels) of the first validation dataloader are kept
+    as they pass ``on_validation_batch_end``; at the epoch's end ``pl_module`` (which returns
+    ``(B, K)`` logits) is measured on them with :func:`ginvariance.measure`, in distribution and
+    under each shift, and every measure is logged as ``{prefix}{key}`` (``ginv/pdi``) or
+    ``{prefix}{shift}/{key}`` (``ginv/uniform/pdi``; label-free shifts carry no accuracies).
+    The sanity check is skipped; the full-precision results stay in :attr:`history` (one dict
+    per measured epoch) and :attr:`last` (Lightning logs float32).
 
-    * ``{prefix}{key}`` in distribution, e.g. ``ginv/pdi``, ``ginv/li``, ``ginv/sis``,
-      ``ginv/accuracy``, ``ginv/orbit_accuracy``, ``ginv/orbit_consistency``;
-    * ``{prefix}{shift}/{key}`` under each shift, e.g. ``ginv/uniform/pdi`` (label-free
-      shifts such as ``uniform`` carry no accuracies).
-
-    ``pl_module(x)`` must return ``(B, K)`` logits. The sanity-check validation run is
-    skipped. Lightning logs the values as float32 tensors; the full-precision results are
-    kept in :attr:`history` (one dict per measured epoch) and :attr:`last`.
-
-    Under distributed training (``strategy="ddp"``) each process keeps the first
-    ``max_samples`` samples of its own shard; at the epoch's end the processes exchange
-    them (``all_gather_object``), put them back in the data set's order (the indices of a
-    ``DistributedSampler``, its padding duplicates dropped) and every process measures the
-    same set: the logged numbers are those of one process measuring those samples.
+    Under DDP each process keeps the first ``max_samples`` of its shard; at the epoch's end they
+    are gathered (``all_gather_object``), put back in the data set's order (the
+    ``DistributedSampler``'s indices, padding dropped), and every process measures that set.
 
     Parameters
     ----------
-    group:
-        The group (or its name, e.g. ``"c4"``).
-    shifts:
-        Names of distribution shifts (:mod:`ginvariance.data.shifts`), applied with ``seed``.
-    saliency:
-        Also measure ``sis`` (one backward pass over the orbit).
-    max_samples:
-        How many validation samples to measure on (the first ones seen each epoch).
-    prefix:
-        Prepended to every logged key.
-    seed:
-        Seed of the shifts.
+    group, shifts, seed:
+        The group (or its name, e.g. ``"c4"``) and the distribution shifts
+        (:mod:`ginvariance.data.shifts`), drawn with ``seed``.
+    saliency, max_samples, prefix:
+        Also measure ``sis`` (one backward pass); how many validation samples to measure (the
+        first seen each epoch); the logged keys' prefix.
     chunk_size, memory_budget:
         Bound the memory of one orbit pass (see :func:`ginvariance.measure`).
     """
@@ -139,11 +110,7 @@ class InvarianceMonitor(Callback):
         self.chunk_size = chunk_size
         self.memory_budget = memory_budget
         self.history: list[dict[str, Any]] = []
-        self._x: list[torch.Tensor] = []
-        self._y: list[torch.Tensor] = []
-        self._seen = 0
-        self._labelled = True
-        self._indices: list[int] | None = None
+        self._reset()
 
     @property
     def last(self) -> dict[str, Any] | None:
@@ -151,13 +118,19 @@ class InvarianceMonitor(Callback):
         return self.history[-1] if self.history else None
 
     def _reset(self) -> None:
-        self._x, self._y, self._seen, self._labelled = [], [], 0, True
-        self._indices = None
+        self._x: list[torch.Tensor] = []
+        self._y: list[torch.Tensor] = []
+        self._seen, self._labelled = 0, True
+        self._indices: list[int] | None = None
 
     def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._reset()
-        if trainer.world_size > 1:
-            self._indices = _sampler_indices(trainer)
+        if trainer.world_size > 1:  # the indices the DistributedSampler gives this process
+            loaders = trainer.val_dataloaders
+            loader = loaders[0] if isinstance(loaders, list | tuple) and loaders else loaders
+            sampler = getattr(loader, "sampler", None)
+            if sampler is not None and hasattr(sampler, "num_replicas"):
+                self._indices = [int(i) for i in sampler]
 
     def on_validation_batch_end(
         self,
@@ -173,9 +146,8 @@ class InvarianceMonitor(Callback):
         x, y = _split_batch(batch)
         take = min(self.max_samples - self._seen, x.shape[0])
         self._x.append(x[:take].detach())
-        if y is None:
-            self._labelled = False
-        else:
+        self._labelled = self._labelled and y is not None
+        if y is not None:
             self._y.append(y[:take].detach())
         self._seen += take
 
@@ -183,8 +155,7 @@ class InvarianceMonitor(Callback):
         """Measure ``pl_module`` on the samples collected this epoch: ``{"id", "shift"}``."""
         if not self._x:
             raise DataError("no validation samples were collected; run a validation epoch first")
-        # Lightning validates under inference mode; measuring needs autograd (for sis) and
-        # ordinary tensors, so leave inference mode and copy the collected batches.
+        # out of Lightning's inference mode: sis needs autograd, and ordinary tensors (copies)
         with torch.inference_mode(False), torch.enable_grad():
             x = torch.cat(self._x).clone()
             y = torch.cat(self._y).clone() if self._labelled and self._y else None
@@ -230,18 +201,13 @@ class InvarianceMonitor(Callback):
         self.history.append(
             {"epoch": trainer.current_epoch, "step": trainer.global_step, **results}
         )
-        # an undefined measure (sis of a model with no input gradient: None) is not logged;
-        # it stays None in the history
-        logged: dict[str, float] = {}
-        for key, value in results["id"].items():
-            if key not in _NOT_LOGGED and value is not None:
-                logged[f"{self.prefix}{key}"] = float(value)
-        for shift, values in results["shift"].items():
+        # an undefined measure (None, e.g. sis without an input gradient) stays in the history
+        parts = {"": results["id"], **{f"{s}/": v for s, v in results["shift"].items()}}
+        for where, values in parts.items():
             for key, value in values.items():
                 if key not in _NOT_LOGGED and value is not None:
-                    logged[f"{self.prefix}{shift}/{key}"] = float(value)
-        for key, value in logged.items():
-            pl_module.log(key, value, on_step=False, on_epoch=True)
+                    name = f"{self.prefix}{where}{key}"
+                    pl_module.log(name, float(value), on_step=False, on_epoch=True)
         self._reset()
 
 

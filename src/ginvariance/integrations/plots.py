@@ -1,11 +1,7 @@
-"""Figures of the integrations (matplotlib figures without pyplot), returned as PNG bytes.
-
-:func:`plot_layerwise` draws the result of
-:func:`ginvariance.metrics.layerwise.layerwise_invariance`: the logit-style invariance
-error ``li`` of each layer's output (top) and the equivariance error of the layers the
-group acts on (bottom), in the order the layers run — where genuine invariance is born or
-lost inside the network. Several models (e.g. ``augmented`` against ``regularized``) may
-share one figure when their layers have the same names.
+"""The per-layer figure of :func:`ginvariance.metrics.layerwise.layerwise_invariance`: ``li`` of
+each layer's output (top) and the equivariance error of the layers the group acts on (bottom),
+in forward order, where genuine invariance is born or lost inside the network. Drawn on a bare
+matplotlib ``Figure`` (no pyplot) and returned as PNG bytes.
 """
 
 from __future__ import annotations
@@ -24,11 +20,22 @@ LOG_FLOOR = 1e-12
 Rows = Sequence[Mapping[str, Any]]
 
 
-def _as_models(results: Rows | Mapping[str, Rows]) -> dict[str, Rows]:
-    if isinstance(results, Mapping):
-        models = dict(results)
-    else:
-        models = {"": results}
+def plot_layerwise(
+    results: Rows | Mapping[str, Rows],
+    path: str | os.PathLike[str] | None = None,
+    *,
+    title: str = "",
+) -> bytes:
+    """Per-layer ``li`` and equivariance error on log axes, as PNG bytes.
+
+    ``results`` is the list of per-layer dicts of ``layerwise_invariance`` for one model, or
+    ``{model name: list}`` to compare models on the same axes (layers matched by name, in the
+    order first seen). Values ``None`` are left out, values ``≤ LOG_FLOOR`` drawn at it. With
+    ``path`` the PNG is also written there (atomically); ``title`` heads the figure.
+    """
+    from matplotlib.figure import Figure  # no pyplot: a notebook's backend is left alone
+
+    models = dict(results) if isinstance(results, Mapping) else {"": results}
     if not models or any(len(rows) == 0 for rows in models.values()):
         raise DataError("no layers to plot; pass the list that layerwise_invariance returns")
     for rows in models.values():
@@ -38,52 +45,14 @@ def _as_models(results: Rows | Mapping[str, Rows]) -> dict[str, Rows]:
                     "each layer entry must be a dict with 'layer', 'li' and "
                     "'equivariance_error' (the output of layerwise_invariance)"
                 )
-    return models
-
-
-def plot_layerwise(
-    results: Rows | Mapping[str, Rows],
-    path: str | os.PathLike[str] | None = None,
-    *,
-    title: str = "",
-) -> bytes:
-    """Per-layer ``li`` and equivariance error, as a PNG.
-
-    Parameters
-    ----------
-    results:
-        The list of per-layer dicts of ``layerwise_invariance`` for one model, or a mapping
-        ``{model name: list}`` to compare models on the same axes (layers matched by name,
-        in the order of the first model, then any others).
-    path:
-        When given, the PNG is also written there (atomically).
-    title:
-        The figure's title.
-
-    Returns
-    -------
-    bytes
-        The PNG image. Layers without a value (``None``) are left out of that panel; values
-        are drawn on log axes, with values ``≤ LOG_FLOOR`` drawn at ``LOG_FLOOR``.
-    """
-    from matplotlib.figure import Figure  # no pyplot: a notebook's backend is left alone
-
-    models = _as_models(results)
-    names: list[str] = []
+    names: list[str] = []  # in the order first seen, each labelled with its type
+    labels: list[str] = []
     for rows in models.values():
         for row in rows:
-            if row["layer"] not in names:
+            if str(row["layer"]) not in names:
                 names.append(str(row["layer"]))
+                labels.append(f"{row['layer']} ({row.get('type', '')})".replace(" ()", ""))
     position = {name: i for i, name in enumerate(names)}
-    labels = [
-        next(
-            f"{n} ({r.get('type', '')})"
-            for rows in models.values()
-            for r in rows
-            if r["layer"] == n
-        ).replace(" ()", "")
-        for n in names
-    ]
 
     width = max(6.0, 0.45 * len(names) + 2.0)
     fig = Figure(figsize=(width, 6.0))
@@ -95,27 +64,20 @@ def plot_layerwise(
     for ax, (key, ylabel) in zip(axes, panels, strict=True):
         drawn = False
         for model, rows in models.items():
-            xs, ys = [], []
-            for row in rows:
-                value = row.get(key)
-                if value is not None:
-                    xs.append(position[str(row["layer"])])
-                    ys.append(max(float(value), LOG_FLOOR))
-            if xs:
-                ax.plot(xs, ys, marker="o", label=model or None)
+            xy = [
+                (position[str(row["layer"])], max(float(row[key]), LOG_FLOOR))
+                for row in rows
+                if row.get(key) is not None
+            ]
+            if xy:
+                ax.plot(*zip(*xy, strict=True), marker="o", label=model or None)
                 drawn = True
         ax.set_yscale("log")
         ax.set_ylabel(ylabel)
         ax.grid(True, which="major", alpha=0.3)
         if not drawn:
-            ax.text(
-                0.5,
-                0.5,
-                "the group acts on no layer output" if key != "li" else "no values",
-                ha="center",
-                va="center",
-                transform=ax.transAxes,
-            )
+            note = "the group acts on no layer output" if key != "li" else "no values"
+            ax.text(0.5, 0.5, note, ha="center", va="center", transform=ax.transAxes)
         if len(models) > 1 and drawn:
             ax.legend(fontsize="small")
     axes[-1].set_xticks(range(len(names)))

@@ -1,13 +1,6 @@
-"""Training towards genuine invariance: the invariance regularizer, the trainer, checkpoints.
-
-* :class:`InvarianceRegularizer` — an ``nn.Module`` loss on the logits of an orbit,
-  usable in any training loop; :func:`regularized_loss` — cross-entropy plus ``λ`` times
-  it, from one forward pass over the orbit.
-* :func:`train` — one model in one of :data:`MODES` (``plain``, ``augmented``,
-  ``regularized``, ``weight-tied``), deterministic and resumable.
-* :func:`save_checkpoint`, :func:`load_checkpoint`, :func:`load_weights` — safetensors
-  checkpoints with a JSON sidecar; nothing executes code on load, and every load goes
-  through :func:`read_checkpoint`, which verifies the checksum over metadata and tensors.
+"""Training towards genuine invariance: the invariance regularizer (an ``nn.Module`` loss for
+any training loop), :func:`train` (one model in one of :data:`MODES`, deterministic and
+resumable) and safetensors checkpoints that run no code on load and are verified on every read.
 """
 
 from __future__ import annotations

@@ -1,29 +1,14 @@
 """Checkpoints: safetensors weights (no code runs on load) and a readable JSON sidecar.
 
-A checkpoint ``DIR/NAME.safetensors`` holds
+``DIR/NAME.safetensors`` holds the model's ``state_dict`` under its own keys, the optimizer's
+state tensors under ``optim.state.{i}.{name}`` and, in the header metadata under
+``"ginvariance"``, the JSON of the run's metadata (configuration, epoch, history, metrics, model
+description, optimizer hyper-parameters, versions, ``"format": 2``) with ``"sha256"`` over that
+metadata (canonical JSON) and every tensor's name, dtype, shape and bytes. ``DIR/NAME.json`` is
+a readable copy of the metadata that ginv never reads back. Both are written atomically.
 
-* the model's ``state_dict`` under its own keys,
-* the optimizer's state tensors under ``optim.state.{i}.{name}`` (for example
-  ``optim.state.0.exp_avg``),
-* in the safetensors header metadata, under ``"ginvariance"``, the JSON of the run's
-  metadata (configuration, epoch, history, metrics, model description, optimizer
-  hyper-parameters, versions, ``"format": 2``) and ``"sha256"``, a SHA-256 over that
-  metadata (canonical JSON) and over every tensor's name, dtype, shape and bytes,
-
-and ``DIR/NAME.json`` is a readable copy of that metadata, which ginv never reads back.
-Both are written atomically (temporary file, fsync, rename).
-
-Every path that loads weights reads the file through :func:`read_checkpoint`: the whole
-file is read with Python's own ``open`` (any path the operating system accepts), the
-safetensors layout is checked (every byte of the data section belongs to exactly one
-tensor), the checksum is recomputed over the metadata and the tensors, and the metadata's
-values are checked (a valid configuration; a model description whose size fits the
-weights in the file) before any model is built. An edited ``"epoch"`` or accuracy, a
-flipped tensor byte or a crafted description is refused with one line. A checkpoint of
-format 1 (ginvariance before this check: its checksum covered the tensors only) is
-refused with a message to train it again. A ``.safetensors`` file without ginv's metadata
-(written by another program) holds weights only: :func:`load_weights` loads it after the
-safetensors checks, and :func:`load_checkpoint` needs the model to load it into.
+Every load goes through :func:`read_checkpoint`, which checks the layout, the checksum and the
+metadata's values before any model is built.
 """
 
 from __future__ import annotations
@@ -96,19 +81,9 @@ def save_checkpoint(
 ) -> None:
     """Write ``model`` (and ``optimizer``'s state) to ``path`` and the sidecar ``<stem>.json``.
 
-    Parameters
-    ----------
-    path:
-        The ``.safetensors`` file to write; its folder is created if needed.
-    model:
-        Its ``state_dict`` is stored under its own keys (tensors are copied, so weights
-        that share memory are stored twice).
-    optimizer:
-        Its per-parameter state tensors go under ``optim.state.{i}.{name}``, its
-        hyper-parameters into the metadata.
-    meta:
-        JSON-serializable metadata (the trainer stores config, epoch, history, metrics,
-        the model description); versions are added.
+    ``path`` ends in ``.safetensors`` (its folder is created); weights that share memory are
+    stored twice; ``meta`` is JSON-serializable (the trainer stores config, epoch, history,
+    metrics and the model description), and versions are added to it.
     """
     from safetensors.torch import save
 
@@ -129,8 +104,7 @@ def save_checkpoint(
         state = optimizer.state_dict()
         for index, slots in state["state"].items():
             for slot, value in slots.items():
-                if not isinstance(value, Tensor):
-                    value = torch.tensor(value)
+                value = torch.as_tensor(value)
                 tensors[f"{OPTIM_PREFIX}{index}.{slot}"] = value.detach().cpu().contiguous().clone()
         meta["optimizer"] = {
             "class": type(optimizer).__name__,
@@ -164,8 +138,7 @@ def _read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} is not a file; give a .safetensors file")
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
+        data = path.read_bytes()
     except OSError as exc:
         raise CheckpointError(
             f"cannot read checkpoint {str(path)!r} ({exc.strerror or exc}); check its permissions"
@@ -190,24 +163,12 @@ def _read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """Read and verify a checkpoint: ``(tensors, meta)``, every byte checked.
+    """Read and verify a checkpoint, the one reader of ``.safetensors`` files.
 
-    The one reader of ``.safetensors`` files: :func:`load_checkpoint`, :func:`load_weights`,
-    resuming, the study's plan and ``ginv measure --checkpoint`` all go through it.
-
-    Returns
-    -------
-    (tensors, meta):
-        Every tensor of the file (model weights and ``optim.state.*``), and the verified
-        metadata without its ``sha256`` (``{}`` for a safetensors file that ginv did not
-        write).
-
-    Raises
-    ------
-    CheckpointError
-        A missing or unreadable file, a broken safetensors layout, a checksum that does not
-        match the metadata and tensors, a checkpoint of an older format, or metadata whose
-        values ginv never writes.
+    Returns every tensor of the file (weights and ``optim.state.*``) and the verified metadata
+    without its ``sha256`` (``{}`` for a safetensors file that ginv did not write). Raises
+    :class:`CheckpointError` for a missing or unreadable file, a broken layout, a checksum that
+    does not match, an older format, or metadata values ginv never writes.
     """
     path = Path(path)
     tensors, metadata = _read_safetensors(path)
@@ -345,14 +306,15 @@ def _load_into(path: Path, model: nn.Module, weights: Mapping[str, Tensor]) -> n
 
 def _check_fits(path: Path, expected: Mapping[str, Tensor], weights: Mapping[str, Tensor]) -> None:
     """Refuse ``weights`` whose keys, shapes or kinds of dtype differ from ``expected``."""
-    missing = sorted(set(expected) - set(weights))
-    extra = sorted(set(weights) - set(expected))
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing[:4])}" + (" ..." if len(missing) > 4 else ""))
-        if extra:
-            parts.append(f"unexpected {', '.join(extra[:4])}" + (" ..." if len(extra) > 4 else ""))
+    parts = [
+        f"{word} {', '.join(keys[:4])}" + (" ..." if len(keys) > 4 else "")
+        for word, keys in (
+            ("missing", sorted(set(expected) - set(weights))),
+            ("unexpected", sorted(set(weights) - set(expected))),
+        )
+        if keys
+    ]
+    if parts:
         raise CheckpointError(
             f"checkpoint {str(path)!r} does not match the model ({'; '.join(parts)}); "
             "load it into the model it was trained with"
@@ -400,31 +362,12 @@ def load_checkpoint(
     config: TrainConfig | None = None,
     optimizer: torch.optim.Optimizer | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Load a checkpoint written by :func:`save_checkpoint`.
+    """Load the ``.safetensors`` checkpoint ``path`` written by :func:`save_checkpoint`:
+    ``(model, meta)``.
 
-    Parameters
-    ----------
-    path:
-        The ``.safetensors`` file.
-    model:
-        The model to load into; ``None`` rebuilds it from the configuration and model
-        description stored in the checkpoint (:func:`ginvariance.models.build_model`).
-    config:
-        When given, the checkpoint's configuration must equal it (except ``epochs``,
-        which a resumed run may raise), else :class:`CheckpointError`.
-    optimizer:
-        When given, its state is restored too.
-
-    Returns
-    -------
-    (model, meta):
-        The model with the checkpoint's weights, and the checkpoint's metadata.
-
-    Raises
-    ------
-    CheckpointError
-        A missing, non-safetensors, corrupt or truncated file, missing or extra keys,
-        other shapes, or a configuration that differs.
+    ``model=None`` rebuilds the model from the checkpoint's configuration and model
+    description. A ``config`` must equal the checkpoint's (but for ``epochs``, which a resumed
+    run may raise), else :class:`CheckpointError`; an ``optimizer`` gets its state back.
     """
     path = Path(path)
     if path.suffix in (".pt", ".pth", ".pkl", ".bin", ".ckpt"):
@@ -507,17 +450,10 @@ def _rebuild(
 def load_weights(path: str | Path, model: nn.Module) -> nn.Module:
     """Load weights into ``model`` from a ``.safetensors`` file or a ``.pt``/``.pth`` state dict.
 
-    ``.safetensors`` files are read by :func:`read_checkpoint` (a checkpoint of ginv is
-    verified against its checksum; another program's safetensors file is checked for its
-    layout only) and only the model's tensors are used (optimizer entries are ignored).
-    ``.pt``/``.pth`` files are read with ``torch.load(weights_only=True)``, which refuses
-    any pickle that would build objects other than tensors and containers (and so never
-    runs code from the file). Anything else is refused.
-
-    Raises
-    ------
-    CheckpointError
-        Another file type, an unsafe or corrupt file, or weights that do not fit ``model``.
+    ``.safetensors`` goes through :func:`read_checkpoint` (another program's file is checked
+    for its layout only; optimizer entries are ignored); ``.pt``/``.pth`` through
+    ``torch.load(weights_only=True)``, which never runs code from the file. Anything else, an
+    unsafe or corrupt file, or weights that do not fit ``model`` raise :class:`CheckpointError`.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -536,11 +472,9 @@ def load_weights(path: str | Path, model: nn.Module) -> nn.Module:
                 f"refused to load {str(path)!r}: it is not a plain tensor state dict ({reason}); "
                 "save weights with safetensors or torch.save(model.state_dict())"
             ) from None
-        if isinstance(obj, Mapping):
-            for key in ("state_dict", "model_state_dict", "model"):
-                if key in obj and isinstance(obj[key], Mapping):
-                    obj = obj[key]
-                    break
+        if isinstance(obj, Mapping):  # a training script's dict that holds the state dict
+            inner = [obj[k] for k in ("state_dict", "model_state_dict", "model") if k in obj]
+            obj = next((v for v in inner if isinstance(v, Mapping)), obj)
         if not isinstance(obj, Mapping) or not all(
             isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()
         ):
@@ -553,14 +487,3 @@ def load_weights(path: str | Path, model: nn.Module) -> nn.Module:
         f"cannot load weights from {str(path)!r}: use a .safetensors file "
         "(or a .pt/.pth state dict)"
     )
-
-
-__all__ = [
-    "checkpoint_meta",
-    "load_checkpoint",
-    "load_weights",
-    "read_checkpoint",
-    "save_checkpoint",
-    "sidecar_path",
-    "versions",
-]

@@ -15,36 +15,21 @@ from ginvariance.errors import ConfigError
 from ginvariance.seeds import check_seed
 
 MODES = ("plain", "augmented", "regularized", "weight-tied")
-"""Training modes.
-
-``plain``
-    cross-entropy on the untransformed training data.
-``augmented``
-    cross-entropy on inputs transformed by one random group element per sample per step.
-``regularized``
-    cross-entropy plus ``lam`` times the invariance penalty of
-    :class:`~ginvariance.training.InvarianceRegularizer` over the orbit of each batch.
-``weight-tied``
-    cross-entropy on the weight-tied (G-invariant by construction) model, no augmentation.
-"""
+"""Training modes: ``plain`` (cross-entropy on the untransformed data), ``augmented`` (on inputs
+moved by one random group element per sample and step), ``regularized`` (plus ``lam`` times the
+:class:`~ginvariance.training.InvarianceRegularizer` penalty over each batch's orbit) and
+``weight-tied`` (the G-invariant model by construction, no augmentation)."""
 
 PENALTIES = ("logit", "js", "logit-normalized")
 
-#: The weight ``λ`` of each penalty that the study uses (full orbit): ``"logit"`` at 1 (the
-#: ``regularized`` row) and ``"logit-normalized"`` at 10, calibrated on digits/C4 (seed 0,
-#: 60 epochs; the runs are in docs/calibration.md).
+#: The weight ``λ`` of each penalty in the study (full orbit): ``"logit"`` at 1 (the
+#: ``regularized`` row), ``"logit-normalized"`` as calibrated in docs/calibration.md.
 CALIBRATED_LAM: dict[str, float] = {"logit": 1.0, "logit-normalized": 10.0}
 ORBITS = ("full", "sample")
 DTYPES = ("float32", "float64")
 
-# Fields that may differ between a checkpoint and the run that resumes it: training
-# continues to the new number of epochs (the learning rate does not depend on it).
+#: Fields a resumed run may change: training continues to the new number of epochs.
 RESUMABLE_FIELDS = ("epochs",)
-
-
-def default_model(mode: str) -> str:
-    """The model a mode trains when none is named: ``weight-tied`` or ``cnn``."""
-    return "weight-tied" if mode == "weight-tied" else "cnn"
 
 
 @dataclass(frozen=True)
@@ -53,32 +38,20 @@ class TrainConfig:
 
     Parameters
     ----------
-    mode:
-        One of :data:`MODES`.
-    model:
-        A name for :func:`ginvariance.models.build_model`; ``None`` means ``"cnn"`` for
-        plain, augmented and regularized, and ``"weight-tied"`` for weight-tied (on 1-D
-        data the model builder picks the 1-D variant of the same name).
-    dataset, root:
-        The data set for :func:`ginvariance.data.load_dataset` and its folder.
-    group:
-        The group (name for :func:`ginvariance.groups.get_group`) that augmentation,
-        regularization, the weight-tied model and the orbit metrics use.
+    mode, model:
+        One of :data:`MODES`, and a name for :func:`ginvariance.models.build_model`; ``None``
+        means ``"weight-tied"`` in weight-tied mode, else ``"cnn"`` (1-D data: the 1-D variant).
+    dataset, root, group:
+        The data set for :func:`ginvariance.data.load_dataset`, its folder, and the group that
+        augmentation, regularization, the weight-tied model and the orbit metrics use.
     epochs, batch_size, lr, weight_decay:
         Adam with a constant learning rate; ``epochs`` full passes over the training data.
     lam, penalty, orbit:
-        Regularized mode: the weight ``λ`` of the penalty, its kind (``"logit"``, ``"js"``
-        or ``"logit-normalized"``; :data:`CALIBRATED_LAM` has a ``λ`` for each) and
-        whether it runs over the full orbit or over the identity and one sampled element
-        (see :class:`~ginvariance.training.InvarianceRegularizer`).
-    seed:
-        Seeds the model's initialization and, with the epoch, the data order and the
-        augmentation of every epoch.
-    dtype:
-        ``"float32"`` or ``"float64"`` for weights and data.
-    limit:
-        Train on the first ``limit`` training samples only (quick runs and tests);
-        ``None`` uses them all.
+        Regularized mode: the penalty's weight ``λ`` (:data:`CALIBRATED_LAM`), kind and orbit
+        (:class:`~ginvariance.training.InvarianceRegularizer`).
+    seed, dtype, limit:
+        Seeds the initialization and, with the epoch, each epoch's order and augmentation;
+        ``"float32"`` or ``"float64"``; train on the first ``limit`` samples (``None``: all).
     """
 
     mode: str = "plain"
@@ -100,14 +73,16 @@ class TrainConfig:
     @property
     def model_name(self) -> str:
         """The model that is trained: :attr:`model`, or the mode's default."""
-        return self.model if self.model is not None else default_model(self.mode)
+        if self.model is not None:
+            return self.model
+        return "weight-tied" if self.mode == "weight-tied" else "cnn"
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first option that is out of range."""
-        _choice("mode", self.mode, MODES)
-        _choice("penalty", self.penalty, PENALTIES)
-        _choice("orbit", self.orbit, ORBITS)
-        _choice("dtype", self.dtype, DTYPES)
+        check_choice("mode", self.mode, MODES)
+        check_choice("penalty", self.penalty, PENALTIES)
+        check_choice("orbit", self.orbit, ORBITS)
+        check_choice("dtype", self.dtype, DTYPES)
         for name in ("dataset", "group"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():
@@ -121,14 +96,14 @@ class TrainConfig:
             )
         if self.root is not None and not isinstance(self.root, str):
             raise ConfigError(f"root must be a folder path, got {self.root!r}")
-        _positive_int("epochs", self.epochs)
-        _positive_int("batch_size", self.batch_size)
+        check_int(self.epochs, "epochs")
+        check_int(self.batch_size, "batch_size")
         if self.limit is not None:
-            _positive_int("limit", self.limit)
+            check_int(self.limit, "limit")
         check_seed(self.seed, "seed", "--seed 0")
-        _finite("lr", self.lr, positive=True)
-        _finite("weight_decay", self.weight_decay)
-        _finite("lam", self.lam)
+        check_finite(self.lr, "lr", positive=True)
+        check_finite(self.weight_decay, "weight_decay")
+        check_finite(self.lam, "lam")
 
     def to_dict(self) -> dict[str, Any]:
         """A plain, JSON-serializable dict of every field."""
@@ -158,11 +133,8 @@ class TrainConfig:
 def differences(
     mine: Mapping[str, Any], theirs: Mapping[str, Any], ignore: tuple[str, ...] = ()
 ) -> list[str]:
-    """``"key theirs ≠ mine"`` for each key of either record whose values differ, sorted.
-
-    The one comparison of configurations: a checkpoint's, a study's or a sweep's stored
-    record (``theirs``) against the one a run would write (``mine``).
-    """
+    """``"key theirs ≠ mine"``, sorted, for each key whose values differ between a stored
+    record (a checkpoint's, a study's, a sweep's) and the one a run would write."""
     return [
         f"{key} {theirs.get(key)!r} ≠ {mine.get(key)!r}"
         for key in sorted(set(mine) | set(theirs))
@@ -170,26 +142,7 @@ def differences(
     ]
 
 
-def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+def check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is one of ``choices``."""
     if value not in choices:
         raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
-
-
-def _positive_int(name: str, value: object) -> None:
-    check_int(value, name)
-
-
-def _finite(name: str, value: object, positive: bool = False) -> None:
-    check_finite(value, name, positive=positive)
-
-
-__all__ = [
-    "CALIBRATED_LAM",
-    "DTYPES",
-    "MODES",
-    "ORBITS",
-    "PENALTIES",
-    "TrainConfig",
-    "default_model",
-    "differences",
-]

@@ -1,43 +1,24 @@
 """The invariance regularizer: a loss that penalizes a model's variation over an orbit.
 
-For one input ``x`` and a list of ``m`` group elements ``g_0 = e, g_1, ...`` the model's
-logits ``z_g = f(g·x)`` are penalized for how much they vary over the ``g``:
+For one input ``x``, ``m`` group elements ``g_0 = e, g_1, ...`` and ``z_g = f(g·x)``:
 
 ``"logit"`` (the default)
-    ``(1/m) Σ_g ‖z_g − z̄‖²`` with ``z̄ = (1/m) Σ_g z_g``: the squared deviation of the
-    logits from their orbit mean (the numerator of the logit invariance error ``li``).
+    ``(1/m) Σ_g ‖z_g − z̄‖²`` with ``z̄ = (1/m) Σ_g z_g``, the numerator of ``li``.
 ``"js"``
-    ``H(p̄) − (1/m) Σ_g H(p_g)`` with ``p_g = softmax(z_g)``, ``p̄ = (1/m) Σ_g p_g``: the
-    generalized Jensen–Shannon divergence of the predictive distributions (``pdi``).
+    ``H(p̄) − (1/m) Σ_g H(p_g)`` with ``p_g = softmax(z_g)``, ``p̄ = (1/m) Σ_g p_g`` (``pdi``).
 ``"logit-normalized"``
-    the ``"logit"`` penalty of the batch divided by the spread of the batch's logits,
     ``Σ_b Σ_g ‖z_g(b) − z̄(b)‖² / Σ_b Σ_g ‖z_g(b) − μ‖²`` with ``μ`` the mean over the batch
-    and the orbit: the logit invariance error ``li`` of the batch, in ``[0, 1]``.
+    and the orbit: the batch's ``li``, in ``[0, 1]``.
 
-``"logit"`` and ``"js"`` are averaged over the samples of the batch; ``"logit-normalized"``
-is a ratio of sums over the batch.
-
-Why ``"logit-normalized"``: the ``"logit"`` penalty scales with the logits, ``f → α·f``
-multiplies it by ``α²``, so a network can lower it by shrinking its logits, and a
-regularized net that looks robust off-distribution may only have smaller logits. The
-normalized penalty is unchanged by ``f → α·f + c``, and so is its gradient's verdict: the
-derivative along the shrinking direction, ``Σ z · ∂R/∂z``, is exactly 0 (Euler's theorem for
-a function of degree 0), so no step of training is rewarded for shrinking the logits.
-
-Why the denominator is *not* detached: with ``sg[spread]`` the value is still scale-free,
-but the gradient is the ``"logit"`` gradient at the weight ``λ / spread``, which rewards
-shrinking, more strongly the smaller the logits get, and can collapse the network to a
-constant.
-
-Its ``λ`` (``CALIBRATED_LAM["logit-normalized"]``) was calibrated on digits/C4 as the largest
-value that stays within about one point of the augmented net's accuracy; the README's study
-reports what it buys (the calibration runs: docs/calibration.md).
-
-Why ``"logit"`` is the default: the Jensen–Shannon penalty is bounded by ``log m`` and its
-gradient fades as the softmax saturates, so it leaves the logits free to vary wherever the
-prediction is already confident, which is where off-distribution inputs expose learned
-invariance; on digits/C4 it needs a far larger ``λ`` than the logit penalty for the same
-effect (docs/calibration.md has the runs).
+``"logit"`` and ``"js"`` are means over the batch's samples. ``"logit"`` scales as ``α²`` under
+``f → α·f``, so a net can lower it by shrinking its logits; ``"logit-normalized"`` is unchanged
+by ``f → α·f + c`` and its gradient never rewards shrinking
+(:func:`~ginvariance.metrics.functional.li_from_logits`). Its denominator is therefore not
+detached: with ``sg[spread]`` the gradient is the ``"logit"`` one at weight ``λ / spread``, which
+rewards shrinking and can collapse the net to a constant. ``"js"`` is bounded by ``log m`` and its
+gradient fades as the softmax saturates, leaving confident predictions free to vary, which is
+where off-distribution inputs expose learned invariance: it needs a far larger ``λ``
+(docs/calibration.md).
 """
 
 from __future__ import annotations
@@ -47,10 +28,10 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ginvariance.checks import check_logits
-from ginvariance.errors import ConfigError, ModelError
+from ginvariance.errors import ModelError
 from ginvariance.groups import Group, get_group
 from ginvariance.metrics.functional import li_from_logits, li_within_from_logits, pdi_from_logits
-from ginvariance.training.config import ORBITS, PENALTIES
+from ginvariance.training.config import ORBITS, PENALTIES, check_choice
 
 
 class InvarianceRegularizer(nn.Module):
@@ -61,15 +42,11 @@ class InvarianceRegularizer(nn.Module):
     group:
         The group (a :class:`~ginvariance.groups.Group` or its name).
     penalty:
-        ``"logit"`` (squared deviation from the orbit mean), ``"js"`` (generalized
-        Jensen–Shannon divergence of the softmax outputs) or ``"logit-normalized"`` (the
-        ``"logit"`` penalty divided by the spread of the batch's logits: invariant to their
-        scale); see the module docstring.
+        ``"logit"``, ``"js"`` or ``"logit-normalized"`` (the module docstring has each).
     orbit:
-        ``"full"``: every group element, ``m = n``. ``"sample"``: the identity and one
-        non-identity element drawn uniformly per sample, ``m = 2`` — an unbiased estimate
-        (up to a constant factor for ``"logit"``: ``E_g ‖z_e − z_g‖²/4``) that costs two
-        forward passes instead of ``n``.
+        ``"full"``: every group element, ``m = n``. ``"sample"``: the identity and one uniformly
+        drawn other element per sample, ``m = 2``: an unbiased estimate (``"logit"``: up to a
+        constant, ``E_g ‖z_e − z_g‖²/4``) at two forward passes instead of ``n``.
 
     Examples
     --------
@@ -84,10 +61,8 @@ class InvarianceRegularizer(nn.Module):
 
     def __init__(self, group: Group | str, penalty: str = "logit", orbit: str = "full") -> None:
         super().__init__()
-        if penalty not in PENALTIES:
-            raise ConfigError(f"unknown penalty {penalty!r}; choose one of: {', '.join(PENALTIES)}")
-        if orbit not in ORBITS:
-            raise ConfigError(f"unknown orbit {orbit!r}; choose one of: {', '.join(ORBITS)}")
+        check_choice("penalty", penalty, PENALTIES)
+        check_choice("orbit", orbit, ORBITS)
         self.group = get_group(group)
         self.penalty = penalty
         self.orbit = orbit
@@ -101,31 +76,21 @@ class InvarianceRegularizer(nn.Module):
         return f"group={self.group.name!r}, penalty={self.penalty!r}, orbit={self.orbit!r}"
 
     def orbit_inputs(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """The inputs to run the model on, ``(m·B, *S)``, group-major, identity block first.
-
-        ``"full"``: ``group.orbit(x)``. ``"sample"``: ``cat([x, g_b·x_b])`` with ``g_b``
-        drawn uniformly from the non-identity elements for each sample ``b`` (from
-        ``generator``).
-        """
+        """The inputs to run the model on, ``(m·B, *S)``, group-major, identity block first:
+        ``group.orbit(x)``, or for ``"sample"`` ``cat([x, g_b·x_b])`` with each ``g_b`` drawn
+        uniformly from the non-identity elements (by ``generator``)."""
         if self.orbit == "full":
             return self.group.orbit(x)
         n = self.group.order
         if n == 1:
             return torch.cat([x, x], dim=0)
         # drawn on the generator's device (the CPU by default), applied where x is
-        index = 1 + torch.randint(0, n - 1, (x.shape[0],), generator=generator)
-        index = index.to(x.device)
+        index = (1 + torch.randint(0, n - 1, (x.shape[0],), generator=generator)).to(x.device)
         return torch.cat([x, self.group.act_per_sample(x, index)], dim=0)
 
     def forward(self, logits_orbit: Tensor) -> Tensor:
-        """The penalty, a scalar: the mean over samples of the per-sample penalty.
-
-        Parameters
-        ----------
-        logits_orbit:
-            ``(m, B, K)``: block ``i`` holds the logits of the ``i``-th transformed copy of
-            the batch (``model(orbit_inputs(x)).reshape(m, B, K)``).
-        """
+        """The penalty, a scalar, of logits ``(m, B, K)``: block ``i`` holds those of the
+        ``i``-th transformed copy of the batch, ``model(orbit_inputs(x)).reshape(m, B, K)``."""
         if logits_orbit.ndim != 3:
             raise ModelError(
                 "the regularizer takes logits of shape (m, B, K), got "
@@ -135,12 +100,7 @@ class InvarianceRegularizer(nn.Module):
             return li_within_from_logits(logits_orbit)
         if self.penalty == "logit-normalized":
             return li_from_logits(logits_orbit)
-        return pdi_from_logits(logits_orbit)  # "js", with pdi's 0·log 0 = 0 guard
-
-
-#: The ``"logit-normalized"`` penalty: the batch's logit invariance error ``W / S``
-#: (:func:`ginvariance.metrics.functional.li_from_logits`, whose docstring has its gradient).
-normalized_logit_penalty = li_from_logits
+        return pdi_from_logits(logits_orbit)
 
 
 def regularized_loss(
@@ -151,19 +111,12 @@ def regularized_loss(
     lam: float,
     generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Cross-entropy plus ``λ`` times the invariance penalty, from one forward pass.
+    """``(total, ce, penalty)``, three scalars with ``total = ce + lam · penalty``.
 
-    The model runs once on ``regularizer.orbit_inputs(x)`` ``(m·B, *S)``; the
-    cross-entropy is taken on the identity block (the first ``B`` rows) only, the penalty
-    on all ``m`` blocks.
-
-    Returns
-    -------
-    (total, ce, penalty):
-        Three scalars, ``total = ce + lam · penalty``.
+    One forward pass over ``regularizer.orbit_inputs(x)`` ``(m·B, *S)``: the cross-entropy on
+    the identity block (the first ``B`` rows), the penalty on all ``m`` blocks.
     """
-    total, ce, penalty, _ = regularized_terms(model, x, y, regularizer, lam, generator)
-    return total, ce, penalty
+    return regularized_terms(model, x, y, regularizer, lam, generator)[:3]
 
 
 def regularized_terms(
@@ -184,4 +137,4 @@ def regularized_terms(
     return ce + lam * penalty, ce, penalty, logits_orbit
 
 
-__all__ = ["InvarianceRegularizer", "normalized_logit_penalty", "regularized_loss"]
+__all__ = ["InvarianceRegularizer", "regularized_loss"]

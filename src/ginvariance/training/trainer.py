@@ -1,25 +1,13 @@
 """Train one classifier in one of four modes, deterministically and resumably.
 
-The run is a pure function of its :class:`~ginvariance.training.TrainConfig`:
-
-* the model is initialized under ``torch.manual_seed(seed)`` inside a forked RNG, so the
-  global random state is left as it was;
-* epoch ``e`` draws its data order and its group elements from a fresh
-  ``torch.Generator`` seeded from ``(seed, e)`` — never from a running random state —
-  so resuming after epoch ``k`` reproduces the uninterrupted run bit for bit;
-* Adam with a constant learning rate; the optimizer's state is checkpointed with the
-  weights after every epoch.
-
-Regularized mode augments the cross-entropy input: each sample is first moved by one
-random group element (as in augmented mode), then the model runs once over the orbit of
-that batch, cross-entropy on the (augmented) first block, penalty on all blocks. With the
-full orbit the penalty does not depend on the augmentation (the orbit of ``g·x`` is the
-orbit of ``x`` in another order, and both penalties are symmetric in the group elements),
-so augmenting costs nothing, makes the regularized model differ from the augmented one by
-the penalty alone (the comparison the study makes), and with ``orbit="sample"`` it makes
-the penalized pairs ``(h·x, g·h·x)`` cover the whole orbit instead of pairs with the
-identity only. (On digits/C4 the two choices reach the same test orbit accuracy within half a
-point: accuracy does not decide it.)
+The run is a pure function of its :class:`~ginvariance.training.TrainConfig`: the model is
+initialized under its seed, leaving the global random state alone; epoch ``e`` draws its order
+and group elements from a generator of ``(seed, e)`` alone, so a run resumed after epoch ``k``
+repeats the uninterrupted one bit for bit. Regularized mode also augments, then runs the model
+once over the orbit of the batch (cross-entropy on the first block, penalty on all): with the
+full orbit the penalty is blind to that augmentation (both penalties are symmetric in the
+elements), so the regularized model differs from the augmented one by the penalty alone; with
+``orbit="sample"`` the penalized pairs ``(h·x, g·h·x)`` cover the whole orbit.
 """
 
 from __future__ import annotations
@@ -29,6 +17,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,7 +25,9 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ginvariance.checks import check_logits
+from ginvariance.devices import deterministic, model_device, move, resolve_device
 from ginvariance.errors import CheckpointError, ConfigError, ModelError, OutputError
+from ginvariance.folder import output_folder
 from ginvariance.groups import Group, get_group
 from ginvariance.metrics.functional import consistent_per_sample, correct_per_element
 from ginvariance.metrics.orbit import eval_mode
@@ -47,30 +38,20 @@ from ginvariance.training.config import TrainConfig
 from ginvariance.training.regularizer import InvarianceRegularizer, regularized_terms
 
 EVAL_BATCH = 512
+#: The longest checkpoint name: ``NAME.safetensors`` and its temporary files must fit the
+#: 255-byte limit of common file systems.
+MAX_NAME_BYTES = 200
 
 
 @dataclass
 class TrainResult:
-    """What :func:`train` returns.
-
-    Attributes
-    ----------
-    model:
-        The trained model (in eval mode), weights after the last epoch.
-    config:
-        The configuration it was trained with.
-    history:
-        One dict per epoch: ``epoch``, ``loss``, ``ce``, ``penalty``, ``train_accuracy``,
-        ``val_accuracy``; the last epoch's also ``val_orbit_accuracy`` and
-        ``val_orbit_consistency`` (the orbit of the validation split costs ``|G|`` forward
-        passes per sample, so it is measured once, after training).
-    metrics:
-        On the validation split after the last epoch: ``accuracy``, ``orbit_accuracy``,
-        ``orbit_consistency``, ``loss`` (cross-entropy), and ``epoch``.
-    checkpoint:
-        The ``.safetensors`` file written, or ``None`` without an output folder.
-    seconds:
-        Wall time of this call's training (0 when a finished checkpoint was returned).
+    """What :func:`train` returns: ``model`` (trained, in eval mode) and its ``config``;
+    ``history``, one dict per epoch (``epoch``, ``loss``, ``ce``, ``penalty``, ``train_accuracy``,
+    ``val_accuracy``, and on the last, whose validation orbit alone is measured,
+    ``val_orbit_accuracy`` and ``val_orbit_consistency``); ``metrics``, :func:`evaluate` on the
+    validation split after the last epoch with its ``epoch``; ``checkpoint``, the file written
+    (``None`` without an output folder); ``seconds``, this call's training time (0 when a
+    finished checkpoint was returned).
     """
 
     model: nn.Module
@@ -99,14 +80,9 @@ def evaluate(
 ) -> dict[str, float]:
     """Accuracy, orbit accuracy, orbit consistency and cross-entropy of ``model`` on ``(x, y)``.
 
-    One forward pass over the orbit ``(n·b, *S)`` per chunk of ``b`` samples; the counts are
-    those of :mod:`ginvariance.metrics.functional` (:func:`correct_per_element`,
-    :func:`consistent_per_sample`), kept as integers. Non-finite logits are not refused here:
-    the trainer reports them as a diverged run. ``orbit=False``: the untransformed inputs
-    only (``n`` times cheaper), returning ``accuracy`` and ``loss``.
+    One forward pass over the orbit ``(n·b, *S)`` per chunk of ``b`` samples, hits counted as
+    integers; non-finite logits are left to the trainer. ``orbit=False``: accuracy and loss.
     """
-    from ginvariance.devices import model_device, move
-
     device = model_device(model)
     n = group.order if orbit else 1
     correct = orbit_correct = consistent = 0
@@ -133,23 +109,6 @@ def evaluate(
     }
 
 
-#: The longest checkpoint name: ``NAME.safetensors`` and its temporary files must fit the
-#: 255-byte limit of common file systems.
-MAX_NAME_BYTES = 200
-
-
-def _check_name(name: str) -> str:
-    if not name or any(c in name for c in "/\\\0") or name in (".", ".."):
-        raise ConfigError(f"checkpoint name {name!r} must be a plain file name; pick another")
-    size = len(os.fsencode(name))
-    if size > MAX_NAME_BYTES:
-        raise ConfigError(
-            f"checkpoint name of {size} bytes is too long for a file name; "
-            f"use at most {MAX_NAME_BYTES}"
-        )
-    return name
-
-
 def train(
     config: TrainConfig,
     out_dir: str | Path | None = None,
@@ -160,40 +119,25 @@ def train(
     overwrite: bool = False,
     device: str | torch.device | None = None,
 ) -> TrainResult:
-    """Train one model as ``config`` says; checkpoint after every epoch into ``out_dir``.
+    """Train one model as ``config`` (validated here) says; checkpoint after every epoch.
 
     Parameters
     ----------
-    config:
-        The run (validated here).
-    out_dir:
-        Folder for ``<name>.safetensors`` and ``<name>.json``; ``None`` writes nothing.
-    resume:
-        Continue from the checkpoint in ``out_dir`` (which must exist and have been
-        trained with the same configuration; ``epochs`` may be raised). A finished
-        checkpoint is returned without training.
+    out_dir, name:
+        Folder for ``<name>.safetensors`` and ``<name>.json`` (``None`` writes nothing); the
+        file stem, by default the mode.
+    resume, overwrite:
+        Continue from the checkpoint in ``out_dir``, trained with the same configuration
+        (``epochs`` may be raised; a finished one is returned without training); or replace
+        an existing checkpoint instead of refusing (:class:`OutputError`).
     progress:
-        Receives ``start(epochs)`` and one ``advance(1, loss=..., acc=...)`` per epoch
-        (mean training loss, validation accuracy).
-    name:
-        The checkpoint's file stem; default: the mode.
-    overwrite:
-        Replace an existing checkpoint instead of refusing (:class:`OutputError`).
+        Receives ``start(epochs)`` and one ``advance(1, loss=..., acc=...)`` per epoch.
     device:
-        Where to train: ``"cpu"`` (``None``), ``"cuda"``, ``"cuda:N"``, ``"mps"`` or
-        ``"auto"`` (:func:`ginvariance.devices.resolve_device`). The data stay on the CPU and
-        each batch is moved there after the CPU-seeded shuffling and augmentation, so the
-        sequence of batches is the same on every device. On CUDA, deterministic kernels are
-        requested (:func:`ginvariance.devices.deterministic`), so that a rerun on the same
-        GPU repeats itself; a GPU run differs from a CPU run by float32 rounding, not bit for
-        bit (a tolerance not yet measured on a GPU).
-
-    Returns
-    -------
-    TrainResult
+        Where to train (``None``: the CPU); batches move there after the CPU-seeded shuffling
+        and augmentation, so every device sees the same ones; on CUDA deterministic kernels
+        are requested.
     """
     from ginvariance.data import load_dataset
-    from ginvariance.devices import deterministic, resolve_device
 
     if not isinstance(config, TrainConfig):
         raise ConfigError(f"train() takes a TrainConfig, got {type(config).__name__}")
@@ -204,8 +148,18 @@ def train(
         raise ConfigError("resume and overwrite exclude each other; choose one")
     if resume and out_dir is None:
         raise ConfigError("resuming needs the output folder of the run; pass out_dir (--out)")
-    name = _check_name(name if name is not None else config.mode)
-    _check_model_name(config.model_name)
+    name = name if name is not None else config.mode
+    if not name or any(c in name for c in "/\\\0") or name in (".", ".."):
+        raise ConfigError(f"checkpoint name {name!r} must be a plain file name; pick another")
+    if len(os.fsencode(name)) > MAX_NAME_BYTES:
+        raise ConfigError(
+            f"checkpoint name of {len(os.fsencode(name))} bytes is too long for a file name; "
+            f"use at most {MAX_NAME_BYTES}"
+        )
+    if config.model_name not in MODEL_NAMES:
+        raise ModelError(
+            f"unknown model {config.model_name!r}; choose one of: {', '.join(MODEL_NAMES)}"
+        )
     get_group(config.group)  # unknown names fail before any data is read
 
     dtype = getattr(torch, config.dtype)
@@ -213,14 +167,13 @@ def train(
     val_set = load_dataset(config.dataset, "val", root=config.root, seed=config.seed)
     sample_shape = tuple(train_set.sample_shape)
     group = get_group(config.group, sample_shape)
-    x_train = torch.as_tensor(train_set.x).to(dtype)
-    y_train = torch.as_tensor(train_set.y).long()
-    if config.limit is not None:
-        x_train, y_train = x_train[: config.limit], y_train[: config.limit]
-    x_val = torch.as_tensor(val_set.x).to(dtype)
-    y_val = torch.as_tensor(val_set.y).long()
+    data = (
+        torch.as_tensor(train_set.x).to(dtype)[: config.limit],
+        torch.as_tensor(train_set.y).long()[: config.limit],
+        torch.as_tensor(val_set.x).to(dtype),
+        torch.as_tensor(val_set.y).long(),
+    )
     num_classes = int(train_set.num_classes)
-
     model = build_seeded_model(
         config.model_name,
         sample_shape,
@@ -235,13 +188,16 @@ def train(
         if config.mode == "regularized"
         else None
     )
-
-    run = _Run(config, name, model, optimizer, regularizer, group, sample_shape, num_classes)
-    data = (x_train, y_train, x_val, y_val)
+    desc = {
+        "name": config.model_name,
+        "sample_shape": list(sample_shape),
+        "num_classes": num_classes,
+        "group": group.name,
+        "revision": layout_revision(config.model_name),
+    }
+    run = _Run(config, name, model, optimizer, regularizer, group, desc)
     if out_dir is None:
         return run.fit(data, None, progress)
-    from ginvariance.folder import output_folder
-
     with output_folder(out_dir) as folder:  # locked, and only ginv's own files replaced
         path = Path(out_dir) / f"{name}.safetensors"
         folder.check_writable(path)
@@ -261,32 +217,20 @@ def train(
         return run.fit(data, path, progress)
 
 
+@dataclass
 class _Run:
-    """One training run's state: model, optimizer, history; :meth:`fit` trains the epochs."""
+    """One training run's state; :meth:`fit` trains the epochs that remain."""
 
-    def __init__(
-        self,
-        config: TrainConfig,
-        name: str,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        regularizer: InvarianceRegularizer | None,
-        group: Group,
-        sample_shape: tuple[int, ...],
-        num_classes: int,
-    ) -> None:
-        self.config, self.name, self.model, self.optimizer = config, name, model, optimizer
-        self.regularizer, self.group = regularizer, group
-        self.history: list[dict[str, float]] = []
-        self.metrics: dict[str, float] = {}
-        self.start_epoch = 0
-        self.model_desc = {
-            "name": config.model_name,
-            "sample_shape": list(sample_shape),
-            "num_classes": num_classes,
-            "group": group.name,
-            "revision": layout_revision(config.model_name),
-        }
+    config: TrainConfig
+    name: str
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    regularizer: InvarianceRegularizer | None
+    group: Group
+    model_desc: dict[str, Any]
+    history: list[dict[str, float]] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    start_epoch: int = 0
 
     def resume(self, path: Path) -> None:
         """Continue from the checkpoint at ``path`` (verified, same configuration)."""
@@ -307,7 +251,7 @@ class _Run:
         path: Path | None,
         progress: Progress | None,
     ) -> TrainResult:
-        config, model, optimizer, group = self.config, self.model, self.optimizer, self.group
+        config, model, group = self.config, self.model, self.group
         x_train, y_train, x_val, y_val = data
         history, metrics = self.history, self.metrics
         reporter = ensure_progress(progress)
@@ -317,21 +261,16 @@ class _Run:
             if self.start_epoch:
                 reporter.advance(self.start_epoch)
             for epoch in range(self.start_epoch, config.epochs):
-                stats = _train_epoch(
-                    model, optimizer, x_train, y_train, group, self.regularizer, config, epoch
-                )
-                # the orbit of the validation split after the last epoch only (n× the cost)
+                stats = self.train_epoch(x_train, y_train, epoch)
                 last = epoch + 1 == config.epochs
                 val = evaluate(model, x_val, y_val, group, orbit=last)
-                finite_weights = all(bool(torch.isfinite(p).all()) for p in model.parameters())
-                if not (
-                    math.isfinite(stats["loss"]) and math.isfinite(val["loss"]) and finite_weights
-                ):
-                    what = (
-                        "weights became NaN or inf"
-                        if not finite_weights
-                        else f"training loss {stats['loss']:.3g}, validation loss {val['loss']:.3g}"
-                    )
+                if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+                    what = "weights became NaN or inf"
+                elif not (math.isfinite(stats["loss"]) and math.isfinite(val["loss"])):
+                    what = f"training loss {stats['loss']:.3g}, validation loss {val['loss']:.3g}"
+                else:
+                    what = ""
+                if what:
                     raise ConfigError(
                         f"training diverged ({what} in epoch {epoch + 1}); lower --lr or --lam"
                     )
@@ -342,19 +281,15 @@ class _Run:
                 history.append(entry)
                 metrics = {**val, "epoch": epoch + 1}
                 if path is not None:
-                    save_checkpoint(
-                        path,
-                        model,
-                        optimizer=optimizer,
-                        meta={
-                            "config": config.to_dict(),
-                            "epoch": epoch + 1,
-                            "history": history,
-                            "metrics": metrics,
-                            "model": self.model_desc,
-                            "name": self.name,
-                        },
-                    )
+                    meta = {
+                        "config": config.to_dict(),
+                        "epoch": epoch + 1,
+                        "history": history,
+                        "metrics": metrics,
+                        "model": self.model_desc,
+                        "name": self.name,
+                    }
+                    save_checkpoint(path, model, optimizer=self.optimizer, meta=meta)
                 reporter.advance(1, loss=stats["loss"], acc=val["accuracy"])
         finally:
             reporter.finish()
@@ -364,57 +299,38 @@ class _Run:
         model.eval()
         return TrainResult(model, config, history, metrics, path, seconds)
 
-
-def _check_model_name(name: str) -> None:
-    if name not in MODEL_NAMES:
-        raise ModelError(f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}")
-
-
-def _train_epoch(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    x: Tensor,
-    y: Tensor,
-    group: Group,
-    regularizer: InvarianceRegularizer | None,
-    config: TrainConfig,
-    epoch: int,
-) -> dict[str, float]:
-    """One pass over ``(x, y)`` in the order and with the group elements of ``(seed, epoch)``."""
-    from ginvariance.devices import model_device, move
-
-    device = model_device(model)
-    generator = epoch_generator(config.seed, epoch)
-    order = torch.randperm(x.shape[0], generator=generator)
-    model.train()
-    sums = {"loss": 0.0, "ce": 0.0, "penalty": 0.0}
-    correct = 0
-    for start in range(0, x.shape[0], config.batch_size):
-        index = order[start : start + config.batch_size]
-        xb, yb = x[index], y[index]
-        if config.mode in ("augmented", "regularized"):
-            xb = group.act_per_sample(xb, group.sample(xb.shape[0], generator))
-        xb, yb = move((xb, yb), device)
-        if regularizer is not None:
-            loss, ce, penalty, logits_orbit = regularized_terms(
-                model, xb, yb, regularizer, config.lam, generator=generator
-            )
-            logits_e = logits_orbit[0]
-        else:
-            logits_e = check_logits(model(xb), xb.shape[0])
-            ce = F.cross_entropy(logits_e, yb)
-            penalty = torch.zeros((), dtype=ce.dtype)
-            loss = ce
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        b = xb.shape[0]
-        sums["loss"] += float(loss.detach()) * b
-        sums["ce"] += float(ce.detach()) * b
-        sums["penalty"] += float(penalty.detach()) * b
-        correct += int((logits_e.detach().argmax(dim=1) == yb).sum())
-    n = x.shape[0]
-    return {**{key: value / n for key, value in sums.items()}, "train_accuracy": correct / n}
+    def train_epoch(self, x: Tensor, y: Tensor, epoch: int) -> dict[str, float]:
+        """One pass over ``(x, y)``, ordered and augmented by the generator of ``(seed, epoch)``."""
+        config, model, group, regularizer = self.config, self.model, self.group, self.regularizer
+        device = model_device(model)
+        generator = epoch_generator(config.seed, epoch)
+        order = torch.randperm(x.shape[0], generator=generator)
+        model.train()
+        sums = {"loss": 0.0, "ce": 0.0, "penalty": 0.0}
+        correct = 0
+        for start in range(0, x.shape[0], config.batch_size):
+            index = order[start : start + config.batch_size]
+            xb, yb = x[index], y[index]
+            if config.mode in ("augmented", "regularized"):
+                xb = group.act_per_sample(xb, group.sample(xb.shape[0], generator))
+            xb, yb = move((xb, yb), device)
+            if regularizer is not None:
+                loss, ce, penalty, logits_orbit = regularized_terms(
+                    model, xb, yb, regularizer, config.lam, generator=generator
+                )
+                logits_e = logits_orbit[0]
+            else:
+                logits_e = check_logits(model(xb), xb.shape[0])
+                loss = ce = F.cross_entropy(logits_e, yb)
+                penalty = torch.zeros((), dtype=ce.dtype)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            for key, value in (("loss", loss), ("ce", ce), ("penalty", penalty)):
+                sums[key] += float(value.detach()) * xb.shape[0]
+            correct += int((logits_e.detach().argmax(dim=1) == yb).sum())
+        n = x.shape[0]
+        return {**{key: value / n for key, value in sums.items()}, "train_accuracy": correct / n}
 
 
 #: The old name of :func:`ginvariance.models.build_seeded_model`.
