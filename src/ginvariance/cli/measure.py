@@ -11,7 +11,6 @@ import typer
 from rich import box
 from rich.table import Table
 
-from ginvariance.checks import is_int
 from ginvariance.cli.common import (
     DATASET_HELP,
     SHIFT_HELP,
@@ -81,12 +80,11 @@ def resolve_num_classes(given: int | None, ds: Any, from_labels: bool) -> tuple[
 
 
 def check_checkpoint_shape(path: Path, meta: dict[str, Any], sample_shape: tuple[int, ...]) -> None:
-    """Refuse data whose samples are not of the shape the checkpoint's model was trained on."""
-    desc = meta.get("model") if isinstance(meta, dict) else None
-    trained = desc.get("sample_shape") if isinstance(desc, dict) else None
-    if not isinstance(trained, list | tuple) or not all(is_int(v) for v in trained):
-        return  # no shape recorded: the model's own check runs on the first batch
-    if tuple(trained) != tuple(sample_shape):
+    """Refuse data whose samples are not of the shape the checkpoint's model was trained on
+    (``meta`` as :func:`~ginvariance.training.checkpoint.read_checkpoint` verified it; without
+    a model description, the model's own check runs on the first batch)."""
+    trained = (meta.get("model") or {}).get("sample_shape")
+    if trained is not None and tuple(trained) != tuple(sample_shape):
         from ginvariance.models.cnn import shape_fix
 
         raise DataError(
