@@ -25,13 +25,11 @@ group ``c4``, on one device (``--device``, the CPU by default):
 Every number is checked equal between the implementations before anything is timed.
 Variants are timed interleaved, round after round, so that drift of a shared machine
 affects all alike; a time is the median over rounds and a ratio the median over rounds of
-the per-round ratio. The comparisons with other code (a naive per-sample loop, the
-tmeasures library in its own virtual environment) live beside the package, in
-``benchmarks/bench.py``, which builds on this module.
+the per-round ratio. The comparisons with other code (a naive per-sample loop, tmeasures)
+live beside the package, in ``benchmarks/bench.py``, which builds on this module.
 
-The module is longer than most (~580 lines) because every timed variant, its check and the
-floor it is divided by are written out side by side, so that what each ratio compares can
-be read in one place.
+The module stays whole so that every timed variant, its check and the floor it is divided
+by can be read side by side.
 """
 
 from __future__ import annotations
@@ -47,6 +45,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -103,18 +102,14 @@ class BenchConfig:
     ----------
     size:
         Side of the square images, 8 or 28 (one channel) or 32 (three channels).
-    model:
-        ``cnn``, ``mlp`` or ``resnet`` (:data:`TIMED_MODELS`).
-    width:
-        The model's width (``None``: its default; ``resnet``: :data:`BENCH_RESNET_WIDTH`).
-    device:
-        Where the model and the data live (``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``auto``).
-    precision:
+    model, width:
+        ``cnn``, ``mlp`` or ``resnet`` (:data:`TIMED_MODELS`) and its width (``None``: its
+        default; ``resnet``: :data:`BENCH_RESNET_WIDTH`).
+    device, precision:
+        Where the model and the data live (``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``auto``);
         ``fp32``, or ``bf16`` / ``fp16`` for the suite's forward under autocast.
-    n:
-        Number of samples ``N`` (the orbit has ``4·N`` images).
-    threads:
-        Thread counts to run everything at (``torch.set_num_threads``).
+    n, threads:
+        Number of samples ``N`` (the orbit has ``4·N`` images); thread counts to run at.
     rounds, warmup:
         Timed rounds (each runs every variant once) and untimed warm-up calls.
     train_batch, train_rounds, train_steps:
@@ -414,24 +409,16 @@ def rss_probe(
     return out
 
 
-def measure_rss(
-    size: int,
-    n: int,
-    chunk: int,
-    threads: int,
-    seed: int = 0,
-    model_name: str = "cnn",
-    width: int | None = None,
-    device: str = "cpu",
-) -> dict[str, Any]:
-    """Run :func:`rss_probe` in a fresh python process and return its result."""
-    args = f"{size}, {n}, {chunk}, {threads}, {seed}, {model_name!r}, {width!r}, {device!r}"
+def measure_rss(**probe: Any) -> dict[str, Any]:
+    """:func:`rss_probe` with these keyword arguments, run in a fresh python process."""
     code = (
-        "import json; from ginvariance.bench import rss_probe; "
-        f"print(json.dumps(rss_probe({args})))"
+        "import json, sys; from ginvariance.bench import rss_probe; "
+        "print(json.dumps(rss_probe(**json.loads(sys.argv[1]))))"
     )
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    threads = str(probe["threads"])
+    env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+    command = [sys.executable, "-c", code, json.dumps(probe)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         tail = " ".join(done.stderr.strip().splitlines()[-1:])
         raise RuntimeError(f"memory probe failed: {tail}")
@@ -506,46 +493,36 @@ def _synchronizer(device: torch.device) -> Callable[[], None]:
 def _one_thread_count(
     cfg: BenchConfig, threads: int, setup: BenchSetup, progress: Progress
 ) -> dict[str, Any]:
+    from ginvariance.devices import autocast, check_precision
+
     torch.set_num_threads(threads)
     model, x, y, group, chunk = setup.model, setup.x, setup.y, setup.group, setup.chunk
     n = group.order
     rows = [slice(s, min(s + chunk, x.shape[0])) for s in range(0, x.shape[0], chunk)]
     orbits = [group.orbit(x[r]) for r in rows]
     orbit_labels = [y[r].repeat(n) for r in rows]
-
-    from ginvariance.devices import autocast, check_precision
-
     amp = check_precision(cfg.precision, x.device)
     sync = _synchronizer(x.device)
+    suite = partial(invariance_suite, model, x, group, y, chunk_size=chunk, precision=amp)
 
-    def suite() -> None:
-        invariance_suite(model, x, group, y, saliency=True, chunk_size=chunk, precision=amp)
+    def timed(fn: Callable[[], object], under: torch.dtype | None = None) -> Callable[[], None]:
+        """``fn`` and a wait for the device; ``under`` autocast (the floor runs the bare model
+        under the precision the suite passes on)."""
 
-    def suite_logit() -> None:
-        invariance_suite(model, x, group, y, saliency=False, chunk_size=chunk, precision=amp)
-
-    def floor(fn: Callable[[], object]) -> Callable[[], None]:
         def run() -> None:
-            with autocast(x.device, amp):  # the bare model under the suite's precision
+            with autocast(x.device, under):
                 fn()
             sync()
 
         return run
 
-    def synced(fn: Callable[[], None]) -> Callable[[], None]:
-        def run() -> None:
-            fn()
-            sync()
-
-        return run
-
     fns: dict[str, Callable[[], object]] = {
-        "suite": synced(suite),
-        "suite_logit": synced(suite_logit),
-        "forward": floor(lambda: _forward(model, orbits)),
-        "forward_backward": floor(lambda: _forward_backward(model, orbits, n)),
-        "forward_backward_params": floor(
-            lambda: _forward_backward_params(model, orbits, orbit_labels)
+        "suite": timed(lambda: suite(saliency=True)),
+        "suite_logit": timed(lambda: suite(saliency=False)),
+        "forward": timed(lambda: _forward(model, orbits), amp),
+        "forward_backward": timed(lambda: _forward_backward(model, orbits, n), amp),
+        "forward_backward_params": timed(
+            lambda: _forward_backward_params(model, orbits, orbit_labels), amp
         ),
     }
     progress.start(cfg.rounds + cfg.warmup, f"suite and floor, {threads} thread(s)")
@@ -557,28 +534,77 @@ def _one_thread_count(
         progress.finish()
 
     median = {k: statistics.median(v) for k, v in times.items()}
-    ratios: dict[str, float] = {
-        "suite_logit/forward": ratio(times, "suite_logit", "forward"),
-        "suite/forward_backward": ratio(times, "suite", "forward_backward"),
-        "suite/forward_backward_params": ratio(times, "suite", "forward_backward_params"),
-        "forward_backward/forward": ratio(times, "forward_backward", "forward"),
-    }
+    pairs = [
+        ("suite_logit", "forward"),
+        ("suite", "forward_backward"),
+        ("suite", "forward_backward_params"),
+        ("forward_backward", "forward"),
+    ]
     if "train_plain" in times:
-        for kind in ("augmented", "regularized_sample", "regularized_full"):
-            ratios[f"train_{kind}/train_plain"] = ratio(times, f"train_{kind}", "train_plain")
+        kinds = ("augmented", "regularized_sample", "regularized_full")
+        pairs += [(f"train_{k}", "train_plain") for k in kinds]
+    ratios = {f"{a}/{b}": ratio(times, a, b) for a, b in pairs}
     images = n * x.shape[0]
     return {
         "threads": threads,
         "seconds": median,
         "ratios": ratios,
         "targets": {k: target(ratios[k], *t) for k, t in TARGETS.items() if k in ratios},
-        "images_per_second": {
-            "suite": images / median["suite"],
-            "suite_logit": images / median["suite_logit"],
-            "forward": images / median["forward"],
-        },
+        "images_per_second": {k: images / median[k] for k in ("suite", "suite_logit", "forward")},
         "notes": {},
     }
+
+
+def _check_floor(setup: BenchSetup) -> dict[str, float]:
+    """The bare model pass and the suite's orbit pass give the same logits and saliency maps
+    on the first chunk (largest absolute differences), or :class:`BenchCheckError`."""
+    model, x, group = setup.model, setup.x[: setup.chunk], setup.group
+    first = orbit_pass(model, x, group, saliency=True)
+    orbit = group.orbit(x)
+    with torch.no_grad():
+        floor_logits = model(orbit).reshape(first.logits.shape)
+    floor_maps = group.inverse_orbit(_forward_backward(model, [orbit], group.order)[0])
+    assert first.saliency is not None
+    checks = {
+        "floor_logits_max_abs_diff": float((floor_logits - first.logits).abs().max()),
+        "floor_saliency_max_abs_diff": float(
+            (floor_maps.reshape(first.saliency.shape) - first.saliency).abs().max()
+        ),
+    }
+    if any(v > 1e-5 for v in checks.values()):
+        raise BenchCheckError(
+            "the bare model pass and the suite's orbit pass give different logits or saliency; "
+            "report this as a bug"
+        )
+    return checks
+
+
+def _memory(cfg: BenchConfig, device: torch.device, progress: Progress) -> dict[str, Any]:
+    """Peak RSS of :func:`rss_probe` at each of ``cfg.rss_n`` samples, and their ratio."""
+    threads = max(cfg.threads)
+    probe = {
+        "size": cfg.size,
+        "chunk": cfg.rss_chunk,
+        "threads": threads,
+        "seed": cfg.seed,
+        "model_name": cfg.model,
+        "width": cfg.width,
+        "device": str(device),
+    }
+    progress.start(len(cfg.rss_n), "peak memory (fresh processes)")
+    probes = []
+    for count in cfg.rss_n:
+        probes.append(measure_rss(n=count, **probe))
+        progress.advance(1)
+    progress.finish()
+    memory: dict[str, Any] = {"threads": threads, "chunk": cfg.rss_chunk, "probes": probes}
+    memory["target"] = {"op": "<=", "bound": RSS_TARGET}
+    if len(probes) >= 2:
+        lo, hi = probes[0]["peak_rss_bytes"], probes[-1]["peak_rss_bytes"]
+        memory["ratio"] = hi / lo
+        memory["growth_bytes"] = hi - lo
+        memory["target"] = target(memory["ratio"], "<=", RSS_TARGET)
+    return memory
 
 
 def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> dict[str, Any]:
@@ -587,31 +613,17 @@ def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> dict[str, A
     progress = ensure_progress(progress)
     threads_before = torch.get_num_threads()
     model, x, y, group, chunk = setup.model, setup.x, setup.y, setup.group, setup.chunk
-    sample_shape = BENCH_SHAPES[cfg.size]
     device = x.device
     machine = machine_info()
 
-    # -- numbers first: every implementation must agree before anything is timed --------
+    # numbers first: every implementation must agree before anything is timed
     progress.start(1, "checking that the implementations agree")
-    checks: dict[str, Any] = {}
     suite = invariance_suite(model, x, group, y, saliency=True, chunk_size=chunk)
     logit = invariance_suite(model, x, group, y, saliency=False, chunk_size=chunk)
-    checks["suite_logit_vs_suite"] = compare_measures(logit, suite, cfg.n, "logit-only suite")
-    first = orbit_pass(model, x[:chunk], group, saliency=True)
-    orbit = group.orbit(x[:chunk])
-    with torch.no_grad():
-        floor_logits = model(orbit).reshape(first.logits.shape)
-    floor_maps = group.inverse_orbit(_forward_backward(model, [orbit], group.order)[0])
-    assert first.saliency is not None
-    checks["floor_logits_max_abs_diff"] = float((floor_logits - first.logits).abs().max())
-    checks["floor_saliency_max_abs_diff"] = float(
-        (floor_maps.reshape(first.saliency.shape) - first.saliency).abs().max()
-    )
-    if checks["floor_logits_max_abs_diff"] > 1e-5 or checks["floor_saliency_max_abs_diff"] > 1e-5:
-        raise BenchCheckError(
-            "the bare model pass and the suite's orbit pass give different logits or saliency; "
-            "report this as a bug"
-        )
+    checks: dict[str, Any] = {
+        "suite_logit_vs_suite": compare_measures(logit, suite, cfg.n, "logit-only suite"),
+        **_check_floor(setup),
+    }
     progress.finish()
 
     runs = []
@@ -620,40 +632,13 @@ def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> dict[str, A
             runs.append(_one_thread_count(cfg, threads, setup, progress))
     finally:
         torch.set_num_threads(threads_before)
-
-    memory: dict[str, Any] | None = None
-    if cfg.rss_n:
-        threads = max(cfg.threads)
-        progress.start(len(cfg.rss_n), "peak memory (fresh processes)")
-        probes = []
-        for count in cfg.rss_n:
-            probes.append(
-                measure_rss(
-                    cfg.size,
-                    count,
-                    cfg.rss_chunk,
-                    threads,
-                    cfg.seed,
-                    cfg.model,
-                    cfg.width,
-                    str(device),
-                )
-            )
-            progress.advance(1)
-        progress.finish()
-        memory = {"threads": threads, "chunk": cfg.rss_chunk, "probes": probes}
-        memory["target"] = {"op": "<=", "bound": RSS_TARGET}
-        if len(probes) >= 2:
-            lo, hi = probes[0], probes[-1]
-            memory["ratio"] = hi["peak_rss_bytes"] / lo["peak_rss_bytes"]
-            memory["growth_bytes"] = hi["peak_rss_bytes"] - lo["peak_rss_bytes"]
-            memory["target"] = target(memory["ratio"], "<=", RSS_TARGET)
+    memory = _memory(cfg, device, progress) if cfg.rss_n else None
 
     config = asdict(cfg)
     config["chunk_size"] = chunk
     config["data"] = "synthetic uniform [0, 1], seeded"
     config["dtype"] = "float32"
-    config["sample_shape"] = list(sample_shape)
+    config["sample_shape"] = list(BENCH_SHAPES[cfg.size])
     config["device"] = str(device)
     config["device_name"] = (
         torch.cuda.get_device_name(device) if device.type == "cuda" else machine["cpu"]

@@ -20,20 +20,14 @@ from ginvariance.cli import measure as _measure  # noqa: F401
 from ginvariance.cli import run as _run  # noqa: F401
 from ginvariance.cli import sweep as _sweep  # noqa: F401
 from ginvariance.cli import train as _train  # noqa: F401
-from ginvariance.cli.common import app, console_err, fail
+from ginvariance.cli.common import app, console_err, err_line, fail
 from ginvariance.errors import GinvarianceError
 
-
-def _click_exception() -> type[Exception]:
-    """The base class of click's usage errors, found through typer's public ``BadParameter``
-    (typer ≥ 0.12 re-exports click's, later typers their own copy of click)."""
-    for cls in typer.BadParameter.__mro__:
-        if cls.__name__ == "ClickException":
-            return cls
-    return typer.BadParameter  # pragma: no cover - every click has ClickException
-
-
-_ClickException = _click_exception()
+#: The base class of click's usage errors, found through typer's public ``BadParameter``
+#: (typer ≥ 0.12 re-exports click's, later typers their own copy of click).
+_ClickException: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
 
 
 def _interrupted() -> NoReturn:
@@ -41,13 +35,9 @@ def _interrupted() -> NoReturn:
     sys.exit(130)
 
 
-def _warning_line(
-    message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any
-) -> None:
+def _warning_line(message: Warning | str, *args: Any, **kwargs: Any) -> None:
     """Show a warning as one line on stderr: ``ginv: warning: ...``."""
-    line = " ".join(str(message).split())
-    sys.stderr.write(f"ginv: warning: {line}\n")
-    sys.stderr.flush()
+    err_line("warning: " + " ".join(str(message).split()))
 
 
 class _Terminated(BaseException):
@@ -73,8 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         _main(argv)
     except _Terminated:
-        sys.stderr.write("ginv: terminated; run the same command again to continue\n")
-        sys.stderr.flush()
+        err_line("terminated; run the same command again to continue")
         sys.exit(143)
     finally:
         if previous is not None:

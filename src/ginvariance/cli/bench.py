@@ -9,19 +9,16 @@ import typer
 from rich.table import Table
 
 from ginvariance.cli.common import (
+    DeviceOption,
     RichProgress,
     app,
     console,
+    emit_json,
     merge_alias,
     parse_rss_n,
     parse_threads,
 )
 from ginvariance.errors import ConfigError
-
-
-def _fmt_seconds(s: float) -> str:
-    return f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.2f} s"
-
 
 #: ``(time key, label, ratio key)`` of each row, in order (``benchmarks/bench.py`` adds its own).
 ROWS: list[tuple[str, str, str | None]] = [
@@ -45,61 +42,50 @@ ROWS: list[tuple[str, str, str | None]] = [
 ]
 
 
+def _mark(target: dict[str, Any], op: str | None = None) -> str:
+    """``op bound ✓`` (green) or ``✗`` (red) for a target of the bench's result."""
+    ok = "[green]✓[/]" if target["met"] else "[red]✗[/]"
+    return f"{op or target['op']} {target['bound']:g} {ok}"
+
+
 def bench_table(result: dict[str, Any], rows: list[tuple[str, str, str | None]] = ROWS) -> Table:
     """The rows of ``result`` (from :func:`ginvariance.bench.run_bench`) that it holds."""
     cfg = result["config"]
-    title = (
-        f"ginv bench: {cfg['model']} on {cfg['size']}×{cfg['size']}, N = {cfg['n']}, "
+    table = Table(
+        title=f"ginv bench: {cfg['model']} on {cfg['size']}×{cfg['size']}, N = {cfg['n']}, "
         f"{cfg['group']}, chunk {cfg['chunk_size']}"
     )
-    table = Table(title=title)
     table.add_column("threads", justify="right")
     table.add_column("what")
-    table.add_column("time", justify="right")
-    table.add_column("ratio", justify="right")
-    table.add_column("target", justify="right")
+    for column in ("time", "ratio", "target"):
+        table.add_column(column, justify="right")
     for run in result["runs"]:
-        secs = run["seconds"]
-        targets = run["targets"]
+        threads = str(run["threads"])
         for key, label, ratio_key in rows:
-            if key not in secs:
+            if key not in run["seconds"]:
                 continue
-            ratio = run["ratios"].get(ratio_key) if ratio_key else None
-            target = targets.get(ratio_key) if ratio_key else None
-            mark = ""
-            if target is not None:
-                ok = "[green]✓[/]" if target["met"] else "[red]✗[/]"
-                mark = f"{target['op']} {target['bound']:g} {ok}"
+            secs = run["seconds"][key]
+            ratio = run["ratios"].get(ratio_key)
+            target = run["targets"].get(ratio_key)
             table.add_row(
-                str(run["threads"]),
+                threads,
                 label,
-                _fmt_seconds(secs[key]),
-                f"{ratio:.2f}×" if ratio is not None else "",
-                mark,
+                f"{secs * 1e3:.1f} ms" if secs < 1 else f"{secs:.2f} s",
+                "" if ratio is None else f"{ratio:.2f}×",
+                "" if target is None else _mark(target),
             )
         for key, note in run["notes"].items():
             if isinstance(note, str):  # a comparison that could not run says why
-                table.add_row(str(run["threads"]), key, "—", "", note[:60])
+                table.add_row(threads, key, "—", "", note[:60])
         table.add_section()
     memory = result.get("memory")
     if memory:
         for probe in memory["probes"]:
-            table.add_row(
-                str(memory["threads"]),
-                f"peak RSS, N = {probe['n']:,}",
-                f"{probe['peak_rss_bytes'] / 2**20:.0f} MiB",
-                "",
-                "",
-            )
+            mib = f"{probe['peak_rss_bytes'] / 2**20:.0f} MiB"
+            table.add_row(str(memory["threads"]), f"peak RSS, N = {probe['n']:,}", mib, "", "")
         if "ratio" in memory:
-            ok = "[green]✓[/]" if memory["target"]["met"] else "[red]✗[/]"
-            table.add_row(
-                "",
-                "peak RSS ratio",
-                "",
-                f"{memory['ratio']:.3f}×",
-                f"<= {memory['target']['bound']:g} {ok}",
-            )
+            ratio = f"{memory['ratio']:.3f}×"
+            table.add_row("", "peak RSS ratio", "", ratio, _mark(memory["target"], "<="))
     return table
 
 
@@ -122,9 +108,7 @@ def bench(
         int | None,
         typer.Option(min=1, help="The model's width (resnet: first-stage channels, default 16)."),
     ] = None,
-    device: Annotated[
-        str, typer.Option(help="auto, cpu, cuda, cuda:N or mps (auto: CUDA when available).")
-    ] = "cpu",
+    device: DeviceOption = "cpu",
     precision: Annotated[
         str, typer.Option(help="fp32, or bf16 / fp16 for the forward under autocast.")
     ] = "fp32",
@@ -163,7 +147,6 @@ def bench(
     The naive loop and tmeasures run beside it: python benchmarks/bench.py (same options).
     """
     from ginvariance.bench import BenchConfig, run_bench
-    from ginvariance.io import atomic_write_json, to_json
 
     # --skip-naive / --skip-tmeasures skip what ginv bench no longer runs: accepted as they are
     for given, option in ((naive_samples, "--naive-samples"), (tmeasures_venv, "--tmeasures-venv")):
@@ -187,9 +170,5 @@ def bench(
         rss_n=() if skip_rss else rss_n,
     )
     result = run_bench(cfg, progress=RichProgress())
-    if output is not None:
-        atomic_write_json(output, result)
-    if json_out:
-        typer.echo(to_json(result), nl=False)
-    else:
+    if not emit_json(result, json_out, output):
         console.print(bench_table(result))

@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -36,7 +36,7 @@ from ginvariance.data.datasets import DATASET_NAMES, SPLITS
 from ginvariance.data.shifts import SHIFT_NAMES
 from ginvariance.errors import ConfigError
 from ginvariance.groups import GROUP_NAMES
-from ginvariance.seeds import check_seed
+from ginvariance.seeds import MAX_SEED, check_seed
 from ginvariance.training.config import DTYPES, MODES, ORBITS, PENALTIES
 
 # Plain (click-style) help: flags show as flags (`--json`), not as `--json <bool>`, and the
@@ -105,37 +105,30 @@ def comma_list(
     """A typer ``parser=`` for ``option``: ``"a,b"`` → ``(item("a"), item("b"))``.
 
     An empty item, an item ``item`` refuses (``ValueError``) or a repeated value is a
-    :class:`~ginvariance.errors.ConfigError` naming ``option`` and giving ``example``.
+    ``typer.BadParameter`` naming ``option`` and giving ``example`` (click shows its message;
+    a bare ``ValueError`` it replaces by "Invalid value" in the clicks typer 0.12 runs on).
     """
 
     def parse(text: Any) -> tuple[T, ...]:
-        # click reports a BadParameter with its message; a ValueError (as ConfigError is) it
-        # replaces by a bare "Invalid value" in the clicks that typer 0.12 runs on
-        try:
-            return _parse(text)
-        except ConfigError as exc:
-            raise typer.BadParameter(str(exc)) from None
-
-    def _parse(text: Any) -> tuple[T, ...]:
         if isinstance(text, tuple):  # a default, already parsed
             return text
         parts = [p.strip() for p in str(text).split(",")]
         if any(not p for p in parts):
-            raise ConfigError(
+            raise typer.BadParameter(
                 f"{option} {text!r} has an empty item; give comma-separated {what}, "
                 f"e.g. {option} {example}"
             )
         try:
             values = tuple(item(p) for p in parts)
-        except ConfigError:
-            raise
+        except ConfigError as exc:
+            raise typer.BadParameter(str(exc)) from None
         except ValueError:
-            raise ConfigError(
+            raise typer.BadParameter(
                 f"{option} {text!r} is not a comma-separated list of {what}; "
                 f"e.g. {option} {example}"
             ) from None
         if len(set(values)) != len(values):
-            raise ConfigError(f"{option} {text!r} repeats a value; give each once")
+            raise typer.BadParameter(f"{option} {text!r} repeats a value; give each once")
         return values
 
     return parse
@@ -166,19 +159,62 @@ def name_list(option: str, example: str) -> Callable[[Any], tuple[str, ...]]:
     return comma_list(option, str, "names", example)
 
 
-def deprecated(old: str, new: str) -> None:
-    """Say once, on stderr, that ``old`` still works but is spelled ``new`` now."""
-    warnings.warn(f"{old} is deprecated; use {new}", FutureWarning, stacklevel=2)
+def names_option(*names: str, example: str, help: str) -> Any:
+    """A ``--NAMES/--NAME`` option that takes a comma list of names, e.g. ``example``."""
+    return typer.Option(*names, parser=name_list(names[0], example), metavar="NAME,...", help=help)
+
+
+def seeds_option(help: str) -> Any:
+    """``--seeds/--seed``: a comma list of distinct seeds."""
+    return typer.Option("--seeds", "--seed", parser=parse_seed_list, metavar="INT,...", help=help)
 
 
 def merge_alias(new_value: Any, new_default: Any, old_value: Any, old: str, new: str) -> Any:
-    """The value of an option given either under its name ``new`` or a deprecated ``old``."""
+    """The value of an option given either under its name ``new`` or a deprecated ``old``
+    (which says once, on stderr, that it is spelled ``new`` now)."""
     if old_value is None:
         return new_value
-    deprecated(old, new)
+    warnings.warn(f"{old} is deprecated; use {new}", FutureWarning, stacklevel=2)
     if new_value != new_default and new_value != old_value:
         raise ConfigError(f"{old} and {new} are the same option; give only {new}")
     return old_value
+
+
+# -- options several commands spell the same way -------------------------------------------
+
+DeviceOption = Annotated[
+    str, typer.Option(help="auto, cpu, cuda, cuda:N or mps (auto: CUDA when available).")
+]
+GroupOption = Annotated[str, typer.Option(help=GROUP_HELP)]
+DatasetOption = Annotated[str, typer.Option(help=DATASET_HELP)]
+EpochsOption = Annotated[
+    int | None, typer.Option(min=1, help="Training epochs (default 40, quick 10).")
+]
+TrainLimitOption = Annotated[
+    int | None, typer.Option(min=1, help="Train on the first N training samples only.")
+]
+
+
+def root_option(help: str = "Folder of IDX files for mnist-style data sets.") -> Any:
+    """``--root/--data-dir``: the folder of a data set's files."""
+    return typer.Option("--root", "--data-dir", help=help)
+
+
+def seed_option(help: str) -> Any:
+    """``--seed``: one seed in ``0..MAX_SEED``."""
+    return typer.Option(min=0, max=MAX_SEED, help=help)
+
+
+def emit_json(result: Any, json_out: bool, output: Path | None = None) -> bool:
+    """Write ``result`` to ``output`` (atomically) if given, and print it as JSON on stdout
+    with ``--json``; whether it printed (else the command prints its table)."""
+    from ginvariance.io import atomic_write_json, to_json
+
+    if output is not None:
+        atomic_write_json(output, result)
+    if json_out:
+        typer.echo(to_json(result), nl=False)
+    return json_out
 
 
 @app.callback()
@@ -201,11 +237,20 @@ def shown(path: object) -> str:
     return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
 
 
+def note(text: str) -> None:
+    """One line ``ginv: note: text`` on stderr."""
+    console_err.print(f"ginv: note: {text}", highlight=False, soft_wrap=True)
+
+
+def err_line(text: str) -> None:
+    """Write ``ginv: text`` and a newline to stderr, at once."""
+    sys.stderr.write(f"ginv: {text}\n")
+    sys.stderr.flush()
+
+
 def fail(message: str) -> NoReturn:
     """Print one line to stderr and exit with status 2 (control characters removed)."""
-    line = " ".join(_CONTROL.sub("", str(message)).split())
-    sys.stderr.write(f"ginv: error: {line}\n")
-    sys.stderr.flush()
+    err_line("error: " + " ".join(_CONTROL.sub("", str(message)).split()))
     sys.exit(2)
 
 
@@ -266,17 +311,14 @@ class RichProgress:
         if self._done < total:
             return
         info = f" ({self._info})" if self._info else ""
-        sys.stderr.write(
-            f"ginv: {description}: {total}/{total} done in "
-            f"{time.perf_counter() - began:.1f} s{info}\n"
+        err_line(
+            f"{description}: {total}/{total} done in {time.perf_counter() - began:.1f} s{info}"
         )
-        sys.stderr.flush()
 
     def note(self, text: str) -> None:
         """One line about work that finished inside the stage (a concurrent training)."""
         if self.lines:
-            sys.stderr.write(f"ginv: {text}\n")
-            sys.stderr.flush()
+            err_line(text)
         elif self._bar is not None:
             self._bar.console.print(text, markup=False, highlight=False)
 
@@ -291,8 +333,6 @@ class RichProgress:
 
 def usable_cores() -> int:
     """The CPU cores this process may run on (its affinity mask where the OS has one)."""
-    import os
-
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)

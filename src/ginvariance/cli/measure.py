@@ -13,22 +13,23 @@ from rich.table import Table
 
 from ginvariance.cli.common import (
     DATASET_HELP,
-    GROUP_HELP,
     SHIFT_HELP,
+    DeviceOption,
     Dtype,
+    GroupOption,
     RichProgress,
     Split,
     app,
     console,
-    console_err,
-    name_list,
+    emit_json,
+    names_option,
+    note,
+    root_option,
+    seed_option,
     value,
 )
 from ginvariance.errors import ConfigError, DataError, OutputError
 from ginvariance.keys import MEASURE_KEYS
-from ginvariance.seeds import MAX_SEED
-
-parse_shift_list = name_list("--shift", "uniform,blur")
 
 
 def load_data(
@@ -54,9 +55,7 @@ def load_data(
         ds = load_npz(data, max_bytes=max(1, int(max_data_gib * 2**30)))
     else:
         ds = load_dataset(dataset or "", split, root=root)
-    if limit is not None:
-        if limit < 1:
-            raise ConfigError(f"--limit must be a positive number of samples, got {limit}")
+    if limit is not None:  # at least 1: typer checks it
         ds.x, ds.y = ds.x[:limit], ds.y[:limit]
     return ds
 
@@ -64,16 +63,14 @@ def load_data(
 def resolve_num_classes(given: int | None, ds: Any, from_labels: bool) -> tuple[int, str]:
     """``K`` of the model to build, and where it came from (for messages).
 
-    ``--num-classes`` when given (at least the largest label + 1); else the data set's: for an
-    ``.npz`` (``from_labels``) the largest label + 1, too few when the data lack the last
-    classes of a trained model.
+    ``--num-classes`` when given (at least the largest label + 1; typer checks it is ≥ 1);
+    else the data set's: for an ``.npz`` (``from_labels``) the largest label + 1, too few when
+    the data lack the last classes of a trained model.
     """
     largest = int(ds.y.max()) if ds.y.numel() else -1
     if given is None:
         where = f"counted from the labels (the largest is {largest})" if from_labels else ""
         return int(ds.num_classes), where or f"those of data set {getattr(ds, 'name', '')!r}"
-    if isinstance(given, bool) or given < 1:
-        raise ConfigError(f"--num-classes must be a positive integer, got {given}")
     if largest >= given:
         raise ConfigError(
             f"--num-classes {given} but the data have label {largest}; pass at least "
@@ -83,14 +80,11 @@ def resolve_num_classes(given: int | None, ds: Any, from_labels: bool) -> tuple[
 
 
 def check_checkpoint_shape(path: Path, meta: dict[str, Any], sample_shape: tuple[int, ...]) -> None:
-    """Refuse data whose samples are not of the shape the checkpoint's model was trained on."""
-    desc = meta.get("model") if isinstance(meta, dict) else None
-    trained = desc.get("sample_shape") if isinstance(desc, dict) else None
-    if not isinstance(trained, list | tuple) or not all(
-        isinstance(v, int) and not isinstance(v, bool) for v in trained
-    ):
-        return  # no shape recorded: the model's own check runs on the first batch
-    if tuple(trained) != tuple(sample_shape):
+    """Refuse data whose samples are not of the shape the checkpoint's model was trained on
+    (``meta`` as :func:`~ginvariance.training.checkpoint.read_checkpoint` verified it; without
+    a model description, the model's own check runs on the first batch)."""
+    trained = (meta.get("model") or {}).get("sample_shape")
+    if trained is not None and tuple(trained) != tuple(sample_shape):
         from ginvariance.models.cnn import shape_fix
 
         raise DataError(
@@ -243,17 +237,12 @@ def measure_command(
             "images arranged by class (DIR/CLASS/IMAGE.png)."
         ),
     ] = None,
-    root: Annotated[
-        Path | None,
-        typer.Option("--root", "--data-dir", help="Folder of IDX files for mnist-style data sets."),
-    ] = None,
+    root: Annotated[Path | None, root_option()] = None,
     split: Annotated[Split, typer.Option(help="Split of a named data set.")] = Split.test,
-    group: Annotated[str, typer.Option(help=GROUP_HELP)] = "c4",
+    group: GroupOption = "c4",
     shift: Annotated[
         list[Any] | None,
-        typer.Option(
-            "--shift", "--shifts", parser=parse_shift_list, metavar="NAME,...", help=SHIFT_HELP
-        ),
+        names_option("--shift", "--shifts", example="uniform,blur", help=SHIFT_HELP),
     ] = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print JSON instead of a table.")
@@ -272,10 +261,7 @@ def measure_command(
     limit: Annotated[
         int | None, typer.Option(min=1, help="Measure only the first N samples.")
     ] = None,
-    seed: Annotated[
-        int,
-        typer.Option(min=0, max=MAX_SEED, help="Seed of the shifts and of initial weights."),
-    ] = 0,
+    seed: Annotated[int, seed_option("Seed of the shifts and of initial weights.")] = 0,
     num_classes: Annotated[
         int | None,
         typer.Option(
@@ -299,9 +285,7 @@ def measure_command(
             "(checked from its headers first)."
         ),
     ] = 4.0,
-    device: Annotated[
-        str, typer.Option(help="auto, cpu, cuda, cuda:N or mps (auto: CUDA when available).")
-    ] = "auto",
+    device: DeviceOption = "auto",
     precision: Annotated[
         str,
         typer.Option(help="fp32, or bf16 / fp16: the forward under autocast (sums stay float64)."),
@@ -313,7 +297,6 @@ def measure_command(
     from ginvariance.data.shifts import DEFAULT_SHIFTS, get_shift
     from ginvariance.devices import check_precision, resolve_device
     from ginvariance.groups import get_group
-    from ginvariance.io import atomic_write_json, to_json
     from ginvariance.metrics import measure
     from ginvariance.seeds import seeded
     from ginvariance.usercode import user_code
@@ -374,26 +357,18 @@ def measure_command(
             precision=precision,
         )
     result = report.to_dict()
-    if output is not None:
-        atomic_write_json(output, result)
-    if json_out:
-        console.file.write(to_json(result))
-    else:
+    if not emit_json(result, json_out, output):
         title = f"{getattr(ds, 'name', 'data')} · {resolved.name} (order {resolved.order})"
         console.print(results_table(result, title))
     if not getattr(resolved, "exact", True):
-        console_err.print(
-            f"ginv: note: {resolved.name} interpolates, so it is approximate: even a model "
-            "invariant by construction scores above 0 (read pdi below "
+        note(
+            f"{resolved.name} interpolates, so it is approximate: even a model invariant by "
+            "construction scores above 0 (read pdi below "
             f"{getattr(resolved, 'tolerance', 0):g} nats as invariant up to interpolation); "
-            "c4 and d4 are exact",
-            highlight=False,
-            soft_wrap=True,
+            "c4 and d4 are exact"
         )
     if model is not None and ":" not in model and checkpoint is None:
-        console_err.print(
-            f"ginv: note: --model {model} without --checkpoint measured randomly initialised "
-            "weights (seeded by --seed); pass --checkpoint FILE for a trained model",
-            highlight=False,
-            soft_wrap=True,
+        note(
+            f"--model {model} without --checkpoint measured randomly initialised weights "
+            "(seeded by --seed); pass --checkpoint FILE for a trained model"
         )

@@ -9,13 +9,17 @@ import typer
 from rich.table import Table
 
 from ginvariance.cli.common import (
-    DATASET_HELP,
     DEFAULT_OUT,
-    GROUP_HELP,
+    DatasetOption,
+    DeviceOption,
+    EpochsOption,
+    GroupOption,
     RichProgress,
     app,
     console,
-    parse_seed_list,
+    emit_json,
+    root_option,
+    seeds_option,
     shown,
     usable_cores,
 )
@@ -26,29 +30,21 @@ def claims_table(results: dict[str, Any]) -> Table:
     from ginvariance.experiments.claims import CLAIM_KEYS
     from ginvariance.report.html import claim_verdict, deciding_text
 
-    table = Table(
-        title=f"Claims: {results['dataset']}, {results['group']}, "
-        f"seeds {', '.join(map(str, results['seeds']))}"
-    )
-    table.add_column("claim")
-    table.add_column("deciding quantity")
-    table.add_column("verdict")
+    seeds = ", ".join(map(str, results["seeds"]))
+    table = Table(title=f"Claims: {results['dataset']}, {results['group']}, seeds {seeds}")
+    for column in ("claim", "deciding quantity", "verdict"):
+        table.add_column(column)
     colours = {"holds": "green", "fails": "red", "unclear": "yellow"}
     claims = results["claims"]
     for key in [k for k in CLAIM_KEYS if k in claims] + [k for k in claims if k not in CLAIM_KEYS]:
         claim = claims[key]
         verdict = claim_verdict(claim)
         text = deciding_text(claim) or "  ".join(
-            f"{k}={_short(v)}" for k, v in claim["numbers"].items()
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in claim["numbers"].items()
         )
         table.add_row(key, text, f"[{colours[verdict]}]{verdict}[/{colours[verdict]}]")
     return table
-
-
-def _short(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    return str(v)
 
 
 @app.command("run", short_help="The study: train, measure, judge the claims.")
@@ -61,28 +57,20 @@ def run_command(
     ] = False,
     seeds: Annotated[
         Any,
-        typer.Option(
-            "--seeds",
-            "--seed",
-            parser=parse_seed_list,
-            metavar="INT,...",
-            help="Comma-separated seeds (default 0,1,2; with --quick 0): each claim is judged "
-            "on the 95% interval over seeds.",
+        seeds_option(
+            "Comma-separated seeds (default 0,1,2; with --quick 0): each claim is judged "
+            "on the 95% interval over seeds."
         ),
     ] = None,
-    group: Annotated[str, typer.Option(help=GROUP_HELP)] = "c4",
-    dataset: Annotated[str, typer.Option(help=DATASET_HELP)] = "digits",
+    group: GroupOption = "c4",
+    dataset: DatasetOption = "digits",
     root: Annotated[
         Path | None,
-        typer.Option(
-            "--root",
-            "--data-dir",
-            help="Folder of the four MNIST IDX files (mnist without it: 5,000 built-in digits).",
+        root_option(
+            "Folder of the four MNIST IDX files (mnist without it: 5,000 built-in digits)."
         ),
     ] = None,
-    epochs: Annotated[
-        int | None, typer.Option(min=1, help="Training epochs (default 40, quick 10).")
-    ] = None,
+    epochs: EpochsOption = None,
     force: Annotated[
         bool,
         typer.Option(
@@ -100,14 +88,12 @@ def run_command(
         ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print results.json.")] = False,
-    device: Annotated[
-        str, typer.Option(help="auto, cpu, cuda, cuda:N or mps (auto: CUDA when available).")
-    ] = "auto",
+    device: DeviceOption = "auto",
 ) -> None:
     """Train the study's models on 3 seeds, measure them, and judge the claims with intervals."""
+    from ginvariance.devices import resolve_device
     from ginvariance.experiments import REPORT_FILE, StudyConfig, load_saliency, run_study
     from ginvariance.folder import output_folder
-    from ginvariance.io import to_json
     from ginvariance.report import render_report
 
     config = StudyConfig(
@@ -119,27 +105,18 @@ def run_command(
         epochs=epochs,
     )
     config.resolved()
-    from ginvariance.devices import resolve_device
-
     where = resolve_device(device)  # an unknown or absent device fails before any file
     with output_folder(out):  # one lock for the study and its report
-        results = run_study(
-            config,
-            out,
-            force=force,
-            progress=RichProgress(enabled=not json_out),
-            jobs=jobs or usable_cores(),
-            device=where,
-        )
+        progress = RichProgress(enabled=not json_out)
+        jobs = jobs or usable_cores()
+        results = run_study(config, out, force=force, progress=progress, jobs=jobs, device=where)
         render_report(results, out, load_saliency(out))
-    if json_out:
-        typer.echo(to_json(results), nl=False)
+    if emit_json(results, json_out):
         return
     console.print(claims_table(results))
-    total = results["timings"]["total"]
     console.print(
         f"results: {shown(out / 'results.json')}   report: {shown(out / REPORT_FILE)}   "
-        f"({total:.1f} s)",
+        f"({results['timings']['total']:.1f} s)",
         markup=False,
     )
 

@@ -13,25 +13,29 @@ from ginvariance.cli.common import (
     DEFAULT_OUT,
     GROUP_HELP,
     SHIFT_HELP,
+    EpochsOption,
     RichProgress,
+    TrainLimitOption,
     app,
     console,
-    name_list,
+    emit_json,
+    names_option,
     parse_lam_list,
-    parse_seed_list,
+    root_option,
+    seeds_option,
 )
 
 
 def sweep_table(summary: dict[str, Any]) -> Table:
     """Mean ± half-width of the CI of pdi/li/sis (id and each shift) and accuracy per cell."""
     entries = summary["entries"]
-    shifts = sorted({s for e in entries for s in e["shift"]})
+    conditions = ("id", *sorted({s for e in entries for s in e["shift"]}))
     pct = f"{float(summary.get('confidence', 0.95)):.0%}"
     table = Table(title=f"Sweep: mean ± {pct} CI half-width over seeds")
     for col in ("group", "data", "model", "λ", "n"):
         table.add_column(col)
     table.add_column("accuracy", justify="right")
-    for cond in ("id", *shifts):
+    for cond in conditions:
         for key in ("pdi", "li", "sis"):
             table.add_column(f"{key} {cond}", justify="right")
 
@@ -42,23 +46,14 @@ def sweep_table(summary: dict[str, Any]) -> Table:
         return f"{s['mean']:.3g}" + ("" if half is None else f" ± {half:.2g}")
 
     for e in entries:
-        row = [
-            e["group"],
-            e["dataset"],
-            e["model"],
-            "—" if e["lam"] is None else f"{e['lam']:g}",
-            str(len(e["seeds"])),
-            cell(e["id"].get("accuracy")),
-        ]
-        for cond in ("id", *shifts):
+        lam = "—" if e["lam"] is None else f"{e['lam']:g}"
+        row = [e["group"], e["dataset"], e["model"], lam, str(len(e["seeds"]))]
+        row.append(cell(e["id"].get("accuracy")))
+        for cond in conditions:
             block = e["id"] if cond == "id" else e["shift"][cond]
             row.extend(cell(block.get(k)) for k in ("pdi", "li", "sis"))
         table.add_row(*row)
     return table
-
-
-def _list_option(names: tuple[str, str], parser: Any, metavar: str, help: str) -> Any:
-    return typer.Option(*names, parser=parser, metavar=metavar, help=help)
 
 
 @app.command("sweep", short_help="Sweep λ, seeds, groups, models on Ray Tune.")
@@ -66,9 +61,7 @@ def sweep_command(
     out: Annotated[
         Path, typer.Option(help="Sweep folder: trials, Tune state, sweep.json/png.")
     ] = DEFAULT_OUT,
-    seeds: Annotated[
-        Any, _list_option(("--seeds", "--seed"), parse_seed_list, "INT,...", "Seeds.")
-    ] = "0,1",
+    seeds: Annotated[Any, seeds_option("Seeds.")] = "0,1",
     lams: Annotated[
         Any,
         typer.Option(
@@ -78,44 +71,22 @@ def sweep_command(
         ),
     ] = "0,0.1,1,10",
     groups: Annotated[
-        Any,
-        _list_option(
-            ("--groups", "--group"), name_list("--groups", "c4,d4"), "NAME,...", GROUP_HELP
-        ),
+        Any, names_option("--groups", "--group", example="c4,d4", help=GROUP_HELP)
     ] = "c4",
     datasets: Annotated[
-        Any,
-        _list_option(
-            ("--datasets", "--dataset"),
-            name_list("--datasets", "digits,mnist1d"),
-            "NAME,...",
-            DATASET_HELP,
-        ),
+        Any, names_option("--datasets", "--dataset", example="digits,mnist1d", help=DATASET_HELP)
     ] = "digits",
     models: Annotated[
-        Any,
-        _list_option(
-            ("--models", "--model"),
-            name_list("--models", "cnn,mlp"),
-            "NAME,...",
-            "Networks: cnn, mlp.",
-        ),
+        Any, names_option("--models", "--model", example="cnn,mlp", help="Networks: cnn, mlp.")
     ] = "cnn",
     shifts: Annotated[
-        Any,
-        _list_option(
-            ("--shifts", "--shift"), name_list("--shifts", "uniform,blur"), "NAME,...", SHIFT_HELP
-        ),
+        Any, names_option("--shifts", "--shift", example="uniform,blur", help=SHIFT_HELP)
     ] = "uniform",
     quick: Annotated[
         bool, typer.Option("--quick", help="10 epochs and 200 test samples per trial.")
     ] = False,
-    epochs: Annotated[
-        int | None, typer.Option(min=1, help="Training epochs (default 40, quick 10).")
-    ] = None,
-    limit: Annotated[
-        int | None, typer.Option(min=1, help="Train on the first N training samples only.")
-    ] = None,
+    epochs: EpochsOption = None,
+    limit: TrainLimitOption = None,
     n_measure: Annotated[
         int | None, typer.Option(min=1, help="Test samples measured (default all, quick 200).")
     ] = None,
@@ -126,10 +97,7 @@ def sweep_command(
             help="Also train the weight-tied reference per group/data/seed.",
         ),
     ] = True,
-    root: Annotated[
-        Path | None,
-        typer.Option("--root", "--data-dir", help="Folder of IDX files for mnist-style data sets."),
-    ] = None,
+    root: Annotated[Path | None, root_option()] = None,
     address: Annotated[
         str | None,
         typer.Option(help="A running Ray cluster (e.g. auto); default: a local Ray instance."),
@@ -153,7 +121,6 @@ def sweep_command(
 ) -> None:
     """Sweep λ (and seeds, groups, models, data sets) on Ray Tune; aggregate with 95 % CIs."""
     from ginvariance.experiments.sweep import SWEEP_FIGURE, SWEEP_FILE, SweepConfig, run_sweep
-    from ginvariance.io import to_json
     from ginvariance.report.sweep_page import render_sweep
 
     config = SweepConfig(
@@ -180,12 +147,10 @@ def sweep_command(
         gpus_per_trial=gpus_per_trial,
     )
     render_sweep(summary, out)
-    if json_out:
-        typer.echo(to_json(summary), nl=False)
+    if emit_json(summary, json_out):
         return
     console.print(sweep_table(summary))
-    total = summary["timings"]["total"]
     console.print(
         f"sweep: {out / SWEEP_FILE}   figure: {out / SWEEP_FIGURE}   "
-        f"trials: {out / 'trials'}   ({total:.1f} s)"
+        f"trials: {out / 'trials'}   ({summary['timings']['total']:.1f} s)"
     )

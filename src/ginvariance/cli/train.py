@@ -8,22 +8,25 @@ from typing import Annotated, Any
 import typer
 
 from ginvariance.cli.common import (
-    DATASET_HELP,
     DEFAULT_OUT,
-    GROUP_HELP,
+    DatasetOption,
+    DeviceOption,
     Dtype,
+    GroupOption,
     Method,
     Orbit,
     Penalty,
     RichProgress,
+    TrainLimitOption,
     app,
     console,
+    emit_json,
     merge_alias,
+    root_option,
+    seed_option,
     shown,
     value,
 )
-from ginvariance.io import to_json
-from ginvariance.seeds import MAX_SEED
 
 
 @app.command("train", short_help="Train one model, checkpointed every epoch.")
@@ -44,14 +47,11 @@ def train_command(
         str | None,
         typer.Option(help="Network: cnn, mlp (default cnn; weight-tied for --method weight-tied)."),
     ] = None,
-    dataset: Annotated[str, typer.Option(help=DATASET_HELP)] = "digits",
+    dataset: DatasetOption = "digits",
     root: Annotated[
-        Path | None,
-        typer.Option(
-            "--root", "--data-dir", help="Folder of the data set's files (MNIST IDX files)."
-        ),
+        Path | None, root_option("Folder of the data set's files (MNIST IDX files).")
     ] = None,
-    group: Annotated[str, typer.Option(help=GROUP_HELP)] = "c4",
+    group: GroupOption = "c4",
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the training data.")] = 60,
     batch_size: Annotated[int, typer.Option(min=1, help="Samples per step.")] = 64,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
@@ -61,14 +61,9 @@ def train_command(
     orbit: Annotated[
         Orbit, typer.Option(help="Penalty over the full orbit or one sampled element.")
     ] = Orbit.full,
-    seed: Annotated[
-        int,
-        typer.Option(min=0, max=MAX_SEED, help="Random seed (init, data order, augmentation)."),
-    ] = 0,
+    seed: Annotated[int, seed_option("Random seed (init, data order, augmentation).")] = 0,
     dtype: Annotated[Dtype, typer.Option(help="Floating-point type.")] = Dtype.float32,
-    limit: Annotated[
-        int | None, typer.Option(min=1, help="Train on the first N training samples only.")
-    ] = None,
+    limit: TrainLimitOption = None,
     out: Annotated[
         Path, typer.Option(help="Folder for NAME.safetensors and NAME.json.")
     ] = DEFAULT_OUT,
@@ -84,9 +79,7 @@ def train_command(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the final metrics as JSON.")
     ] = False,
-    device: Annotated[
-        str, typer.Option(help="auto, cpu, cuda, cuda:N or mps (auto: CUDA when available).")
-    ] = "auto",
+    device: DeviceOption = "auto",
 ) -> None:
     """Train one model and checkpoint it after every epoch (safetensors + JSON sidecar)."""
     from ginvariance.devices import resolve_device
@@ -122,14 +115,13 @@ def train_command(
         device=where,
     )
     metrics: dict[str, Any] = dict(result.metrics)
-    if json_out:
-        payload = {
-            "metrics": metrics,
-            "config": config.to_dict(),
-            "checkpoint": str(result.checkpoint) if result.checkpoint else None,
-            "seconds": result.seconds,
-        }
-        typer.echo(to_json(payload), nl=False)
+    payload = {
+        "metrics": metrics,
+        "config": config.to_dict(),
+        "checkpoint": str(result.checkpoint) if result.checkpoint else None,
+        "seconds": result.seconds,
+    }
+    if emit_json(payload, json_out):
         return
     console.print(
         f"[bold]{config.mode}[/] {config.model_name} on {config.dataset} ({config.group}), "
