@@ -166,15 +166,13 @@ def build_bench_model(name: str, size: int, seed: int = 0, width: int | None = N
     """Model ``name`` of :data:`TIMED_MODELS` for :data:`BENCH_SHAPES` ``[size]`` inputs and
     10 classes, seeded, in eval mode (``resnet``: :data:`BENCH_RESNET_WIDTH` channels unless
     ``width`` says otherwise)."""
-    from ginvariance.models import build_model
-    from ginvariance.seeds import seeded
+    from ginvariance.models import build_seeded_model
 
     check_bench_model(name)
     if width is None and name == "resnet":
         width = BENCH_RESNET_WIDTH
-    with seeded(seed):
-        model = build_model(name, BENCH_SHAPES.get(size, (1, size, size)), NUM_CLASSES, width=width)
-    return model.eval()
+    shape = BENCH_SHAPES.get(size, (1, size, size))
+    return build_seeded_model(name, shape, NUM_CLASSES, seed=seed, width=width).eval()
 
 
 def build_cnn(size: int, seed: int = 0) -> nn.Module:

@@ -164,15 +164,16 @@ def build_seeded_model(
     group: Group | str | None = None,
     dtype: str = "float32",
     seed: int = 0,
+    width: int | None = None,
 ) -> nn.Module:
     """:func:`build_model` with weights drawn under ``torch.manual_seed(seed)``, cast to
     ``dtype`` (``"float32"`` or ``"float64"``).
 
     The global random state is left as it was (:func:`ginvariance.seeds.seeded`), so the
-    weights are a function of ``(name, sample_shape, num_classes, group, seed)`` alone.
+    weights are a function of ``(name, sample_shape, num_classes, group, width, seed)`` alone.
     """
     with seeded(seed):
-        model = build_model(name, tuple(sample_shape), num_classes, group=group)
+        model = build_model(name, tuple(sample_shape), num_classes, group=group, width=width)
     return model.to(getattr(torch, dtype))
 
 
