@@ -196,10 +196,10 @@ def _conditions(results: Mapping[str, Any], models: Sequence[str]) -> list[str]:
     return ["id", *first["shift"].keys()]
 
 
-def _value(entry: Mapping[str, Any], condition: str, key: str) -> float | None:
+def _value(entry: Mapping[str, Any], condition: str, key: str) -> float:
     values = entry["id"] if condition == "id" else entry["shift"][condition]
     v = values.get(key)
-    return None if v is None else float(v)
+    return math.nan if v is None else float(v)
 
 
 def _std(entry: Mapping[str, Any], condition: str, key: str) -> float | None:
@@ -223,16 +223,10 @@ def measures_figure(results: Mapping[str, Any], models: Sequence[str]) -> bytes:
     for ax, (key, label, log) in zip(axes, keys, strict=True):
         for j, name in enumerate(models):
             entry = results["models"][name]
-            values, errors = [], []
-            for c in conditions:
-                v = _value(entry, c, key)
-                s = _std(entry, c, key)
-                if v is None:
-                    v = math.nan
-                if log:
-                    v = max(abs(v), LOG_FLOOR) if math.isfinite(v) else math.nan
-                values.append(v)
-                errors.append(s if s is not None else 0.0)
+            values = [_value(entry, c, key) for c in conditions]
+            if log:  # |v| on the log axis, at least LOG_FLOOR
+                values = [max(abs(v), LOG_FLOOR) if math.isfinite(v) else math.nan for v in values]
+            errors = [_std(entry, c, key) or 0.0 for c in conditions]
             ax.bar(
                 positions + (j - (len(models) - 1) / 2) * width,
                 values,
@@ -287,19 +281,17 @@ def spectral_figure(results: Mapping[str, Any], models: Sequence[str]) -> bytes:
             color=color,
             alpha=0.7,
         )
-    left.set_yscale("log")
     left.set_xlabel("index k")
     left.set_ylabel("mean singular value σ_k of ∂z/∂x")
     left.set_title("Jacobian spectrum: raw (solid), ÷ logit scale (dashed)", fontsize=9)
-    left.grid(alpha=0.3)
-    left.legend(fontsize=8)
     right.set_xscale("log")
-    right.set_yscale("log")
     right.set_xlabel("ε")
     right.set_ylabel("E‖f(x+εu) − f(x)‖ / ε")
     right.set_title("Random-direction sensitivity: raw (solid), ÷ logit scale (dashed)", fontsize=9)
-    right.grid(alpha=0.3)
-    right.legend(fontsize=8)
+    for ax in (left, right):
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.suptitle("Spectral decay", fontsize=10)
     fig.tight_layout()
     return _png(fig)
