@@ -1,13 +1,7 @@
-"""The report's figures (matplotlib figures without pyplot), each returned as PNG bytes.
-
-- :func:`saliency_figure` — Figure 1 of the paper: a row per model (and sample), a column per
-  group element, each the saliency map of ``g·x`` mapped back by ``g⁻¹``; a genuinely
-  invariant model shows the same map in every column. 1-D signals are drawn as curves, one
-  per group element, on one axis per row.
-- :func:`measures_figure` — ``pdi``, ``li``, ``sis`` per model, in distribution next to each
-  shift (grouped bars; log scale for ``pdi`` and ``li``).
-- :func:`spectral_figure` — mean Jacobian singular values and sensitivity against ``ε`` per
-  model, raw (solid) and divided by the model's logit scale (dashed).
+"""The report's figures, each drawn on a bare matplotlib ``Figure`` (no pyplot: a notebook's
+backend is left alone) and returned as PNG bytes: saliency over the orbit (the paper's
+Figure 1; 1-D signals as overlaid curves), the invariance measures per model and input
+condition, and spectral decay.
 """
 
 from __future__ import annotations

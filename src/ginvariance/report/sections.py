@@ -116,18 +116,7 @@ def claims_table(claims: Mapping[str, Any], several_seeds: bool = True) -> str:
     )
 
 
-def _interval(d: Mapping[str, Any]) -> str:
-    ci = d.get("ci")
-    if ci:
-        return f"[{_number(ci[0])}, {_number(ci[1])}]"
-    return "one seed: none"
-
-
 _OPS = {">=": "≥", "<=": "≤", "<": "<", ">": ">"}
-
-
-def _threshold(v: Any) -> str:
-    return f"{v:g}" if is_number(v) else html.escape(str(v))
 
 
 def verdict_table(claims: Mapping[str, Any]) -> str:
@@ -140,11 +129,14 @@ def verdict_table(claims: Mapping[str, Any]) -> str:
         d = claim.get("deciding") or {}
         if d:
             side = "" if d.get("side_conditions_hold", True) else " (a side condition fails)"
+            ci, t = d.get("ci"), d.get("threshold")
+            interval = f"[{_number(ci[0])}, {_number(ci[1])}]" if ci else "one seed: none"
+            threshold = f"{t:g}" if is_number(t) else html.escape(str(t))
             cells = (
                 f"<td class='l q'>{html.escape(str(d.get('name')))}</td>"
-                f"<td>{_number(d.get('mean'))}</td><td>{_interval(d)}</td>"
+                f"<td>{_number(d.get('mean'))}</td><td>{interval}</td>"
                 f"<td>{_OPS.get(str(d.get('op')), html.escape(str(d.get('op'))))} "
-                f"{_threshold(d.get('threshold'))}{html.escape(side)}</td>"
+                f"{threshold}{html.escape(side)}</td>"
             )
         else:
             numbers = ", ".join(
