@@ -316,11 +316,12 @@ def run_sweep(
         raise ConfigError(f"gpus_per_trial must be a number ≥ 0, got {gpus_per_trial!r}")
     if num_cpus is not None:
         check_int(num_cpus, "--num-cpus")
-    config, skipped = check_grid(config)
-    trials = plan_trials(config)
-    skipped_pairs = {(s["group"], s["dataset"]) for s in skipped}
+    skipped = check_grid(config)
+    no_reference = {(s["group"], s["dataset"]) for s in skipped}
     trials = [
-        t for t in trials if not (t.mode == REFERENCE and (t.group, t.dataset) in skipped_pairs)
+        t
+        for t in plan_trials(config)
+        if not (t.mode == REFERENCE and (t.group, t.dataset) in no_reference)
     ]
 
     out = ensure_dir(out_dir).resolve()

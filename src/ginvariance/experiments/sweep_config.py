@@ -190,11 +190,11 @@ def plan_trials(config: SweepConfig) -> list[Trial]:
     return trials
 
 
-def check_grid(config: SweepConfig) -> tuple[SweepConfig, list[dict[str, str]]]:
+def check_grid(config: SweepConfig) -> list[dict[str, str]]:
     """Check every data set, group and model of the grid before any trial starts.
 
-    Returns the configuration without the references that cannot be built, and the list of
-    those left out (``{"group", "dataset", "reason"}``).
+    Returns the weight-tied references that cannot be built, to be left out of the sweep
+    (``{"group", "dataset", "reason"}`` each).
     """
     from ginvariance.data import load_dataset
     from ginvariance.data.shifts import get_shift
@@ -216,7 +216,7 @@ def check_grid(config: SweepConfig) -> tuple[SweepConfig, list[dict[str, str]]]:
                     build_model(REFERENCE, shape, int(test.num_classes), group=resolved)
                 except GinvarianceError as exc:
                     skipped.append({"group": group, "dataset": dataset, "reason": str(exc)})
-    return config, skipped
+    return skipped
 
 
 __all__ = ["REFERENCE", "SWEEP_MODELS", "SweepConfig", "SweepError", "Trial", "plan_trials"]
