@@ -123,11 +123,8 @@ class _Run:
     def task(
         self, seed: int, mode: str, progress: Progress | None
     ) -> dict[str, tuple[dict[str, Any], np.ndarray, dict[str, float]]]:
-        """Train (or resume) one model of one seed and measure it.
-
-        Returns ``{model: (per-seed entry, saliency grid, timings)}``: the trained model, and
-        for ``augmented`` also ``symmetrized`` (the augmented net averaged over the group).
-        """
+        """Train (or resume) one model of one seed and measure it, and for ``augmented`` also
+        ``symmetrized``: ``{model: (per-seed entry, saliency grid, timings)}``."""
         from ginvariance.models import symmetrize
         from ginvariance.training import train
 
@@ -161,11 +158,8 @@ class _Stopped(Exception):
 
 
 class _StopCheck(NullProgress):
-    """The progress of a concurrent task: reports nothing, and stops the task when asked.
-
-    Training checks its progress after every epoch (its checkpoint written), so a stopped
-    task ends at its next epoch boundary with nothing lost.
-    """
+    """A concurrent task's progress: reports nothing, and stops the task at its next epoch
+    boundary (its checkpoint written) once ``stop`` is set."""
 
     def __init__(self, stop: threading.Event) -> None:
         self._stop = stop
@@ -181,13 +175,9 @@ class _StopCheck(NullProgress):
 def _run_concurrently(
     task: Any, seeds: tuple[int, ...], jobs: int, progress: Progress | None
 ) -> dict[tuple[int, str], Any]:
-    """Run ``task(seed, mode, progress)`` for every trained model of every seed on ``jobs``
-    threads, longest trainings first; the study's progress counts finished tasks.
-
-    On an error or an interrupt (Ctrl-C, SIGTERM) the tasks not started are cancelled, the
-    running ones stop at their next epoch boundary (their checkpoints written), and the
-    first error is raised.
-    """
+    """Run ``task(seed, mode, progress)`` for every trained model and seed on ``jobs`` threads,
+    longest first; on an error or an interrupt, cancel the rest, stop the running ones at
+    their next epoch and raise the first error."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     from ginvariance.progress import ensure_progress, note

@@ -125,12 +125,8 @@ def _saliency_mosaic(
     rows: Sequence[tuple[str, int]],
     elements: Sequence[str],
 ) -> Any:
-    """One RGB mosaic of image tiles on a single axis (fast for many rows and elements).
-
-    Row ``r`` shows the input ``x_b`` (grey) and the ``n`` mapped-back maps of one model on
-    one shared symmetric colour scale (red positive, blue negative); the cosine of each
-    map to the identity's is written above it.
-    """
+    """One RGB mosaic on a single axis (fast for many rows): per row the input (grey) and the
+    mapped-back maps on one symmetric colour scale, each with its cosine to the identity's."""
     from matplotlib import colormaps
 
     n = len(elements)

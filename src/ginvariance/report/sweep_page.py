@@ -19,10 +19,8 @@ from ginvariance.report.figures import _png, subplots
 
 
 def _x_positions(lams: Sequence[float]) -> tuple[dict[float, float], float | None]:
-    """Where each λ sits on the log axis: ``λ > 0`` at itself, ``λ = 0`` one decade below.
-
-    Returns the map and the position of ``λ = 0`` (``None`` without it).
-    """
+    """Each λ's place on the log axis (``λ = 0`` one decade below the smallest positive one),
+    and that of ``λ = 0`` (``None`` without it)."""
     positive = sorted(v for v in lams if v > 0)
     if not positive:
         return {0.0: 1.0}, 1.0
