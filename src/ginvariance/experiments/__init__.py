@@ -2,8 +2,7 @@
 
 - :class:`StudyConfig` — data set, group, seeds, epochs, shifts, sample counts.
 - :func:`run_study` — trains (or reuses) the models of :data:`MODELS` per seed, measures
-  them in distribution and under every shift, runs the spectral analysis, judges the claims
-  and writes ``DIR/results.json``.
+  them, judges the claims and writes ``DIR/results.json``.
 - :func:`evaluate_claims` (:mod:`~ginvariance.experiments.claims`) — each claim's verdict
   over seeds from its deciding quantity's 95% interval.
 - :mod:`~ginvariance.experiments.stats` — mean, std and Student-t intervals over seeds.
@@ -11,20 +10,21 @@
 
 from __future__ import annotations
 
-from ginvariance.experiments.study import (
-    CLAIMS,
+from ginvariance.experiments.claims import CLAIMS, evaluate_claims
+from ginvariance.experiments.defaults import (
     MODELS,
     REPORT_FILE,
     RESULTS_FILE,
     SALIENCY_FILE,
     TRAINED_MODELS,
-    StudyConfig,
+)
+from ginvariance.experiments.study import run_study
+from ginvariance.experiments.study_config import StudyConfig
+from ginvariance.experiments.study_folder import (
     checkpoint_dir,
-    evaluate_claims,
     load_results,
     load_saliency,
     plan_checkpoints,
-    run_study,
 )
 
 __all__ = [

@@ -26,7 +26,8 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ginvariance.experiments.stats import CONFIDENCE, summarize
+from ginvariance.experiments.defaults import CONFIDENCE, SEVERE_SHIFT
+from ginvariance.experiments.stats import summarize
 
 # Thresholds of the claims (stated in the claims' text, and in the report).
 C1_FRACTION = 0.9
@@ -39,9 +40,6 @@ C4_FACTOR = 5.0
 #: most this fraction of the augmented net's (a 10% cut that a change of scale cannot make).
 C5_SCALE_FREE_RATIO = 0.9
 
-#: The shift on which C3 and C4 are judged (the severe shift).
-SEVERE_SHIFT = "uniform"
-
 #: The regularized models whose C4 and C5 are judged, and the suffix of their claim keys.
 REGULARIZED: dict[str, str] = {"regularized": "", "regularized-normalized": "-normalized"}
 
@@ -50,29 +48,6 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
     "<": operator.lt,
 }
-
-
-def _c4_statement(model: str) -> str:
-    return (
-        f"The {model} net's pdi and li on uniform noise are at least {C4_FACTOR:g}× below the "
-        "augmented net's (the smaller of the two cuts decides), and its sis (in distribution) "
-        "is closer to 1."
-    )
-
-
-def _c5_raw_statement(model: str) -> str:
-    return (
-        f"The {model} net is less sensitive than the augmented one to random perturbations "
-        "(E‖f(x+εu) − f(x)‖/ε at the smallest ε): spectral decay, in the paper's raw terms."
-    )
-
-
-def _c5_free_statement(model: str) -> str:
-    return (
-        f"Divided by each net's logit scale (the spread of its in-distribution logits), the "
-        f"{model} net's random-perturbation sensitivity is at most {C5_SCALE_FREE_RATIO:g}× the "
-        "augmented net's: less sensitive beyond a change of scale."
-    )
 
 
 def claim_statements(regularized: Mapping[str, str] = REGULARIZED) -> dict[str, str]:
@@ -102,10 +77,21 @@ def claim_statements(regularized: Mapping[str, str] = REGULARIZED) -> dict[str, 
         ),
     }
     for model, suffix in regularized.items():
-        out["C4" + suffix] = _c4_statement(model)
+        out["C4" + suffix] = (
+            f"The {model} net's pdi and li on uniform noise are at least {C4_FACTOR:g}× below "
+            "the augmented net's (the smaller of the two cuts decides), and its sis (in "
+            "distribution) is closer to 1."
+        )
     for model, suffix in regularized.items():
-        out["C5-raw" + suffix] = _c5_raw_statement(model)
-        out["C5-scale-free" + suffix] = _c5_free_statement(model)
+        out["C5-raw" + suffix] = (
+            f"The {model} net is less sensitive than the augmented one to random perturbations "
+            "(E‖f(x+εu) − f(x)‖/ε at the smallest ε): spectral decay, in the paper's raw terms."
+        )
+        out["C5-scale-free" + suffix] = (
+            f"Divided by each net's logit scale (the spread of its in-distribution logits), the "
+            f"{model} net's random-perturbation sensitivity is at most {C5_SCALE_FREE_RATIO:g}× "
+            "the augmented net's: less sensitive beyond a change of scale."
+        )
     return out
 
 
@@ -138,21 +124,12 @@ def _at(values: Any, i: int) -> float | None:
     return None if values is None or values[i] is None else float(values[i])
 
 
-def _smallest_eps(spectral: Mapping[str, Any]) -> int:
-    eps = list(spectral["eps"])
-    return min(range(len(eps)), key=eps.__getitem__)
-
-
 def _claim(
     numbers: dict[str, Any], name: str, value: float | None, op: str, threshold: float, side: bool
 ) -> dict[str, Any]:
     """One seed's claim: its numbers, the deciding quantity and whether the rest holds."""
-    value = _finite(value)
-    return {
-        "numbers": numbers,
-        "deciding": {"name": name, "value": value, "op": op, "threshold": threshold},
-        "side": bool(side),
-    }
+    deciding = {"name": name, "value": _finite(value), "op": op, "threshold": threshold}
+    return {"numbers": numbers, "deciding": deciding, "side": bool(side)}
 
 
 def _sigma_2(spec: Mapping[str, Any]) -> float | None:
@@ -169,30 +146,19 @@ def _one_seed(
 
     acc, orbit_acc = aug["id"]["accuracy"], aug["id"]["orbit_accuracy"]
     ratio = _ratio(orbit_acc, acc)
-    claims["C1"] = _claim(
-        {
-            "augmented_accuracy": acc,
-            "augmented_orbit_accuracy": orbit_acc,
-            "ratio": _finite(ratio),
-            "threshold": C1_FRACTION,
-        },
-        "orbit accuracy / accuracy",
-        ratio,
-        ">=",
-        C1_FRACTION,
-        True,
-    )
+    numbers = {
+        "augmented_accuracy": acc,
+        "augmented_orbit_accuracy": orbit_acc,
+        "ratio": _finite(ratio),
+        "threshold": C1_FRACTION,
+    }
+    claims["C1"] = _claim(numbers, "orbit accuracy / accuracy", ratio, ">=", C1_FRACTION, True)
 
     sis_aug, sis_wt = aug["id"].get("sis"), wt["id"].get("sis")
     gap = None if sis_aug is None or sis_wt is None else sis_wt - sis_aug
-    claims["C2"] = _claim(
-        {"augmented_sis": sis_aug, "weight_tied_sis": sis_wt, "gap": gap, "margin": C2_MARGIN},
-        "sis(weight-tied) − sis(augmented)",
-        gap,
-        ">=",
-        C2_MARGIN,
-        sis_wt is not None and sis_wt >= C2_WEIGHT_TIED_MIN,
-    )
+    numbers = {"augmented_sis": sis_aug, "weight_tied_sis": sis_wt, "gap": gap, "margin": C2_MARGIN}
+    side = sis_wt is not None and sis_wt >= C2_WEIGHT_TIED_MIN
+    claims["C2"] = _claim(numbers, "sis(weight-tied) − sis(augmented)", gap, ">=", C2_MARGIN, side)
 
     aug_id, severe_aug = aug["id"], aug["shift"][SEVERE_SHIFT]
     conditions = [wt["id"], *wt["shift"].values()]
@@ -200,53 +166,48 @@ def _one_seed(
     wt_li = max(abs(c["li"]) for c in conditions)
     wt_consistency = min(c["orbit_consistency"] for c in conditions)
     pdi_ratio = _ratio(severe_aug["pdi"], aug_id["pdi"])
-    claims["C3-decision"] = _claim(
-        {
-            "augmented_pdi_id": aug_id["pdi"],
-            "augmented_pdi_uniform": severe_aug["pdi"],
-            "pdi_ratio": _finite(pdi_ratio),
-            "augmented_consistency_id": aug_id["orbit_consistency"],
-            "augmented_consistency_uniform": severe_aug["orbit_consistency"],
-            "factor": C3_FACTOR,
-            "weight_tied_max_abs_pdi": wt_pdi,
-            "weight_tied_min_consistency": wt_consistency,
-            "weight_tied_bound": C3_WEIGHT_TIED_MAX,
-        },
-        "pdi(uniform) / pdi(in-dist), augmented",
-        pdi_ratio,
-        ">=",
-        C3_FACTOR,
+    numbers = {
+        "augmented_pdi_id": aug_id["pdi"],
+        "augmented_pdi_uniform": severe_aug["pdi"],
+        "pdi_ratio": _finite(pdi_ratio),
+        "augmented_consistency_id": aug_id["orbit_consistency"],
+        "augmented_consistency_uniform": severe_aug["orbit_consistency"],
+        "factor": C3_FACTOR,
+        "weight_tied_max_abs_pdi": wt_pdi,
+        "weight_tied_min_consistency": wt_consistency,
+        "weight_tied_bound": C3_WEIGHT_TIED_MAX,
+    }
+    side = (
         severe_aug["orbit_consistency"] < aug_id["orbit_consistency"]
         and wt_pdi <= C3_WEIGHT_TIED_MAX
-        and wt_consistency == 1.0,
+        and wt_consistency == 1.0
     )
+    name = "pdi(uniform) / pdi(in-dist), augmented"
+    claims["C3-decision"] = _claim(numbers, name, pdi_ratio, ">=", C3_FACTOR, side)
     within_ratio = _ratio(severe_aug["li_within"], aug_id["li_within"])
     # li = li_within / (total variance per sample and element): the ratio of the
     # denominators says how much of li's move comes from the spread across inputs
     total_id = _ratio(aug_id["li_within"], aug_id["li"])
     total_uniform = _ratio(severe_aug["li_within"], severe_aug["li"])
-    claims["C3-logit"] = _claim(
-        {
-            "augmented_li_within_id": aug_id["li_within"],
-            "augmented_li_within_uniform": severe_aug["li_within"],
-            "li_within_ratio": _finite(within_ratio),
-            "augmented_li_id": aug_id["li"],
-            "augmented_li_uniform": severe_aug["li"],
-            "li_ratio": _finite(_ratio(severe_aug["li"], aug_id["li"])),
-            "total_variance_ratio": _cut(_finite(total_uniform), _finite(total_id)),
-            "factor": C3_FACTOR,
-            "weight_tied_max_li": wt_li,
-            "weight_tied_bound": C3_WEIGHT_TIED_MAX,
-        },
-        "li_within(uniform) / li_within(in-dist), augmented",
-        within_ratio,
-        ">=",
-        C3_FACTOR,
-        wt_li <= C3_WEIGHT_TIED_MAX,
-    )
+    numbers = {
+        "augmented_li_within_id": aug_id["li_within"],
+        "augmented_li_within_uniform": severe_aug["li_within"],
+        "li_within_ratio": _finite(within_ratio),
+        "augmented_li_id": aug_id["li"],
+        "augmented_li_uniform": severe_aug["li"],
+        "li_ratio": _finite(_ratio(severe_aug["li"], aug_id["li"])),
+        "total_variance_ratio": _cut(_finite(total_uniform), _finite(total_id)),
+        "factor": C3_FACTOR,
+        "weight_tied_max_li": wt_li,
+        "weight_tied_bound": C3_WEIGHT_TIED_MAX,
+    }
+    name = "li_within(uniform) / li_within(in-dist), augmented"
+    side = wt_li <= C3_WEIGHT_TIED_MAX
+    claims["C3-logit"] = _claim(numbers, name, within_ratio, ">=", C3_FACTOR, side)
 
     spec_aug = aug["spectral"]
-    i_min = _smallest_eps(spec_aug)
+    eps = list(spec_aug["eps"])
+    i_min = min(range(len(eps)), key=eps.__getitem__)  # the smallest ε
     for model, suffix in regularized.items():
         reg = models[model]
         severe_reg = reg["shift"][SEVERE_SHIFT]
@@ -254,70 +215,58 @@ def _one_seed(
         li_cut = _finite(_ratio(severe_aug["li"], severe_reg["li"]))
         sis_reg = reg["id"].get("sis")
         smaller = None if pdi_cut is None or li_cut is None else min(pdi_cut, li_cut)
-        claims["C4" + suffix] = _claim(
-            {
-                "augmented_pdi_uniform": severe_aug["pdi"],
-                f"{model}_pdi_uniform": severe_reg["pdi"],
-                "pdi_reduction": pdi_cut,
-                "augmented_li_uniform": severe_aug["li"],
-                f"{model}_li_uniform": severe_reg["li"],
-                "li_reduction": li_cut,
-                "factor": C4_FACTOR,
-                "augmented_sis": sis_aug,
-                f"{model}_sis": sis_reg,
-            },
-            f"min of the pdi and li cuts on uniform, augmented / {model}",
-            smaller,
-            ">=",
-            C4_FACTOR,
-            sis_reg is not None and sis_aug is not None and abs(1 - sis_reg) < abs(1 - sis_aug),
-        )
+        numbers = {
+            "augmented_pdi_uniform": severe_aug["pdi"],
+            f"{model}_pdi_uniform": severe_reg["pdi"],
+            "pdi_reduction": pdi_cut,
+            "augmented_li_uniform": severe_aug["li"],
+            f"{model}_li_uniform": severe_reg["li"],
+            "li_reduction": li_cut,
+            "factor": C4_FACTOR,
+            "augmented_sis": sis_aug,
+            f"{model}_sis": sis_reg,
+        }
+        name = f"min of the pdi and li cuts on uniform, augmented / {model}"
+        side = sis_reg is not None and sis_aug is not None and abs(1 - sis_reg) < abs(1 - sis_aug)
+        claims["C4" + suffix] = _claim(numbers, name, smaller, ">=", C4_FACTOR, side)
         spec_reg = reg["spectral"]
         s_aug = _at(spec_aug["sensitivity_random"], i_min)
         s_reg = _at(spec_reg["sensitivity_random"], i_min)
         raw_ratio = _cut(s_reg, s_aug)
-        claims["C5-raw" + suffix] = _claim(
-            {
-                "eps": spec_aug["eps"][i_min],
-                "augmented_sensitivity": s_aug,
-                f"{model}_sensitivity": s_reg,
-                "ratio": raw_ratio,
-                "augmented_frobenius": spec_aug["frobenius"],
-                f"{model}_frobenius": spec_reg["frobenius"],
-                "augmented_lie_derivative": spec_aug.get("lie_derivative"),
-                f"{model}_lie_derivative": spec_reg.get("lie_derivative"),
-            },
-            f"sensitivity({model}) / sensitivity(augmented)",
-            raw_ratio,
-            "<",
-            1.0,
-            True,
-        )
+        numbers = {
+            "eps": spec_aug["eps"][i_min],
+            "augmented_sensitivity": s_aug,
+            f"{model}_sensitivity": s_reg,
+            "ratio": raw_ratio,
+            "augmented_frobenius": spec_aug["frobenius"],
+            f"{model}_frobenius": spec_reg["frobenius"],
+            "augmented_lie_derivative": spec_aug.get("lie_derivative"),
+            f"{model}_lie_derivative": spec_reg.get("lie_derivative"),
+        }
+        name = f"sensitivity({model}) / sensitivity(augmented)"
+        claims["C5-raw" + suffix] = _claim(numbers, name, raw_ratio, "<", 1.0, True)
         n_aug = _at(spec_aug.get("sensitivity_random_normalized"), i_min)
         n_reg = _at(spec_reg.get("sensitivity_random_normalized"), i_min)
         free_ratio = _cut(n_reg, n_aug)
+        numbers = {
+            "eps": spec_aug["eps"][i_min],
+            "augmented_logit_scale": spec_aug.get("logit_scale"),
+            f"{model}_logit_scale": spec_reg.get("logit_scale"),
+            "logit_scale_ratio": _cut(spec_reg.get("logit_scale"), spec_aug.get("logit_scale")),
+            "augmented_sensitivity_normalized": n_aug,
+            f"{model}_sensitivity_normalized": n_reg,
+            "ratio": free_ratio,
+            "threshold": C5_SCALE_FREE_RATIO,
+            "augmented_lie_derivative_normalized": spec_aug.get("lie_derivative_normalized"),
+            f"{model}_lie_derivative_normalized": spec_reg.get("lie_derivative_normalized"),
+            "augmented_sigma2_over_sigma1": _sigma_2(spec_aug),
+            f"{model}_sigma2_over_sigma1": _sigma_2(spec_reg),
+            "augmented_effective_rank": spec_aug.get("effective_rank"),
+            f"{model}_effective_rank": spec_reg.get("effective_rank"),
+        }
+        name = f"normalized sensitivity({model}) / normalized sensitivity(augmented)"
         claims["C5-scale-free" + suffix] = _claim(
-            {
-                "eps": spec_aug["eps"][i_min],
-                "augmented_logit_scale": spec_aug.get("logit_scale"),
-                f"{model}_logit_scale": spec_reg.get("logit_scale"),
-                "logit_scale_ratio": _cut(spec_reg.get("logit_scale"), spec_aug.get("logit_scale")),
-                "augmented_sensitivity_normalized": n_aug,
-                f"{model}_sensitivity_normalized": n_reg,
-                "ratio": free_ratio,
-                "threshold": C5_SCALE_FREE_RATIO,
-                "augmented_lie_derivative_normalized": spec_aug.get("lie_derivative_normalized"),
-                f"{model}_lie_derivative_normalized": spec_reg.get("lie_derivative_normalized"),
-                "augmented_sigma2_over_sigma1": _sigma_2(spec_aug),
-                f"{model}_sigma2_over_sigma1": _sigma_2(spec_reg),
-                "augmented_effective_rank": spec_aug.get("effective_rank"),
-                f"{model}_effective_rank": spec_reg.get("effective_rank"),
-            },
-            f"normalized sensitivity({model}) / normalized sensitivity(augmented)",
-            free_ratio,
-            "<=",
-            C5_SCALE_FREE_RATIO,
-            True,
+            numbers, name, free_ratio, "<=", C5_SCALE_FREE_RATIO, True
         )
     return claims
 
@@ -327,17 +276,12 @@ def _one_seed(
 
 def verdict(summary: Mapping[str, Any], op: str, threshold: float, side: bool) -> str:
     """``holds``, ``fails`` or ``unclear`` for a deciding quantity's summary over seeds."""
-    test = _OPS[op]
     if not side or summary["n"] == 0 or summary["mean"] is None:
         return "fails"
-    if summary["ci"] is None:  # one seed: the value itself
-        return "holds" if test(summary["mean"], threshold) else "fails"
-    lo, hi = summary["ci"]
-    whole_in = test(lo, threshold) and test(hi, threshold)
-    whole_out = not test(lo, threshold) and not test(hi, threshold)
-    if whole_in:
-        return "holds"
-    return "fails" if whole_out else "unclear"
+    # one seed: the value itself decides; several: both ends of the interval
+    ends = [summary["mean"]] if summary["ci"] is None else summary["ci"]
+    passed = [_OPS[op](v, threshold) for v in ends]
+    return "holds" if all(passed) else "fails" if not any(passed) else "unclear"
 
 
 def _seed_runs(
@@ -357,10 +301,7 @@ def regularized_in(models: Mapping[str, Any]) -> dict[str, str]:
 
 
 def evaluate_claims(
-    models: Mapping[str, Mapping[str, Any]],
-    *,
-    regularized: Mapping[str, str] | None = None,
-    confidence: float = CONFIDENCE,
+    models: Mapping[str, Mapping[str, Any]], *, confidence: float = CONFIDENCE
 ) -> dict[str, dict[str, Any]]:
     """Judge every claim over the seeds.
 
@@ -368,13 +309,11 @@ def evaluate_claims(
     ----------
     models:
         ``{NAME: {"id", "shift", "spectral", "per_seed": [...]}}`` with at least
-        ``augmented``, ``weight-tied`` and the regularized models; ``per_seed`` holds the
-        same entries for each seed (without it the entry is one seed). ``uniform`` must be
-        among the shifts.
-    regularized:
-        The regularized models whose C4 and C5 are judged, with the suffix of their claim
-        keys; default: those of :data:`REGULARIZED` present in ``models``
-        (:func:`regularized_in`).
+        ``augmented`` and ``weight-tied``; C4 and C5 are judged for each model of
+        :data:`REGULARIZED` present. ``per_seed`` holds the same entries for each seed (without
+        it the entry is one seed). ``uniform`` must be among the shifts.
+    confidence:
+        Of the deciding quantities' intervals.
 
     Returns
     -------
@@ -384,8 +323,7 @@ def evaluate_claims(
         ``threshold``, and over seeds ``mean``, ``ci``, ``values``); ``verdict`` as in the
         module docstring; ``holds`` = (``verdict == "holds"``).
     """
-    if regularized is None:
-        regularized = regularized_in(models)
+    regularized = regularized_in(models)
     names = ["augmented", "weight-tied", *regularized]
     statements = claim_statements(regularized)
     mean = _one_seed(models, regularized)

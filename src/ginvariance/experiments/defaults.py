@@ -1,24 +1,58 @@
-"""Defaults and checks that the study (``ginv run``) and the sweep (``ginv sweep``) share.
+"""The one place for the constants, defaults and checks that the study (``ginv run``), the
+sweep (``ginv sweep``) and :mod:`ginvariance.report` share.
 
-One place for the numbers both read and that :mod:`ginvariance.report` may quote: the epochs
-of a full and a quick run, the test samples of a quick run and the rule that picks the orbit
-of the invariance penalty. The checks of the options both configurations hand to
-:class:`~ginvariance.training.TrainConfig` are that class's own (:func:`check_training`).
+The models and files of a study folder, the files of a sweep folder, the confidence of every
+interval, the severe shift, the epochs and test samples of a full and a quick run, and the
+rule that picks the orbit of the invariance penalty. The training options that both
+configurations hand to :class:`~ginvariance.training.TrainConfig` are checked by that class
+(:func:`check_training`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
+from ginvariance.checks import check_int
 from ginvariance.errors import ConfigError
 from ginvariance.seeds import check_seed
-from ginvariance.training.config import differences
 
-#: Training epochs of a full run and of a quick one (``--quick``). On digits (C4, Adam 1e-3,
-#: batch 64) every model's validation accuracy has levelled off by epoch 40; the quick run
-#: stops at 10, where the augmented and regularized nets are a few points short of it.
+#: The models of the study: the paper's four (Figure 1), a second regularized net whose
+#: penalty shrinking the logits cannot lower, and the augmented net averaged over the group
+#: at inference (frame averaging: invariant without weight-tying, at n forwards per input).
+MODELS: tuple[str, ...] = (
+    "plain",
+    "augmented",
+    "regularized",
+    "regularized-normalized",
+    "weight-tied",
+    "symmetrized",
+)
+#: The models that are trained (``symmetrized`` wraps the trained ``augmented`` net).
+TRAINED_MODELS: tuple[str, ...] = tuple(m for m in MODELS if m != "symmetrized")
+
+#: Files of a study folder (beside ``checkpoints/``).
+RESULTS_FILE = "results.json"
+SALIENCY_FILE = "saliency.npz"
+REPORT_FILE = "report.html"
+CHECKPOINTS_DIR = "checkpoints"
+#: Files and folders of a sweep folder; each trial writes ``trials/<key>/results.json``.
+SWEEP_FILE = "sweep.json"
+SWEEP_FIGURE = "sweep.png"
+SWEEP_PAGE = "sweep.html"
+CONFIG_FILE = "sweep-config.json"
+TRIALS_DIR = "trials"
+TUNE_DIR = "tune"
+TRIAL_RESULTS = "results.json"
+
+#: Confidence of every interval of the study and the sweep.
+CONFIDENCE = 0.95
+#: The shift on which claims C3 and C4 are judged (the severe shift).
+SEVERE_SHIFT = "uniform"
+
+#: Training epochs of a full run and of a quick one (``--quick``).
 FULL_EPOCHS = 40
 QUICK_EPOCHS = 10
 #: Test samples measured in a quick run.
@@ -35,8 +69,7 @@ def default_epochs(epochs: int | None, quick: bool) -> int:
 
 def train_fields(config: Any) -> dict[str, Any]:
     """The :class:`~ginvariance.training.TrainConfig` fields that a study or sweep ``config``
-    sets alike for every model it trains: ``root``, ``epochs``, ``batch_size``, ``lr``,
-    ``dtype`` and ``limit``."""
+    sets alike for every model it trains."""
     return {
         "root": config.root,
         "epochs": default_epochs(config.epochs, config.quick),
@@ -52,9 +85,13 @@ def default_orbit(order: int) -> str:
     return "full" if order <= FULL_ORBIT_MAX_ORDER else "sample"
 
 
-def canonical(obj: Any) -> Any:
-    """``obj`` as it reads back from JSON (tuples become lists, keys strings, keys sorted)."""
-    return json.loads(json.dumps(obj, sort_keys=True))
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``; ``None`` when it is missing, unreadable or not an object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def check_seeds(seeds: Sequence[int], example: str) -> None:
@@ -70,21 +107,13 @@ def check_seeds(seeds: Sequence[int], example: str) -> None:
 def check_positive(config: Any, names: Iterable[str], optional: bool = False) -> None:
     """Each field ``names`` of ``config`` is a positive integer (or ``None`` if ``optional``)."""
     for name in names:
-        value = getattr(config, name)
-        if optional and value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            none = " or None" if optional else ""
-            raise ConfigError(f"{name} must be a positive integer{none}, got {value!r}")
+        check_int(getattr(config, name), name, allow_none=optional)
 
 
 def check_training(config: Any, lams: Iterable[float]) -> None:
-    """Check the training options of a study or sweep ``config`` as a training run would.
-
-    ``epochs``, ``limit``, ``batch_size``, ``lr``, ``dtype``, ``penalty``, ``orbit``
-    (``None``: chosen by :func:`default_orbit`) and each ``λ`` of ``lams`` go through
-    :meth:`TrainConfig.validate <ginvariance.training.TrainConfig.validate>`.
-    """
+    """Check the training options of a study or sweep ``config`` as a training run would:
+    each ``λ`` of ``lams`` with the options through :meth:`TrainConfig.validate
+    <ginvariance.training.TrainConfig.validate>` (``orbit=None``: :func:`default_orbit`)."""
     from ginvariance.training import TrainConfig
 
     if config.orbit not in (None, "full", "sample"):
@@ -100,16 +129,30 @@ def check_training(config: Any, lams: Iterable[float]) -> None:
 
 
 __all__ = [
+    "CHECKPOINTS_DIR",
+    "CONFIDENCE",
+    "CONFIG_FILE",
     "FULL_EPOCHS",
     "FULL_ORBIT_MAX_ORDER",
+    "MODELS",
     "QUICK_EPOCHS",
     "QUICK_N_MEASURE",
-    "canonical",
+    "REPORT_FILE",
+    "RESULTS_FILE",
+    "SALIENCY_FILE",
+    "SEVERE_SHIFT",
+    "SWEEP_FIGURE",
+    "SWEEP_FILE",
+    "SWEEP_PAGE",
+    "TRAINED_MODELS",
+    "TRIALS_DIR",
+    "TRIAL_RESULTS",
+    "TUNE_DIR",
     "check_positive",
     "check_seeds",
     "check_training",
     "default_epochs",
     "default_orbit",
-    "differences",
+    "read_json",
     "train_fields",
 ]

@@ -1,58 +1,36 @@
 """Sweeps on Ray Tune: seeds × λ × group × model × data set, aggregated with confidence intervals.
 
-What one trial is
------------------
-A trial trains one unconstrained network (``cnn`` or ``mlp``) on one data set for one group,
-seed and ``λ``, and measures it on the test split in distribution and under the shifts
-(``uniform`` by default, the severe shift) with :func:`ginvariance.metrics.measure`:
-
-``λ = 0``
-    the ``augmented`` model (cross-entropy on one random group element per sample). The
-    regularized objective at ``λ = 0`` *is* this objective; training it as ``augmented``
-    skips the orbit forward pass whose penalty would be multiplied by zero. So the left
-    end of every curve is the learned-invariance baseline of the paper.
-``λ > 0``
-    the ``regularized`` model: the same augmented cross-entropy plus ``λ`` times the
-    invariance penalty over the orbit (:class:`~ginvariance.training.InvarianceRegularizer`).
-
-Beside the grid, once per (group, data set, seed), the ``weight-tied`` network (genuinely
-invariant by construction) is trained and measured as the reference every curve is read
-against; it has no ``λ``. It is left out (and the aggregate says why) where the group has
-no weight-tied network (for example ``shift``).
+A trial (:mod:`~ginvariance.experiments.sweep_trial`) trains one unconstrained network
+(``cnn`` or ``mlp``) for one data set, group, seed and ``λ`` and measures it on the test split
+in distribution and under the shifts (``uniform`` by default) with
+:func:`ginvariance.metrics.measure`. At ``λ = 0`` it is the ``augmented`` model: the
+regularized objective at ``λ = 0`` *is* augmentation, so it skips the orbit pass whose penalty
+would be multiplied by zero, and the left end of every curve is the learned-invariance
+baseline. At ``λ > 0`` it is the ``regularized`` model
+(:class:`~ginvariance.training.InvarianceRegularizer`). Once per (group, data set, seed) the
+``weight-tied`` network is the reference every curve is read against; it is left out (and the
+aggregate says why) where the group has none (for example ``shift``). The grid and its trials:
+:mod:`~ginvariance.experiments.sweep_config`.
 
 Where things go
 ---------------
 ``DIR/trials/<key>/results.json``
-    the ``results.json`` format of ``ginv run`` for the trial's one model
-    (``{"models": {NAME: {"id", "shift"}}, "group", "dataset", "seed", "config",
-    "versions"}``), written atomically at the end of the trial, beside the model's
-    checkpoint (``<NAME>.safetensors``, saved after every epoch).
+    the ``results.json`` format of ``ginv run`` for the trial's one model, written
+    atomically at the end of the trial beside its checkpoint (saved after every epoch).
 ``DIR/tune/``
     Ray Tune's experiment state. A sweep that was interrupted (Ctrl-C, a lost node, a
     failed trial) continues with ``Tuner.restore(..., resume_errored=True)`` when it is run
-    again with the same options: finished trials are kept, unfinished or failed ones run
-    again and continue from their last saved epoch.
+    again with the same options: finished trials are kept, the others continue from their
+    last saved epoch.
 ``DIR/sweep-config.json``
     the configuration; a folder holding a sweep of another configuration is refused.
 ``DIR/sweep.json``
-    the aggregate (:func:`aggregate`); ``ginv sweep`` draws its figure and page beside it
-    (``sweep.png``, ``sweep.html``: :func:`ginvariance.report.sweep_page.render_sweep`).
+    the aggregate (:func:`aggregate`: :func:`~ginvariance.experiments.stats.summarize` over
+    seeds, as in the study); ``ginv sweep`` draws ``sweep.png`` and ``sweep.html`` beside it
+    (:func:`ginvariance.report.sweep_page.render_sweep`).
 
-Statistics
-----------
-For each (group, data set, model, ``λ``) and each measure, over the ``n`` seeds:
-:func:`ginvariance.experiments.stats.summarize` (mean, sample std, 95 % Student-t interval
-of the mean), as for the study.
-
-Modules
--------
-:mod:`~ginvariance.experiments.sweep_config` (the grid and its trials),
-:mod:`~ginvariance.experiments.sweep_trial` (one trial) and this one (Ray Tune, the
-aggregate); the names of all three are importable from here.
-
-Ray is imported only when a sweep runs: importing :mod:`ginvariance` does not import it.
-On a multi-node cluster (``address``) every node must see ``DIR`` at the same path (a shared
-file system) and have ``ginvariance`` installed.
+Ray is imported only when a sweep runs. On a multi-node cluster (``address``) every node must
+see ``DIR`` at the same path (a shared file system) and have ``ginvariance`` installed.
 """
 
 from __future__ import annotations
@@ -64,26 +42,30 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ginvariance.checks import check_int, is_number, json_roundtrip
 from ginvariance.errors import ConfigError, OutputError
-from ginvariance.experiments.defaults import canonical, differences
-from ginvariance.experiments.stats import CONFIDENCE, summarize
-from ginvariance.experiments.sweep_config import (
+from ginvariance.experiments.defaults import (
+    CONFIDENCE,
     CONFIG_FILE,
-    REFERENCE,
     SWEEP_FIGURE,
     SWEEP_FILE,
-    SWEEP_MODELS,
     SWEEP_PAGE,
     TRIAL_RESULTS,
     TRIALS_DIR,
     TUNE_DIR,
+    read_json,
+)
+from ginvariance.experiments.stats import summarize
+from ginvariance.experiments.sweep_config import (
+    REFERENCE,
+    SWEEP_MODELS,
     SweepConfig,
     SweepError,
     Trial,
     check_grid,
     plan_trials,
 )
-from ginvariance.experiments.sweep_trial import read_json, run_trial, trial_dir
+from ginvariance.experiments.sweep_trial import run_trial, trial_dir
 from ginvariance.keys import MEASURE_KEYS
 from ginvariance.progress import Progress, ensure_progress
 
@@ -324,31 +306,27 @@ def run_sweep(
         again to resume).
     """
     from ginvariance.io import atomic_write_json, ensure_dir
+    from ginvariance.training import versions
+    from ginvariance.training.config import differences
 
     began = time.perf_counter()
     config = config.resolved()
-    if isinstance(cpus_per_trial, bool) or not isinstance(cpus_per_trial, int):
-        raise ConfigError(f"cpus_per_trial must be a positive integer, got {cpus_per_trial!r}")
-    if cpus_per_trial < 1:
-        raise ConfigError(f"cpus_per_trial must be a positive integer, got {cpus_per_trial!r}")
-    if isinstance(gpus_per_trial, bool) or not isinstance(gpus_per_trial, int | float):
+    check_int(cpus_per_trial, "cpus_per_trial")
+    if not is_number(gpus_per_trial) or not 0 <= gpus_per_trial < float("inf"):
         raise ConfigError(f"gpus_per_trial must be a number ≥ 0, got {gpus_per_trial!r}")
-    if not (0 <= gpus_per_trial < float("inf")):
-        raise ConfigError(f"gpus_per_trial must be a number ≥ 0, got {gpus_per_trial!r}")
-    if num_cpus is not None and (
-        isinstance(num_cpus, bool) or not isinstance(num_cpus, int) or num_cpus < 1
-    ):
-        raise ConfigError(f"--num-cpus must be a positive integer, got {num_cpus!r}")
-    config, skipped = check_grid(config)
-    trials = plan_trials(config)
-    skipped_pairs = {(s["group"], s["dataset"]) for s in skipped}
+    if num_cpus is not None:
+        check_int(num_cpus, "--num-cpus")
+    skipped = check_grid(config)
+    no_reference = {(s["group"], s["dataset"]) for s in skipped}
     trials = [
-        t for t in trials if not (t.mode == REFERENCE and (t.group, t.dataset) in skipped_pairs)
+        t
+        for t in plan_trials(config)
+        if not (t.mode == REFERENCE and (t.group, t.dataset) in no_reference)
     ]
 
     out = ensure_dir(out_dir).resolve()
     config_path = out / CONFIG_FILE
-    mine = canonical(config.to_dict())
+    mine = json_roundtrip(config.to_dict(), sort_keys=True)
     exp_dir = out / TUNE_DIR
     if config_path.exists():
         stored = read_json(config_path)
@@ -438,8 +416,6 @@ def run_sweep(
             f"{missing[0]}); run the same command again to resume it"
         )
     trial_results = [data for data in loaded if data is not None]
-    from ginvariance.training import versions
-
     summary = {
         "config": mine,
         "confidence": CONFIDENCE,
@@ -448,7 +424,7 @@ def run_sweep(
         "trials": [f"{TRIALS_DIR}/{t.key}" for t in trials],
         "versions": {**versions(), "ray": str(ray.__version__)},
     }
-    summary = canonical(summary)
+    summary = json_roundtrip(summary, sort_keys=True)
     summary["timings"] = {"total": time.perf_counter() - began}
     atomic_write_json(out / SWEEP_FILE, summary)
     return summary

@@ -21,18 +21,14 @@ from ginvariance.experiments.defaults import (
     default_epochs,
 )
 
-SWEEP_FILE = "sweep.json"
-SWEEP_FIGURE = "sweep.png"
-SWEEP_PAGE = "sweep.html"
-CONFIG_FILE = "sweep-config.json"
-TRIALS_DIR = "trials"
-TUNE_DIR = "tune"
-TRIAL_RESULTS = "results.json"
-
 #: Networks whose invariance is learned, and so can be swept over ``λ``.
 SWEEP_MODELS: tuple[str, ...] = ("cnn", "mlp")
 #: The genuinely invariant reference trained once per (group, data set, seed).
 REFERENCE = "weight-tied"
+
+
+#: The fields of :class:`SweepConfig` that are tuples (lists in JSON).
+_TUPLES = ("seeds", "lams", "groups", "datasets", "models", "shifts")
 
 
 class SweepError(GinvarianceError, RuntimeError):
@@ -68,11 +64,12 @@ class SweepConfig:
     quick:
         :data:`QUICK_EPOCHS` epochs and :data:`QUICK_N_MEASURE` test samples.
     epochs, limit, n_measure:
-        Training epochs (``None``: 40, quick 10), training samples used (``None``: all) and
-        test samples measured (``None``: all, quick 200).
+        Training epochs (``None``: :data:`FULL_EPOCHS`, quick :data:`QUICK_EPOCHS`), training
+        samples used (``None``: all) and test samples measured (``None``: all, quick
+        :data:`QUICK_N_MEASURE`).
     batch_size, lr, dtype, penalty, orbit:
-        As in :class:`~ginvariance.training.TrainConfig`; ``orbit=None`` runs the penalty over
-        the full orbit for groups of order ≤ 8 and over one sampled element above.
+        As in :class:`~ginvariance.training.TrainConfig`; ``orbit=None``:
+        :func:`~ginvariance.experiments.defaults.default_orbit`.
     root:
         Folder of IDX files for the MNIST-format data sets.
     saliency:
@@ -142,18 +139,12 @@ class SweepConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field (tuples as lists)."""
-        d = asdict(self)
-        for key in ("seeds", "lams", "groups", "datasets", "models", "shifts"):
-            d[key] = list(d[key])
-        return d
+        return {k: list(v) if k in _TUPLES else v for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SweepConfig:
         """The inverse of :meth:`to_dict`."""
-        kw = dict(d)
-        for key in ("seeds", "lams", "groups", "datasets", "models", "shifts"):
-            if key in kw:
-                kw[key] = tuple(kw[key])
+        kw: dict[str, Any] = {k: tuple(v) if k in _TUPLES else v for k, v in d.items()}
         return cls(**kw)
 
 
@@ -199,11 +190,11 @@ def plan_trials(config: SweepConfig) -> list[Trial]:
     return trials
 
 
-def check_grid(config: SweepConfig) -> tuple[SweepConfig, list[dict[str, str]]]:
+def check_grid(config: SweepConfig) -> list[dict[str, str]]:
     """Check every data set, group and model of the grid before any trial starts.
 
-    Returns the configuration without the references that cannot be built, and the list of
-    those left out (``{"group", "dataset", "reason"}``).
+    Returns the weight-tied references that cannot be built, to be left out of the sweep
+    (``{"group", "dataset", "reason"}`` each).
     """
     from ginvariance.data import load_dataset
     from ginvariance.data.shifts import get_shift
@@ -225,21 +216,7 @@ def check_grid(config: SweepConfig) -> tuple[SweepConfig, list[dict[str, str]]]:
                     build_model(REFERENCE, shape, int(test.num_classes), group=resolved)
                 except GinvarianceError as exc:
                     skipped.append({"group": group, "dataset": dataset, "reason": str(exc)})
-    return config, skipped
+    return skipped
 
 
-__all__ = [
-    "CONFIG_FILE",
-    "REFERENCE",
-    "SWEEP_FIGURE",
-    "SWEEP_FILE",
-    "SWEEP_MODELS",
-    "SWEEP_PAGE",
-    "TRIALS_DIR",
-    "TRIAL_RESULTS",
-    "TUNE_DIR",
-    "SweepConfig",
-    "SweepError",
-    "Trial",
-    "plan_trials",
-]
+__all__ = ["REFERENCE", "SWEEP_MODELS", "SweepConfig", "SweepError", "Trial", "plan_trials"]

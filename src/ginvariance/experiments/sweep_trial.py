@@ -7,19 +7,19 @@ checkpoint's last epoch.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
-from ginvariance.experiments.defaults import canonical, default_orbit, train_fields
-from ginvariance.experiments.sweep_config import (
-    REFERENCE,
+from ginvariance.checks import json_roundtrip
+from ginvariance.experiments.defaults import (
     TRIAL_RESULTS,
     TRIALS_DIR,
-    SweepConfig,
-    Trial,
+    default_orbit,
+    read_json,
+    train_fields,
 )
+from ginvariance.experiments.sweep_config import REFERENCE, SweepConfig, Trial
 from ginvariance.progress import Progress
 from ginvariance.training.config import TrainConfig
 
@@ -27,15 +27,6 @@ from ginvariance.training.config import TrainConfig
 def trial_dir(out_dir: str | Path, trial: Trial) -> Path:
     """``DIR/trials/<key>``: the folder of one trial."""
     return Path(out_dir) / TRIALS_DIR / trial.key
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """The JSON object in ``path``; ``None`` when it is missing, unreadable or not an object."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def train_config(config: SweepConfig, trial: Trial, order: int) -> TrainConfig:
@@ -61,10 +52,7 @@ def run_trial(
     progress: Progress | None = None,
     device: str = "cpu",
 ) -> dict[str, Any]:
-    """Train and measure one trial; write ``DIR/trials/<key>/results.json`` atomically.
-
-    ``device``: where the trial trains and measures (a trial given GPUs by Ray sees them as
-    ``cuda``).
+    """Train and measure one trial on ``device``; write ``DIR/trials/<key>/results.json``.
 
     A trial whose ``results.json`` holds the same configuration is returned as it is; one
     with a checkpoint of the same configuration continues from its last epoch.
@@ -89,9 +77,8 @@ def run_trial(
     test = load_dataset(trial.dataset, "test", root=config.root)
     group = get_group(trial.group, tuple(test.sample_shape))
     train = train_config(config, trial, group.order)
-    record = canonical(
-        {"sweep": config.to_dict(), "trial": trial.to_dict(), "train": train.to_dict()}
-    )
+    record = {"sweep": config.to_dict(), "trial": trial.to_dict(), "train": train.to_dict()}
+    record = json_roundtrip(record, sort_keys=True)
     folder = ensure_dir(trial_dir(out_dir, trial))
     results_path = folder / TRIAL_RESULTS
     done = read_json(results_path)
@@ -131,7 +118,7 @@ def run_trial(
         "train": {k: result.metrics[k] for k in sorted(result.metrics)},
         "versions": versions(),
     }
-    results = canonical(results)
+    results = json_roundtrip(results, sort_keys=True)
     results["timings"] = {
         "train": result.seconds,
         "measure": time.perf_counter() - trained,
@@ -141,4 +128,4 @@ def run_trial(
     return results
 
 
-__all__ = ["read_json", "run_trial", "train_config", "trial_dir"]
+__all__ = ["run_trial", "train_config", "trial_dir"]

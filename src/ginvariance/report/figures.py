@@ -1,13 +1,7 @@
-"""The report's figures (matplotlib figures without pyplot), each returned as PNG bytes.
-
-- :func:`saliency_figure` — Figure 1 of the paper: a row per model (and sample), a column per
-  group element, each the saliency map of ``g·x`` mapped back by ``g⁻¹``; a genuinely
-  invariant model shows the same map in every column. 1-D signals are drawn as curves, one
-  per group element, on one axis per row.
-- :func:`measures_figure` — ``pdi``, ``li``, ``sis`` per model, in distribution next to each
-  shift (grouped bars; log scale for ``pdi`` and ``li``).
-- :func:`spectral_figure` — mean Jacobian singular values and sensitivity against ``ε`` per
-  model, raw (solid) and divided by the model's logit scale (dashed).
+"""The report's figures, each drawn on a bare matplotlib ``Figure`` (no pyplot: a notebook's
+backend is left alone) and returned as PNG bytes: saliency over the orbit (the paper's
+Figure 1; 1-D signals as overlaid curves), the invariance measures per model and input
+condition, and spectral decay.
 """
 
 from __future__ import annotations
@@ -131,12 +125,8 @@ def _saliency_mosaic(
     rows: Sequence[tuple[str, int]],
     elements: Sequence[str],
 ) -> Any:
-    """One RGB mosaic of image tiles on a single axis (fast for many rows and elements).
-
-    Row ``r`` shows the input ``x_b`` (grey) and the ``n`` mapped-back maps of one model on
-    one shared symmetric colour scale (red positive, blue negative); the cosine of each
-    map to the identity's is written above it.
-    """
+    """One RGB mosaic on a single axis (fast for many rows): per row the input (grey) and the
+    mapped-back maps on one symmetric colour scale, each with its cosine to the identity's."""
     from matplotlib import colormaps
 
     n = len(elements)
@@ -196,10 +186,10 @@ def _conditions(results: Mapping[str, Any], models: Sequence[str]) -> list[str]:
     return ["id", *first["shift"].keys()]
 
 
-def _value(entry: Mapping[str, Any], condition: str, key: str) -> float | None:
+def _value(entry: Mapping[str, Any], condition: str, key: str) -> float:
     values = entry["id"] if condition == "id" else entry["shift"][condition]
     v = values.get(key)
-    return None if v is None else float(v)
+    return math.nan if v is None else float(v)
 
 
 def _std(entry: Mapping[str, Any], condition: str, key: str) -> float | None:
@@ -223,16 +213,10 @@ def measures_figure(results: Mapping[str, Any], models: Sequence[str]) -> bytes:
     for ax, (key, label, log) in zip(axes, keys, strict=True):
         for j, name in enumerate(models):
             entry = results["models"][name]
-            values, errors = [], []
-            for c in conditions:
-                v = _value(entry, c, key)
-                s = _std(entry, c, key)
-                if v is None:
-                    v = math.nan
-                if log:
-                    v = max(abs(v), LOG_FLOOR) if math.isfinite(v) else math.nan
-                values.append(v)
-                errors.append(s if s is not None else 0.0)
+            values = [_value(entry, c, key) for c in conditions]
+            if log:  # |v| on the log axis, at least LOG_FLOOR
+                values = [max(abs(v), LOG_FLOOR) if math.isfinite(v) else math.nan for v in values]
+            errors = [_std(entry, c, key) or 0.0 for c in conditions]
             ax.bar(
                 positions + (j - (len(models) - 1) / 2) * width,
                 values,
@@ -287,19 +271,17 @@ def spectral_figure(results: Mapping[str, Any], models: Sequence[str]) -> bytes:
             color=color,
             alpha=0.7,
         )
-    left.set_yscale("log")
     left.set_xlabel("index k")
     left.set_ylabel("mean singular value σ_k of ∂z/∂x")
     left.set_title("Jacobian spectrum: raw (solid), ÷ logit scale (dashed)", fontsize=9)
-    left.grid(alpha=0.3)
-    left.legend(fontsize=8)
     right.set_xscale("log")
-    right.set_yscale("log")
     right.set_xlabel("ε")
     right.set_ylabel("E‖f(x+εu) − f(x)‖ / ε")
     right.set_title("Random-direction sensitivity: raw (solid), ÷ logit scale (dashed)", fontsize=9)
-    right.grid(alpha=0.3)
-    right.legend(fontsize=8)
+    for ax in (left, right):
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.suptitle("Spectral decay", fontsize=10)
     fig.tight_layout()
     return _png(fig)

@@ -8,21 +8,19 @@ a :class:`matplotlib.figure.Figure` of its own: the user's pyplot backend is lef
 from __future__ import annotations
 
 import html
-import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ginvariance.experiments.stats import CONFIDENCE
-from ginvariance.experiments.sweep_config import SWEEP_FIGURE, SWEEP_PAGE, lam_text
+from ginvariance.experiments.defaults import CONFIDENCE, SWEEP_FIGURE, SWEEP_PAGE
+from ginvariance.experiments.sweep_config import lam_text
+from ginvariance.report.figures import _png, subplots
 
 
 def _x_positions(lams: Sequence[float]) -> tuple[dict[float, float], float | None]:
-    """Where each λ sits on the log axis: ``λ > 0`` at itself, ``λ = 0`` one decade below.
-
-    Returns the map and the position of ``λ = 0`` (``None`` without it).
-    """
+    """Each λ's place on the log axis (``λ = 0`` one decade below the smallest positive one),
+    and that of ``λ = 0`` (``None`` without it)."""
     positive = sorted(v for v in lams if v > 0)
     if not positive:
         return {0.0: 1.0}, 1.0
@@ -44,8 +42,6 @@ def sweep_figure(summary: Mapping[str, Any]) -> bytes:
     ``pdi`` and ``li`` are on log axes (their absolute value; values below the smallest
     unconstrained one / 100 — the weight-tied reference's rounding errors — sit on the floor).
     """
-    from matplotlib.figure import Figure
-
     entries = list(summary["entries"])
     swept = [e for e in entries if e["lam"] is not None]
     refs = [e for e in entries if e["lam"] is None]
@@ -63,8 +59,7 @@ def sweep_figure(summary: Mapping[str, Any]) -> bytes:
     ]
     series = sorted({(e["group"], e["dataset"], e["model"]) for e in swept})
     colors = {s: f"C{i % 10}" for i, s in enumerate(series)}
-    fig = Figure(figsize=(4.2 * len(panels), 3.8))
-    axes = fig.subplots(1, len(panels), squeeze=False)
+    fig, axes = subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
 
     def values(e: Mapping[str, Any], cond: str, key: str) -> dict[str, Any] | None:
         block = e["id"] if cond == "id" else e["shift"].get(cond, {})
@@ -72,7 +67,7 @@ def sweep_figure(summary: Mapping[str, Any]) -> bytes:
         return s if s and s.get("mean") is not None else None
 
     for ax, (key, label, log) in zip(axes[0], panels, strict=True):
-        floor = None
+        floor = -math.inf  # a log axis: the smallest nonzero |value| / 100
         if log:
             mins = [
                 abs(s["mean"])
@@ -94,12 +89,10 @@ def sweep_figure(summary: Mapping[str, Any]) -> bytes:
                         continue
                     m = abs(s["mean"]) if log else s["mean"]
                     half = s["half"] or 0.0
-                    y = max(m, floor) if floor is not None else m
+                    y = max(m, floor)
                     xs.append(pos[float(e["lam"])])
                     ys.append(y)
-                    bottom = m - half
-                    if floor is not None:
-                        bottom = max(bottom, floor)
+                    bottom = max(m - half, floor)
                     lo.append(y - bottom if y >= bottom else 0.0)
                     hi.append(max(m + half, y) - y)
                 if not xs:
@@ -122,10 +115,9 @@ def sweep_figure(summary: Mapping[str, Any]) -> bytes:
                 if s is None:
                     continue
                 m = abs(s["mean"]) if log else s["mean"]
-                y = max(m, floor) if floor is not None else m
-                note = " (at floor)" if floor is not None and m < floor else ""
+                note = " (at floor)" if m < floor else ""
                 ax.axhline(
-                    y,
+                    max(m, floor),
                     color="#2ca02c" if len(refs) == 1 else f"C{(i + 3) % 10}",
                     linestyle=style,
                     linewidth=1.2,
@@ -161,9 +153,7 @@ def sweep_figure(summary: Mapping[str, Any]) -> bytes:
     )
     fig.suptitle("Invariance bought by regularization, and its cost in accuracy", fontsize=11)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    return buffer.getvalue()
+    return _png(fig)
 
 
 def _cell(s: Mapping[str, Any] | None) -> str:
