@@ -281,6 +281,18 @@ def test_config_refuses_bad_values(changes: dict) -> None:
         TrainConfig(**changes).validate()
 
 
+def test_one_default_for_epochs() -> None:
+    """`ginv train`, TrainConfig and the study's full run train for the same number of epochs."""
+    import typer
+
+    from ginvariance.cli import app
+    from ginvariance.experiments.defaults import FULL_EPOCHS
+
+    train_command = typer.main.get_command(app).commands["train"]  # type: ignore[attr-defined]
+    (epochs,) = [p for p in train_command.params if p.name == "epochs"]
+    assert epochs.default == TrainConfig().epochs == FULL_EPOCHS == 40
+
+
 def test_config_round_trip() -> None:
     config = TrainConfig(mode="regularized", lam=3.0, penalty="js", orbit="sample", limit=10)
     config.validate()

@@ -27,6 +27,7 @@ from ginvariance.cli.common import (
     shown,
     value,
 )
+from ginvariance.training.config import DEFAULT_EPOCHS
 
 
 @app.command("train", short_help="Train one model, checkpointed every epoch.")
@@ -52,7 +53,9 @@ def train_command(
         Path | None, root_option("Folder of the data set's files (MNIST IDX files).")
     ] = None,
     group: GroupOption = "c4",
-    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training data.")] = 60,
+    epochs: Annotated[
+        int, typer.Option(min=1, help="Passes over the training data.")
+    ] = DEFAULT_EPOCHS,
     batch_size: Annotated[int, typer.Option(min=1, help="Samples per step.")] = 64,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
     weight_decay: Annotated[float, typer.Option(help="Adam weight decay.")] = 0.0,

@@ -18,6 +18,7 @@ from typing import Any
 from ginvariance.checks import check_int
 from ginvariance.errors import ConfigError
 from ginvariance.seeds import check_seed
+from ginvariance.training.config import DEFAULT_EPOCHS
 
 #: The models of the study: the paper's four (Figure 1), a second regularized net whose
 #: penalty shrinking the logits cannot lower, and the augmented net averaged over the group
@@ -52,8 +53,8 @@ CONFIDENCE = 0.95
 #: The shift on which claims C3 and C4 are judged (the severe shift).
 SEVERE_SHIFT = "uniform"
 
-#: Training epochs of a full run and of a quick one (``--quick``).
-FULL_EPOCHS = 40
+#: Training epochs of a full run (the training default) and of a quick one (``--quick``).
+FULL_EPOCHS = DEFAULT_EPOCHS
 QUICK_EPOCHS = 10
 #: Test samples measured in a quick run.
 QUICK_N_MEASURE = 200
