@@ -474,16 +474,34 @@ def statistics(
 
 
 def invariance_suite(
-    model: Model, x: torch.Tensor, group: Group | str, y: torch.Tensor | None = None, **kwargs: Any
+    model: Model,
+    x: torch.Tensor,
+    group: Group | str,
+    y: torch.Tensor | None = None,
+    *,
+    saliency: bool = True,
+    chunk_size: int | None = None,
+    memory_budget: int | None = None,
+    precision: torch.dtype | None = None,
 ) -> dict[str, float | None]:
     """All measures from one forward (and one backward, for ``sis``) over the orbit.
 
-    Returns ``pdi``, ``li``, ``li_within``, ``orbit_consistency``; ``sis`` unless
-    ``saliency=False``; and ``accuracy`` and ``orbit_accuracy`` when labels ``y`` are given.
-    The keyword arguments (``saliency``, default ``True``; ``chunk_size``, ``memory_budget``,
-    ``precision``) are :func:`statistics`'s.
+    Returns ``pdi``, ``li``, ``li_within``, ``orbit_consistency``; ``sis`` when ``saliency``;
+    and ``accuracy`` and ``orbit_accuracy`` when labels ``y`` are given. The keywords are
+    :func:`statistics`'s.
     """
-    return finalize(statistics(model, x, group, y, **kwargs))
+    return finalize(
+        statistics(
+            model,
+            x,
+            group,
+            y,
+            saliency=saliency,
+            chunk_size=chunk_size,
+            memory_budget=memory_budget,
+            precision=precision,
+        )
+    )
 
 
 def _measure(key: str, model: Model, x: torch.Tensor, group: Any, **kwargs: Any) -> torch.Tensor:
