@@ -395,15 +395,13 @@ class WeightTiedCNN(nn.Module):
         if self._add_channel:
             x = x.unsqueeze(1)
         if not self.pool:
+            if self.halve and (x.shape[-2] % 2 or x.shape[-1] % 2):
+                raise ModelError(
+                    f"this model halves its feature maps, which is exact only for even "
+                    f"sides, got {x.shape[-2]}×{x.shape[-1]}; pad the images to even sides"
+                )
             y = torch.relu(self.lift(x))
-            if self.halve:
-                if x.shape[-2] % 2 or x.shape[-1] % 2:
-                    raise ModelError(
-                        f"this model halves its feature maps, which is exact only for even "
-                        f"sides, got {x.shape[-2]}×{x.shape[-1]}; pad the images to even sides"
-                    )
-                y = self._max_pool(y)
-            return torch.relu(self.gconv(y))
+            return torch.relu(self.gconv(self._max_pool(y) if self.halve else y))
         if x.shape[-2] % 4 or x.shape[-1] % 4:
             raise ModelError(
                 f"this model pools twice, which is exact only for sides divisible by 4, got "
