@@ -111,9 +111,8 @@ def read_manifest(root: str | os.PathLike[str]) -> dict[str, str | None]:
         data = None
     files = data.get("files") if isinstance(data, dict) else None
     if (
-        not isinstance(data, dict)
+        not isinstance(files, dict)
         or data.get("format") != MANIFEST_FORMAT
-        or not isinstance(files, dict)
         or not all(
             isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in files.items()
         )

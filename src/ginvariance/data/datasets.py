@@ -215,11 +215,8 @@ def stratified_split(y: np.ndarray) -> dict[str, np.ndarray]:
     for c in np.unique(y):
         members = np.flatnonzero(y == c)
         rank[members] = np.arange(len(members)) % 5
-    return {
-        "train": np.flatnonzero(rank < 3),
-        "val": np.flatnonzero(rank == 3),
-        "test": np.flatnonzero(rank == 4),
-    }
+    parts = (rank < 3, rank == 3, rank == 4)
+    return {split: np.flatnonzero(part) for split, part in zip(SPLITS, parts, strict=True)}
 
 
 def _last_tenth(n: int, split: str) -> slice:

@@ -144,9 +144,8 @@ def load_image_folder(
         if "DataLoader worker" in message and "DataError: " in message:
             raise DataError(message.rsplit("DataError: ", 1)[1].strip().splitlines()[0]) from None
         raise
-    x_all = torch.stack(xs)
-    y_all = torch.tensor(labels, dtype=torch.int64)
-    return ArrayDataset(x_all, y_all, len(classes), name=Path(root).name or str(root))
+    y = torch.tensor(labels, dtype=torch.int64)
+    return ArrayDataset(torch.stack(xs), y, len(classes), name=Path(root).name or str(root))
 
 
 def _describe(shape: Any) -> str:

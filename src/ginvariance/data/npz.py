@@ -23,10 +23,8 @@ from ginvariance.data.datasets import (
 )
 from ginvariance.errors import DataError, LabelError
 
-#: The most bytes the arrays ``x`` and ``y`` of one ``.npz`` file may take once decompressed
-#: (4 GiB), checked from the archive's member headers and each array's ``.npy`` header before
-#: anything is decompressed. A small file can expand a thousandfold (a "zip bomb"); pass
-#: ``max_bytes`` to :func:`load_npz` (``--max-data-gib`` on the command line) for more.
+#: The most bytes ``x`` and ``y`` of one ``.npz`` may take once decompressed (4 GiB: a small
+#: file can expand a thousandfold); raise it with ``max_bytes`` or ``--max-data-gib``.
 MAX_ARRAY_BYTES = 4 * 2**30
 
 _NPZ_FIX = "save one with numpy.savez(path, x=inputs, y=labels)"
@@ -105,9 +103,8 @@ def load_npz(
     num_classes:
         Number of classes ``K``; ``None`` counts them from the labels.
     max_bytes:
-        The most bytes ``x`` and ``y`` may take together once decompressed
-        (:data:`MAX_ARRAY_BYTES`, 4 GiB): checked from the file's headers before anything
-        is decompressed.
+        The most bytes ``x`` and ``y`` may take together once decompressed, checked from
+        the file's headers first (default :data:`MAX_ARRAY_BYTES`, 4 GiB).
 
     Raises
     ------

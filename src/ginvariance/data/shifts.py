@@ -118,8 +118,7 @@ class ShiftReference:
         """
         shape: tuple[int, ...] | None = None
         count, lo, hi = 0, math.inf, -math.inf
-        centre = 0.0
-        s1 = s2 = 0.0
+        centre = s1 = s2 = 0.0
         for x in batches:
             x = _check_batch(x, "the shift reference")
             if x.shape[0] == 0:
