@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 import re
-import tempfile
+import secrets
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -53,32 +53,6 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def _umask_from_proc() -> int | None:
-    """The umask from ``/proc/self/status`` (Linux 4.7+), read without changing it."""
-    try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-#: Where ``/proc`` does not report it, the umask is read once, here at import (by setting and
-#: restoring it, before any thread of ours runs), never again while threads may be creating files.
-_PROC_UMASK = _umask_from_proc()
-_IMPORT_UMASK: int = os.umask(0o022) if _PROC_UMASK is None else _PROC_UMASK
-if _PROC_UMASK is None:
-    os.umask(_IMPORT_UMASK)
-
-
-def _file_mode() -> int:
-    """The mode ``open(path, "w")`` would give a new file: ``0o666`` less the current umask."""
-    mask = _umask_from_proc()
-    return 0o666 & ~(_IMPORT_UMASK if mask is None else mask)
-
-
 def _cannot_write(dest: Path, exc: OSError) -> OutputError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         fix = "free some space, or choose a folder on another disk"
@@ -91,7 +65,7 @@ def _cannot_write(dest: Path, exc: OSError) -> OutputError:
 TEMP_SUFFIX = ".ginv.tmp"
 #: The longest file name (in bytes) that common file systems accept.
 MAX_NAME_BYTES = 255
-_TEMP_RANDOM = 8  # what tempfile.mkstemp puts between prefix and suffix
+_TEMP_RANDOM = 8  # hexadecimal digits between prefix and suffix
 _TEMP_NAME = re.compile(r"^\.(?P<stem>.*)\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + r"$", re.S)
 
 
@@ -122,6 +96,21 @@ def check_file_name(path: str | os.PathLike[str], what: str = "output file") -> 
             f"{MAX_NAME_BYTES} a file name may have; choose a shorter name"
         )
     return dest
+
+
+def _create_temporary(dest: Path, folder: Path) -> str:
+    """A new empty temporary for ``dest`` in ``folder``, of mode ``0o666`` less the umask.
+
+    The kernel applies the umask, as for ``open(path, "w")``; the umask is never read or set
+    (setting it races with other threads creating files).
+    """
+    while True:
+        name = f"{temporary_prefix(dest.name)}{secrets.token_hex(_TEMP_RANDOM // 2)}{TEMP_SUFFIX}"
+        try:
+            os.close(os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return str(folder / name)
 
 
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
@@ -157,17 +146,11 @@ def replace_atomically(
             "a file to write"
         )
     try:
-        fd, tmp = tempfile.mkstemp(
-            prefix=temporary_prefix(dest.name), suffix=TEMP_SUFFIX, dir=folder
-        )
+        tmp = _create_temporary(dest, folder)
     except OSError as exc:
         raise _cannot_write(dest, exc) from None
     try:
         try:
-            try:
-                os.fchmod(fd, _file_mode())
-            finally:
-                os.close(fd)
             write(tmp)
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
@@ -189,10 +172,10 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], object]) -
     """Write ``path`` atomically; ``write(tmp_path)`` writes the whole content to ``tmp_path``.
 
     The file gets the permissions an ordinary write would give it (``0o666`` less the
-    umask), not the owner-only mode of the temporary file it starts as. Inside an output
-    folder that this process holds (:func:`ginvariance.folder.output_folder`), the file must
-    be one that ginv wrote before or a new name (else :class:`OutputError`), and the
-    folder's manifest records it with its SHA-256.
+    umask). Inside an output folder that this process holds
+    (:func:`ginvariance.folder.output_folder`), the file must be one that ginv wrote before
+    or a new name (else :class:`OutputError`), and the folder's manifest records it with its
+    SHA-256.
     """
     from ginvariance.folder import owner_of  # the folder module writes through this one
 
