@@ -55,15 +55,10 @@ _registry: dict[str, OutputFolder] = {}  # realpath of the root → the folder h
 _registry_lock = threading.Lock()
 
 
-def _real(path: str | os.PathLike[str]) -> str:
-    """The real path of a folder (symbolic links resolved)."""
-    return os.path.realpath(os.path.abspath(os.fspath(path)))
-
-
 def _real_entry(path: str | os.PathLike[str]) -> str:
     """The real path of the folder of ``path``, joined with its name (the entry itself is not
     resolved: a symbolic link in a held folder is an entry of that folder)."""
-    head, name = os.path.split(os.path.abspath(os.fspath(path)))
+    head, name = os.path.split(os.path.abspath(path))
     return os.path.join(os.path.realpath(head), name)
 
 
@@ -75,7 +70,7 @@ def _missing_folders(target: Path, stop: str | None = None) -> list[Path]:
     """``target`` and those of its parents that do not exist (below ``stop``), outer first."""
     missing = []
     for folder in (target, *target.parents):
-        if folder.exists() or _real(folder) == stop:
+        if folder.exists() or os.path.realpath(folder) == stop:
             break
         missing.append(folder)
     return missing[::-1]
@@ -328,11 +323,11 @@ def output_folder(path: str | os.PathLike[str]) -> Iterator[OutputFolder]:
     root = Path(path)
     held = owner_of(root, inclusive=True)
     if held is not None:
-        if _real(root) != held.real:
+        if os.path.realpath(root) != held.real:
             held.ensure_dir(root)
         yield held
         return
-    folder = OutputFolder(root, _real(root))
+    folder = OutputFolder(root, os.path.realpath(root))
     with _registry_lock:
         if folder.real in _registry:  # another thread of this process holds it
             raise OutputError(
@@ -358,7 +353,7 @@ def owner_of(path: str | os.PathLike[str], *, inclusive: bool = False) -> Output
     """
     if not _registry:
         return None
-    real = _real(path) if inclusive else _real_entry(path)
+    real = os.path.realpath(path) if inclusive else _real_entry(path)
     with _registry_lock:
         for root, folder in _registry.items():
             if folder._fd is not None and _within(real, root) and (inclusive or real != root):
