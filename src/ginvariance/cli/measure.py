@@ -28,7 +28,7 @@ from ginvariance.cli.common import (
     seed_option,
     value,
 )
-from ginvariance.errors import ConfigError, DataError, OutputError
+from ginvariance.errors import CheckpointError, ConfigError, DataError, ModelError, OutputError
 from ginvariance.keys import MEASURE_KEYS
 
 
@@ -129,8 +129,6 @@ def build_measured_model(
     ``classes_from`` says where ``num_classes`` came from; when the checkpoint does not fit
     a model built with it, the message says so and how to pass the right number.
     """
-    from ginvariance.errors import CheckpointError, ModelError
-
     if model_spec is None and checkpoint is None:
         raise ModelError(
             "give --model MODULE:CALLABLE (or a built-in name: mlp, cnn, weight-tied, resnet), "
@@ -172,8 +170,6 @@ def build_measured_model(
 def _fmt(value: Any, key: str = "") -> str:
     if value is None:
         return "—"
-    if isinstance(value, int):
-        return str(value)
     if isinstance(value, float) and math.isfinite(value):
         if key == "pdi" and value < 0:
             # a mean of divergences is ≥ 0; a negative one is float rounding of a zero
@@ -182,16 +178,13 @@ def _fmt(value: Any, key: str = "") -> str:
     return str(value)
 
 
-#: Column headers of the table, two lines each so that the table fits 80 columns; the JSON
-#: keys are the names in :data:`~ginvariance.keys.MEASURE_KEYS`.
+#: Column headers other than the key itself, two lines each so that the table fits 80
+#: columns; the JSON keys are the names in :data:`~ginvariance.keys.MEASURE_KEYS`.
 HEADERS = {
     "accuracy": "\naccuracy",
     "orbit_accuracy": "orbit\naccuracy",
     "orbit_consistency": "orbit\nconsist.",
-    "pdi": "pdi",
-    "li": "li",
     "li_within": "li\nwithin",
-    "sis": "sis",
 }
 
 
