@@ -105,9 +105,8 @@ def _one_thread_count(
     torch.set_num_threads(threads)
     model, x, y, group, chunk = setup.model, setup.x, setup.y, setup.group, setup.chunk
     n = group.order
-    rows = [slice(s, min(s + chunk, x.shape[0])) for s in range(0, x.shape[0], chunk)]
-    orbits = [group.orbit(x[r]) for r in rows]
-    orbit_labels = [y[r].repeat(n) for r in rows]
+    orbits = [group.orbit(xb) for xb in x.split(chunk)]
+    orbit_labels = [yb.repeat(n) for yb in y.split(chunk)]
     amp = check_precision(cfg.precision, x.device)
     sync = synchronizer(x.device)
     suite = partial(invariance_suite, model, x, group, y, chunk_size=chunk, precision=amp)
@@ -137,7 +136,7 @@ def _one_thread_count(
     progress.finish()
     if cfg.train:
         progress.start(1, f"training steps, {threads} thread(s)")
-        times.update(train_step_times(cfg.size, x, y, group, cfg))
+        times.update(train_step_times(x, y, group, cfg))
         progress.finish()
 
     median = {k: statistics.median(v) for k, v in times.items()}

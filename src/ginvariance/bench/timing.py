@@ -83,11 +83,12 @@ def make_train_step(
     y: torch.Tensor,
     generator: torch.Generator,
 ) -> Callable[[], None]:
-    """One Adam step of ``kind`` on the batch ``(x, y)``, as a callable to time.
+    """One Adam step of ``kind`` on the batch ``(x, y)`` of ``B`` samples, as a callable to time.
 
     ``plain``: cross-entropy on ``x``; ``augmented``: after one random element per sample;
-    ``regularized-sample`` / ``regularized-full``: augmented cross-entropy + the logit
-    penalty (λ = 1) on one sampled element or on the full orbit.
+    ``regularized-sample`` / ``regularized-full`` (or ``_``): augmented cross-entropy + the logit
+    penalty (λ = 1) on the identity and one sampled element (``2B`` inputs) or on the full
+    orbit (``n·B``).
     """
     from ginvariance.training import InvarianceRegularizer, regularized_loss
 
@@ -110,20 +111,16 @@ def make_train_step(
 
 
 def train_step_times(
-    size: int, x: torch.Tensor, y: torch.Tensor, group: Group, cfg: BenchConfig
+    x: torch.Tensor, y: torch.Tensor, group: Group, cfg: BenchConfig
 ) -> dict[str, list[float]]:
-    """Seconds per training step of each variant (see ``benchmarks/train_step.py``).
-
-    ``plain``: cross-entropy on ``B`` inputs; ``augmented``: after one random element per
-    sample; ``regularized_sample``: cross-entropy + logit penalty on the identity and one
-    sampled element (``2B`` inputs); ``regularized_full``: over the full orbit (``n·B``).
-    """
+    """Seconds per step of each :func:`make_train_step` kind on the first ``cfg.train_batch``
+    samples (see ``benchmarks/train_step.py``)."""
     xb, yb = x[: cfg.train_batch], y[: cfg.train_batch]
     gen = torch.Generator().manual_seed(cfg.seed)
     sync = synchronizer(x.device)
 
     def make_step(kind: str) -> Callable[[], None]:
-        model = build_bench_model(cfg.model, size, cfg.seed, cfg.width).train().to(x.device)
+        model = build_bench_model(cfg.model, cfg.size, cfg.seed, cfg.width).train().to(x.device)
         step = make_train_step(model, group, kind, xb, yb, gen)
 
         def steps() -> None:
