@@ -79,21 +79,6 @@ def resolve_num_classes(given: int | None, ds: Any, from_labels: bool) -> tuple[
     return given, "from --num-classes"
 
 
-def check_checkpoint_shape(path: Path, meta: dict[str, Any], sample_shape: tuple[int, ...]) -> None:
-    """Refuse data whose samples are not of the shape the checkpoint's model was trained on
-    (``meta`` as :func:`~ginvariance.training.checkpoint.read_checkpoint` verified it; without
-    a model description, the model's own check runs on the first batch)."""
-    trained = (meta.get("model") or {}).get("sample_shape")
-    if trained is not None and tuple(trained) != tuple(sample_shape):
-        from ginvariance.models.cnn import shape_fix
-
-        raise DataError(
-            f"the model of checkpoint {str(path)!r} was built for samples of shape "
-            f"{tuple(trained)}, the data hold {tuple(sample_shape)}; "
-            f"{shape_fix(trained, sample_shape, rebuild=False)}"
-        )
-
-
 def check_output(output: Path, inputs: dict[str, Path | None]) -> None:
     """Refuse, before any work, an ``--output`` that cannot be written or is an input file."""
     from ginvariance.io import check_file_name, ensure_dir, same_file
@@ -139,7 +124,17 @@ def build_measured_model(
 
         assert checkpoint is not None
         model, meta = load_checkpoint(checkpoint)
-        check_checkpoint_shape(checkpoint, meta, sample_shape)
+        # data of another sample shape than the model was trained on are refused here (without
+        # a model description, the model's own check runs on the first batch)
+        trained = (meta.get("model") or {}).get("sample_shape")
+        if trained is not None and tuple(trained) != tuple(sample_shape):
+            from ginvariance.models.cnn import shape_fix
+
+            raise DataError(
+                f"the model of checkpoint {str(checkpoint)!r} was built for samples of shape "
+                f"{tuple(trained)}, the data hold {tuple(sample_shape)}; "
+                f"{shape_fix(trained, sample_shape, rebuild=False)}"
+            )
         return model
     if ":" in model_spec:
         from ginvariance.usercode import import_model
