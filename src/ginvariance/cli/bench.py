@@ -42,10 +42,10 @@ ROWS: list[tuple[str, str, str | None]] = [
 ]
 
 
-def _mark(target: dict[str, Any], op: str | None = None) -> str:
+def _mark(target: dict[str, Any]) -> str:
     """``op bound ✓`` (green) or ``✗`` (red) for a target of the bench's result."""
     ok = "[green]✓[/]" if target["met"] else "[red]✗[/]"
-    return f"{op or target['op']} {target['bound']:g} {ok}"
+    return f"{target['op']} {target['bound']:g} {ok}"
 
 
 def bench_table(result: dict[str, Any], rows: list[tuple[str, str, str | None]] = ROWS) -> Table:
@@ -85,7 +85,7 @@ def bench_table(result: dict[str, Any], rows: list[tuple[str, str, str | None]] 
             table.add_row(str(memory["threads"]), f"peak RSS, N = {probe['n']:,}", mib, "", "")
         if "ratio" in memory:
             ratio = f"{memory['ratio']:.3f}×"
-            table.add_row("", "peak RSS ratio", "", ratio, _mark(memory["target"], "<="))
+            table.add_row("", "peak RSS ratio", "", ratio, _mark(memory["target"]))
     return table
 
 

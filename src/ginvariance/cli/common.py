@@ -154,14 +154,10 @@ parse_threads = comma_list("--threads", _ascii_int, "positive integers", "1,2")
 parse_rss_n = comma_list("--rss-n", _ascii_int, "positive integers", "10000,100000")
 
 
-def name_list(option: str, example: str) -> Callable[[Any], tuple[str, ...]]:
-    """A comma list of names (groups, data sets, models, shifts)."""
-    return comma_list(option, str, "names", example)
-
-
 def names_option(*names: str, example: str, help: str) -> Any:
     """A ``--NAMES/--NAME`` option that takes a comma list of names, e.g. ``example``."""
-    return typer.Option(*names, parser=name_list(names[0], example), metavar="NAME,...", help=help)
+    parse = comma_list(names[0], str, "names", example)
+    return typer.Option(*names, parser=parse, metavar="NAME,...", help=help)
 
 
 def seeds_option(help: str) -> Any:
@@ -215,11 +211,6 @@ def emit_json(result: Any, json_out: bool, output: Path | None = None) -> bool:
     if json_out:
         typer.echo(to_json(result), nl=False)
     return json_out
-
-
-@app.callback()
-def _root() -> None:
-    """Tell genuine invariance from learned invariance in any PyTorch classifier."""
 
 
 console = Console()

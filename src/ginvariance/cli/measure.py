@@ -28,7 +28,7 @@ from ginvariance.cli.common import (
     seed_option,
     value,
 )
-from ginvariance.errors import ConfigError, DataError, OutputError
+from ginvariance.errors import CheckpointError, ConfigError, DataError, ModelError, OutputError
 from ginvariance.keys import MEASURE_KEYS
 
 
@@ -79,21 +79,6 @@ def resolve_num_classes(given: int | None, ds: Any, from_labels: bool) -> tuple[
     return given, "from --num-classes"
 
 
-def check_checkpoint_shape(path: Path, meta: dict[str, Any], sample_shape: tuple[int, ...]) -> None:
-    """Refuse data whose samples are not of the shape the checkpoint's model was trained on
-    (``meta`` as :func:`~ginvariance.training.checkpoint.read_checkpoint` verified it; without
-    a model description, the model's own check runs on the first batch)."""
-    trained = (meta.get("model") or {}).get("sample_shape")
-    if trained is not None and tuple(trained) != tuple(sample_shape):
-        from ginvariance.models.cnn import shape_fix
-
-        raise DataError(
-            f"the model of checkpoint {str(path)!r} was built for samples of shape "
-            f"{tuple(trained)}, the data hold {tuple(sample_shape)}; "
-            f"{shape_fix(trained, sample_shape, rebuild=False)}"
-        )
-
-
 def check_output(output: Path, inputs: dict[str, Path | None]) -> None:
     """Refuse, before any work, an ``--output`` that cannot be written or is an input file."""
     from ginvariance.io import check_file_name, ensure_dir, same_file
@@ -129,8 +114,6 @@ def build_measured_model(
     ``classes_from`` says where ``num_classes`` came from; when the checkpoint does not fit
     a model built with it, the message says so and how to pass the right number.
     """
-    from ginvariance.errors import CheckpointError, ModelError
-
     if model_spec is None and checkpoint is None:
         raise ModelError(
             "give --model MODULE:CALLABLE (or a built-in name: mlp, cnn, weight-tied, resnet), "
@@ -141,7 +124,17 @@ def build_measured_model(
 
         assert checkpoint is not None
         model, meta = load_checkpoint(checkpoint)
-        check_checkpoint_shape(checkpoint, meta, sample_shape)
+        # data of another sample shape than the model was trained on are refused here (without
+        # a model description, the model's own check runs on the first batch)
+        trained = (meta.get("model") or {}).get("sample_shape")
+        if trained is not None and tuple(trained) != tuple(sample_shape):
+            from ginvariance.models.cnn import shape_fix
+
+            raise DataError(
+                f"the model of checkpoint {str(checkpoint)!r} was built for samples of shape "
+                f"{tuple(trained)}, the data hold {tuple(sample_shape)}; "
+                f"{shape_fix(trained, sample_shape, rebuild=False)}"
+            )
         return model
     if ":" in model_spec:
         from ginvariance.usercode import import_model
@@ -172,8 +165,6 @@ def build_measured_model(
 def _fmt(value: Any, key: str = "") -> str:
     if value is None:
         return "—"
-    if isinstance(value, int):
-        return str(value)
     if isinstance(value, float) and math.isfinite(value):
         if key == "pdi" and value < 0:
             # a mean of divergences is ≥ 0; a negative one is float rounding of a zero
@@ -182,16 +173,13 @@ def _fmt(value: Any, key: str = "") -> str:
     return str(value)
 
 
-#: Column headers of the table, two lines each so that the table fits 80 columns; the JSON
-#: keys are the names in :data:`~ginvariance.keys.MEASURE_KEYS`.
+#: Column headers other than the key itself, two lines each so that the table fits 80
+#: columns; the JSON keys are the names in :data:`~ginvariance.keys.MEASURE_KEYS`.
 HEADERS = {
     "accuracy": "\naccuracy",
     "orbit_accuracy": "orbit\naccuracy",
     "orbit_consistency": "orbit\nconsist.",
-    "pdi": "pdi",
-    "li": "li",
     "li_within": "li\nwithin",
-    "sis": "sis",
 }
 
 
