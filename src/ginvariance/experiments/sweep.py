@@ -1,16 +1,12 @@
 """Sweeps on Ray Tune: seeds × λ × group × model × data set, aggregated with confidence intervals.
 
-A trial (:mod:`~ginvariance.experiments.sweep_trial`) trains one unconstrained network
-(``cnn`` or ``mlp``) for one data set, group, seed and ``λ`` and measures it on the test split
-in distribution and under the shifts (``uniform`` by default) with
-:func:`ginvariance.metrics.measure`. At ``λ = 0`` it is the ``augmented`` model: the
-regularized objective at ``λ = 0`` *is* augmentation, so it skips the orbit pass whose penalty
-would be multiplied by zero, and the left end of every curve is the learned-invariance
-baseline. At ``λ > 0`` it is the ``regularized`` model
-(:class:`~ginvariance.training.InvarianceRegularizer`). Once per (group, data set, seed) the
-``weight-tied`` network is the reference every curve is read against; it is left out (and the
-aggregate says why) where the group has none (for example ``shift``). The grid and its trials:
-:mod:`~ginvariance.experiments.sweep_config`.
+The grid and its trials: :mod:`~ginvariance.experiments.sweep_config`; one trial (train one
+network, measure it in distribution and under the shifts):
+:mod:`~ginvariance.experiments.sweep_trial`. ``λ = 0`` trains the ``augmented`` model (the
+regularized objective at ``λ = 0`` *is* augmentation, without the orbit pass its zero penalty
+would cost): the left end of every curve is the learned-invariance baseline. The
+``weight-tied`` reference is left out (and the aggregate says why) where the group has none
+(for example ``shift``).
 
 Where things go
 ---------------

@@ -26,10 +26,9 @@ def _x_positions(lams: Sequence[float]) -> tuple[dict[float, float], float | Non
         return {0.0: 1.0}, 1.0
     zero = positive[0] / 10.0
     pos = {v: v for v in positive}
-    if 0.0 in lams:
-        pos[0.0] = zero
-        return pos, zero
-    return pos, None
+    if 0.0 not in lams:
+        return pos, None
+    return {**pos, 0.0: zero}, zero
 
 
 def sweep_figure(summary: Mapping[str, Any]) -> bytes:
