@@ -239,11 +239,8 @@ def _watch(folder: Path, trials: Sequence[Trial], progress: Progress, stop: thre
 def _first_line(error: Any) -> str:
     cause = getattr(error, "cause", None)
     exc = cause if isinstance(cause, BaseException) else error
-    text = str(exc).strip()
-    for line in reversed(text.splitlines()):  # a traceback ends with its message
-        if line.strip():
-            return " ".join(line.split())
-    return type(exc).__name__
+    lines = str(exc).strip().splitlines()  # a traceback ends with its message
+    return " ".join(lines[-1].split()) if lines else type(exc).__name__
 
 
 def run_sweep(

@@ -27,9 +27,7 @@ LOG_FLOOR = 1e-18
 
 
 def subplots(nrows: int = 1, ncols: int = 1, *, figsize: Any, **kwargs: Any) -> tuple[Any, Any]:
-    """``(figure, axes)`` like ``pyplot.subplots``, drawn on a bare
-    :class:`matplotlib.figure.Figure`: no pyplot, so a notebook's backend and figure list are
-    left alone."""
+    """``(figure, axes)`` like ``pyplot.subplots``, on a bare :class:`~matplotlib.figure.Figure`."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=figsize)

@@ -1,8 +1,7 @@
 """The sweep's figure and page: ``pdi``, ``li``, ``sis`` and accuracy against ``λ``.
 
 Drawn from the aggregate of :func:`ginvariance.experiments.sweep.run_sweep` (``sweep.json``)
-into ``sweep.png`` and a small self-contained ``sweep.html`` beside it. The figure is drawn on
-a :class:`matplotlib.figure.Figure` of its own: the user's pyplot backend is left alone.
+into ``sweep.png`` and a small self-contained ``sweep.html`` beside it.
 """
 
 from __future__ import annotations
