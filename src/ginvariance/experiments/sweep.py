@@ -261,9 +261,8 @@ def run_sweep(
     config:
         The grid (:class:`SweepConfig`).
     out_dir:
-        The sweep folder (see the module's documentation). Running again on a folder with
-        a sweep of the same configuration resumes it (Tune's restore): finished trials are
-        kept, unfinished and failed ones run again from their last saved epoch.
+        The sweep folder (see the module's documentation); a sweep of the same configuration
+        in it is resumed.
     address:
         A running Ray cluster (``ray.init(address=...)``, e.g. ``"auto"`` or
         ``"ray://head:10001"``); ``None`` starts a local instance with ``num_cpus`` CPUs
@@ -272,10 +271,9 @@ def run_sweep(
     cpus_per_trial:
         CPUs (and torch threads) per trial; trials run in parallel on the rest.
     gpus_per_trial:
-        GPUs per trial (Tune's ``resources_per_trial``: ``tune.with_resources(trainable,
-        {"cpu": cpus_per_trial, "gpu": gpus_per_trial})``); a fraction such as 0.25 packs four
-        trials on one GPU. With GPUs each trial trains and measures on ``cuda`` (the GPU Ray
-        assigned it, through ``CUDA_VISIBLE_DEVICES``); 0 keeps every trial on the CPU.
+        GPUs per trial; a fraction such as 0.25 packs four trials on one GPU. With GPUs each
+        trial trains and measures on ``cuda`` (the GPU Ray assigns it through
+        ``CUDA_VISIBLE_DEVICES``); 0 keeps every trial on the CPU.
     resume:
         Require an experiment to resume in ``out_dir`` (without it one is resumed when present).
     progress:
