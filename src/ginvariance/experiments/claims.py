@@ -332,9 +332,7 @@ def evaluate_claims(
     for key, claim in mean.items():
         deciding = claim["deciding"]
         values = [s[key]["deciding"]["value"] for s in seeds]
-        side = all(s[key]["side"] for s in seeds)
-        if any(v is None for v in values):
-            side = False
+        side = all(s[key]["side"] for s in seeds) and None not in values
         summary = summarize(values, confidence)
         result = verdict(summary, deciding["op"], deciding["threshold"], side)
         claims[key] = {

@@ -1,12 +1,5 @@
 """The one place for the constants, defaults and checks that the study (``ginv run``), the
-sweep (``ginv sweep``) and :mod:`ginvariance.report` share.
-
-The models and files of a study folder, the files of a sweep folder, the confidence of every
-interval, the severe shift, the epochs and test samples of a full and a quick run, and the
-rule that picks the orbit of the invariance penalty. The training options that both
-configurations hand to :class:`~ginvariance.training.TrainConfig` are checked by that class
-(:func:`check_training`).
-"""
+sweep (``ginv sweep``) and :mod:`ginvariance.report` share."""
 
 from __future__ import annotations
 
@@ -15,7 +8,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ginvariance.checks import check_int
 from ginvariance.errors import ConfigError
 from ginvariance.seeds import check_seed
 from ginvariance.training.config import DEFAULT_EPOCHS
@@ -105,12 +97,6 @@ def check_seeds(seeds: Sequence[int], example: str) -> None:
         raise ConfigError(f"seeds {list(seeds)} repeat; give each seed once")
 
 
-def check_positive(config: Any, names: Iterable[str], optional: bool = False) -> None:
-    """Each field ``names`` of ``config`` is a positive integer (or ``None`` if ``optional``)."""
-    for name in names:
-        check_int(getattr(config, name), name, allow_none=optional)
-
-
 def check_training(config: Any, lams: Iterable[float]) -> None:
     """Check the training options of a study or sweep ``config`` as a training run would:
     each ``λ`` of ``lams`` with the options through :meth:`TrainConfig.validate
@@ -149,7 +135,6 @@ __all__ = [
     "TRIALS_DIR",
     "TRIAL_RESULTS",
     "TUNE_DIR",
-    "check_positive",
     "check_seeds",
     "check_training",
     "default_epochs",

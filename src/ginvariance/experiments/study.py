@@ -268,14 +268,19 @@ def run_study(
         Bad options (``jobs`` not a positive integer), an unknown data set or a group that
         does not act on its samples.
     """
+    import torch
+
     from ginvariance.data import get_shift, load_dataset
+    from ginvariance.data.shifts import ShiftReference
     from ginvariance.devices import resolve_device
     from ginvariance.folder import output_folder
     from ginvariance.groups import get_group
+    from ginvariance.io import atomic_write_bytes, atomic_write_json
     from ginvariance.models import build_model
+    from ginvariance.training import versions
 
     began = time.perf_counter()
-    where = resolve_device("cpu" if device is None else device)
+    device = resolve_device("cpu" if device is None else device)
     given = config
     config = config.resolved()
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
@@ -293,113 +298,93 @@ def run_study(
     for mode in TRAINED_MODELS:
         tc = config.train_config(mode, config.seeds[0])
         build_model(tc.model_name, tuple(test_set.sample_shape), test_set.num_classes, group=group)
-    with output_folder(out_dir):  # locked for the run; only ginv's own files replaced
-        return _run_study(
-            config, Path(out_dir), test_set, group, force, progress, began, jobs, where
-        )
+    out = Path(out_dir)
+    with output_folder(out):  # locked for the run; only ginv's own files replaced
+        plan = plan_checkpoints(config, out, force=force)
+        dtype = getattr(torch, config.dtype)
+        x_test = torch.as_tensor(test_set.x).to(dtype)
+        y_test = torch.as_tensor(test_set.y).long()
+        # every shift is one fixed distribution, its parameters those of the training split
+        train_x = torch.as_tensor(
+            load_dataset(config.dataset, "train", root=config.root).x[: config.limit]
+        ).to(dtype)
+        reference = ShiftReference.from_batches([train_x], "training split")
+        del train_x
+        run = _Run(config, out, plan, x_test, y_test, group, reference, device)
 
+        threads_before = torch.get_num_threads()
+        torch.set_num_threads(1)  # one thread per task: results do not depend on the machine
+        try:
+            if jobs == 1:
+                done = {
+                    (seed, mode): run.task(seed, mode, progress)
+                    for seed in config.seeds
+                    for mode in TRAINED_MODELS
+                }
+            else:
+                done = _run_concurrently(run.task, config.seeds, jobs, progress)
+        finally:
+            torch.set_num_threads(threads_before)
+        per_model: dict[str, list[dict[str, Any]]] = {m: [] for m in MODELS}
+        grids: dict[str, np.ndarray] = {}
+        timings: dict[str, Any] = {"seeds": {}, "jobs": jobs}
+        for seed in config.seeds:
+            seed_times: dict[str, Any] = {}
+            for mode in MODELS:
+                trained_as = "augmented" if mode == "symmetrized" else mode
+                entry, grid, seconds = done[(seed, trained_as)][mode]
+                per_model[mode].append(entry)
+                grids.setdefault(mode, grid)  # the first seed's
+                seed_times[mode] = seconds
+            timings["seeds"][str(seed)] = seed_times
+        if force:  # every model is trained: the results of an earlier run can go
+            clear_outputs(out)
 
-def _run_study(
-    config: StudyConfig,
-    out: Path,
-    test_set: Any,
-    group: Any,
-    force: bool,
-    progress: Progress | None,
-    began: float,
-    jobs: int,
-    device: Any = None,
-) -> dict[str, Any]:
-    import torch
-
-    from ginvariance.data import get_shift, load_dataset
-    from ginvariance.data.shifts import ShiftReference
-    from ginvariance.io import atomic_write_bytes, atomic_write_json
-    from ginvariance.training import versions
-
-    plan = plan_checkpoints(config, out, force=force)
-    dtype = getattr(torch, config.dtype)
-    x_test = torch.as_tensor(test_set.x).to(dtype)
-    y_test = torch.as_tensor(test_set.y).long()
-    # every shift is one fixed distribution, its parameters those of the training split
-    train_x = torch.as_tensor(
-        load_dataset(config.dataset, "train", root=config.root).x[: config.limit]
-    ).to(dtype)
-    reference = ShiftReference.from_batches([train_x], "training split")
-    del train_x
-    run = _Run(config, out, plan, x_test, y_test, group, reference, device)
-
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(1)  # one thread per task: results do not depend on the machine
-    try:
-        if jobs == 1:
-            done = {
-                (seed, mode): run.task(seed, mode, progress)
-                for seed in config.seeds
-                for mode in TRAINED_MODELS
+        models: dict[str, Any] = {}
+        for mode, runs in per_model.items():
+            stat = {
+                how: {k: aggregate([r[k] for r in runs], how) for k in ("id", "shift", "spectral")}
+                for how in ("mean", "std", "half")
             }
-        else:
-            done = _run_concurrently(run.task, config.seeds, jobs, progress)
-    finally:
-        torch.set_num_threads(threads_before)
-    per_model: dict[str, list[dict[str, Any]]] = {m: [] for m in MODELS}
-    grids: dict[str, np.ndarray] = {}
-    timings: dict[str, Any] = {"seeds": {}, "jobs": jobs}
-    for seed in config.seeds:
-        seed_times: dict[str, Any] = {}
-        for mode in MODELS:
-            trained_as = "augmented" if mode == "symmetrized" else mode
-            entry, grid, seconds = done[(seed, trained_as)][mode]
-            per_model[mode].append(entry)
-            grids.setdefault(mode, grid)  # the first seed's
-            seed_times[mode] = seconds
-        timings["seeds"][str(seed)] = seed_times
-    if force:  # every model is trained: the results of an earlier run can go
-        clear_outputs(out)
+            models[mode] = {
+                **stat["mean"],
+                "std": stat["std"],
+                "ci_half": stat["half"],
+                "per_seed": runs,
+                # forward passes of the underlying network per input at inference
+                "inference_forwards": group.order if mode == "symmetrized" else 1,
+            }
 
-    models: dict[str, Any] = {}
-    for mode, runs in per_model.items():
-        stat = {
-            how: {k: aggregate([r[k] for r in runs], how) for k in ("id", "shift", "spectral")}
-            for how in ("mean", "std", "half")
+        results: dict[str, Any] = {
+            "models": models,
+            "group": group.name,
+            "dataset": config.dataset,
+            "seed": config.seeds[0],
+            "seeds": list(config.seeds),
+            "config": config.to_dict(),
+            "versions": versions(),
+            "claims": evaluate_claims(models),
+            "shift_reference": reference.to_dict(),
+            "shift_parameters": {
+                name: get_shift(name).parameters(reference) for name in config.shifts
+            },
+            "group_elements": list(group.elements),
+            "sample_shape": list(test_set.sample_shape),
         }
-        models[mode] = {
-            **stat["mean"],
-            "std": stat["std"],
-            "ci_half": stat["half"],
-            "per_seed": runs,
-            # forward passes of the underlying network per input at inference
-            "inference_forwards": group.order if mode == "symmetrized" else 1,
+        results = json_roundtrip(results, sort_keys=True)
+
+        buffer = io.BytesIO()
+        arrays: dict[str, Any] = {
+            "x": x_test[: config.n_saliency].detach().cpu().double().numpy(),
+            "y": y_test[: config.n_saliency].numpy(),
+            **{mode: grids[mode] for mode in MODELS},
         }
-
-    results: dict[str, Any] = {
-        "models": models,
-        "group": group.name,
-        "dataset": config.dataset,
-        "seed": config.seeds[0],
-        "seeds": list(config.seeds),
-        "config": config.to_dict(),
-        "versions": versions(),
-        "claims": evaluate_claims(models),
-        "shift_reference": reference.to_dict(),
-        "shift_parameters": {name: get_shift(name).parameters(reference) for name in config.shifts},
-        "group_elements": list(group.elements),
-        "sample_shape": list(test_set.sample_shape),
-    }
-    results = json_roundtrip(results, sort_keys=True)
-
-    buffer = io.BytesIO()
-    arrays: dict[str, Any] = {
-        "x": x_test[: config.n_saliency].detach().cpu().double().numpy(),
-        "y": y_test[: config.n_saliency].numpy(),
-        **{mode: grids[mode] for mode in MODELS},
-    }
-    np.savez(buffer, **arrays)
-    atomic_write_bytes(out / SALIENCY_FILE, buffer.getvalue())
-    timings["total"] = time.perf_counter() - began
-    results["timings"] = timings
-    atomic_write_json(out / RESULTS_FILE, results)
-    return results
+        np.savez(buffer, **arrays)
+        atomic_write_bytes(out / SALIENCY_FILE, buffer.getvalue())
+        timings["total"] = time.perf_counter() - began
+        results["timings"] = timings
+        atomic_write_json(out / RESULTS_FILE, results)
+        return results
 
 
 __all__ = ["CLAIM_KEYS", "LONGEST_FIRST", "StudyConfig", "run_study"]

@@ -10,13 +10,13 @@ import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from ginvariance.checks import check_int
 from ginvariance.data.shifts import DEFAULT_SHIFTS
 from ginvariance.errors import ConfigError
 from ginvariance.experiments.defaults import (
     FULL_ORBIT_MAX_ORDER,
     QUICK_N_MEASURE,
     SEVERE_SHIFT,
-    check_positive,
     check_seeds,
     check_training,
     default_epochs,
@@ -139,8 +139,10 @@ class StudyConfig:
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first option that is out of range."""
         check_seeds(tuple(self.seeds), "--seeds 0,1,2")
-        check_positive(self, ("n_measure", "n_spectral"), optional=True)
-        check_positive(self, ("n_directions", "n_saliency"))
+        check_int(self.n_measure, "n_measure", allow_none=True)
+        check_int(self.n_spectral, "n_spectral", allow_none=True)
+        check_int(self.n_directions, "n_directions")
+        check_int(self.n_saliency, "n_saliency")
         if not self.eps or any(
             not isinstance(e, int | float) or not math.isfinite(e) or e <= 0 for e in self.eps
         ):
@@ -162,10 +164,7 @@ class StudyConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field (tuples as lists)."""
-        d = asdict(self)
-        for key in ("seeds", "shifts", "eps"):
-            d[key] = list(d[key])
-        return d
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     def _lam_normalized(self) -> float:
         from ginvariance.training import CALIBRATED_LAM

@@ -1,16 +1,12 @@
 """Sweeps on Ray Tune: seeds × λ × group × model × data set, aggregated with confidence intervals.
 
-A trial (:mod:`~ginvariance.experiments.sweep_trial`) trains one unconstrained network
-(``cnn`` or ``mlp``) for one data set, group, seed and ``λ`` and measures it on the test split
-in distribution and under the shifts (``uniform`` by default) with
-:func:`ginvariance.metrics.measure`. At ``λ = 0`` it is the ``augmented`` model: the
-regularized objective at ``λ = 0`` *is* augmentation, so it skips the orbit pass whose penalty
-would be multiplied by zero, and the left end of every curve is the learned-invariance
-baseline. At ``λ > 0`` it is the ``regularized`` model
-(:class:`~ginvariance.training.InvarianceRegularizer`). Once per (group, data set, seed) the
-``weight-tied`` network is the reference every curve is read against; it is left out (and the
-aggregate says why) where the group has none (for example ``shift``). The grid and its trials:
-:mod:`~ginvariance.experiments.sweep_config`.
+The grid and its trials: :mod:`~ginvariance.experiments.sweep_config`; one trial (train one
+network, measure it in distribution and under the shifts):
+:mod:`~ginvariance.experiments.sweep_trial`. ``λ = 0`` trains the ``augmented`` model (the
+regularized objective at ``λ = 0`` *is* augmentation, without the orbit pass its zero penalty
+would cost): the left end of every curve is the learned-invariance baseline. The
+``weight-tied`` reference is left out (and the aggregate says why) where the group has none
+(for example ``shift``).
 
 Where things go
 ---------------
@@ -243,11 +239,8 @@ def _watch(folder: Path, trials: Sequence[Trial], progress: Progress, stop: thre
 def _first_line(error: Any) -> str:
     cause = getattr(error, "cause", None)
     exc = cause if isinstance(cause, BaseException) else error
-    text = str(exc).strip()
-    for line in reversed(text.splitlines()):  # a traceback ends with its message
-        if line.strip():
-            return " ".join(line.split())
-    return type(exc).__name__
+    lines = str(exc).strip().splitlines()  # a traceback ends with its message
+    return " ".join(lines[-1].split()) if lines else type(exc).__name__
 
 
 def run_sweep(
@@ -268,9 +261,8 @@ def run_sweep(
     config:
         The grid (:class:`SweepConfig`).
     out_dir:
-        The sweep folder (see the module's documentation). Running again on a folder with
-        a sweep of the same configuration resumes it (Tune's restore): finished trials are
-        kept, unfinished and failed ones run again from their last saved epoch.
+        The sweep folder (see the module's documentation); a sweep of the same configuration
+        in it is resumed.
     address:
         A running Ray cluster (``ray.init(address=...)``, e.g. ``"auto"`` or
         ``"ray://head:10001"``); ``None`` starts a local instance with ``num_cpus`` CPUs
@@ -279,10 +271,9 @@ def run_sweep(
     cpus_per_trial:
         CPUs (and torch threads) per trial; trials run in parallel on the rest.
     gpus_per_trial:
-        GPUs per trial (Tune's ``resources_per_trial``: ``tune.with_resources(trainable,
-        {"cpu": cpus_per_trial, "gpu": gpus_per_trial})``); a fraction such as 0.25 packs four
-        trials on one GPU. With GPUs each trial trains and measures on ``cuda`` (the GPU Ray
-        assigned it, through ``CUDA_VISIBLE_DEVICES``); 0 keeps every trial on the CPU.
+        GPUs per trial; a fraction such as 0.25 packs four trials on one GPU. With GPUs each
+        trial trains and measures on ``cuda`` (the GPU Ray assigns it through
+        ``CUDA_VISIBLE_DEVICES``); 0 keeps every trial on the CPU.
     resume:
         Require an experiment to resume in ``out_dir`` (without it one is resumed when present).
     progress:

@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from ginvariance.checks import check_int
 from ginvariance.errors import ConfigError, GinvarianceError, ModelError
 from ginvariance.experiments.defaults import (
     QUICK_N_MEASURE,
-    check_positive,
     check_seeds,
     check_training,
     default_epochs,
@@ -120,7 +120,7 @@ class SweepConfig:
                     f"model {m!r} cannot be swept over λ{hint}; choose from: "
                     f"{', '.join(SWEEP_MODELS)}"
                 )
-        check_positive(self, ("n_measure",), optional=True)
+        check_int(self.n_measure, "n_measure", allow_none=True)
 
     def resolved(self) -> SweepConfig:
         """The configuration with defaults filled in (what ``sweep-config.json`` records)."""

@@ -27,9 +27,7 @@ LOG_FLOOR = 1e-18
 
 
 def subplots(nrows: int = 1, ncols: int = 1, *, figsize: Any, **kwargs: Any) -> tuple[Any, Any]:
-    """``(figure, axes)`` like ``pyplot.subplots``, drawn on a bare
-    :class:`matplotlib.figure.Figure`: no pyplot, so a notebook's backend and figure list are
-    left alone."""
+    """``(figure, axes)`` like ``pyplot.subplots``, on a bare :class:`~matplotlib.figure.Figure`."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=figsize)
@@ -181,11 +179,6 @@ def _saliency_mosaic(
     return fig
 
 
-def _conditions(results: Mapping[str, Any], models: Sequence[str]) -> list[str]:
-    first = results["models"][models[0]]
-    return ["id", *first["shift"].keys()]
-
-
 def _value(entry: Mapping[str, Any], condition: str, key: str) -> float:
     values = entry["id"] if condition == "id" else entry["shift"][condition]
     v = values.get(key)
@@ -205,7 +198,7 @@ def measures_figure(results: Mapping[str, Any], models: Sequence[str]) -> bytes:
     Error bars are the std over seeds (several seeds only). ``|pdi|`` and ``li`` are drawn
     on a log axis, values at or below :data:`LOG_FLOOR` at the floor.
     """
-    conditions = _conditions(results, models)
+    conditions = ["id", *results["models"][models[0]]["shift"]]
     keys = (("pdi", "|pdi| (nats)", True), ("li", "li", True), ("sis", "sis", False))
     fig, axes = subplots(3, 1, figsize=(max(7.0, 1.1 * len(conditions)), 8.5), sharex=True)
     width = 0.8 / len(models)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ginvariance.experiments.claims import CLAIM_KEYS
 from ginvariance.experiments.defaults import REPORT_FILE
-from ginvariance.folder import OutputFolder, output_folder
+from ginvariance.folder import output_folder
 from ginvariance.io import atomic_write_bytes, atomic_write_text
 from ginvariance.report.figures import measures_figure, saliency_figure, spectral_figure
 from ginvariance.report.sections import (
@@ -105,22 +105,6 @@ def render_report(
     figures["measures"] = measures_figure(results, models)
     figures["spectral"] = spectral_figure(results, models)
 
-    with output_folder(out_dir) as held:  # locked; only ginv's own files are replaced
-        return _write_report(results, models, Path(out_dir), figures, held)
-
-
-def _write_report(
-    results: Mapping[str, Any],
-    models: list[str],
-    out: Path,
-    figures: dict[str, bytes],
-    held: OutputFolder,
-) -> Path:
-    for key, data in figures.items():
-        atomic_write_bytes(out / FIGURES[key], data)
-    if "saliency" not in figures:  # an earlier run's grid would not match these results
-        held.remove(out / FIGURES["saliency"])
-
     dataset = html.escape(str(results.get("dataset", "")))
     group = html.escape(str(results.get("group", "")))
     seeds = results.get("seeds") or [results.get("seed")]
@@ -204,7 +188,13 @@ noise scores 0.81 on 8×8). Compare models of the same architecture.</p>
 {config_table(results)}
 </body></html>
 """
-    return atomic_write_text(out / REPORT_FILE, page)
+    out = Path(out_dir)
+    with output_folder(out) as held:  # locked; only ginv's own files are replaced
+        for key, data in figures.items():
+            atomic_write_bytes(out / FIGURES[key], data)
+        if "saliency" not in figures:  # an earlier run's grid would not match these results
+            held.remove(out / FIGURES["saliency"])
+        return atomic_write_text(out / REPORT_FILE, page)
 
 
 __all__ = [

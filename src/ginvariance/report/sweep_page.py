@@ -1,8 +1,7 @@
 """The sweep's figure and page: ``pdi``, ``li``, ``sis`` and accuracy against ``λ``.
 
 Drawn from the aggregate of :func:`ginvariance.experiments.sweep.run_sweep` (``sweep.json``)
-into ``sweep.png`` and a small self-contained ``sweep.html`` beside it. The figure is drawn on
-a :class:`matplotlib.figure.Figure` of its own: the user's pyplot backend is left alone.
+into ``sweep.png`` and a small self-contained ``sweep.html`` beside it.
 """
 
 from __future__ import annotations
@@ -26,10 +25,9 @@ def _x_positions(lams: Sequence[float]) -> tuple[dict[float, float], float | Non
         return {0.0: 1.0}, 1.0
     zero = positive[0] / 10.0
     pos = {v: v for v in positive}
-    if 0.0 in lams:
-        pos[0.0] = zero
-        return pos, zero
-    return pos, None
+    if 0.0 not in lams:
+        return pos, None
+    return {**pos, 0.0: zero}, zero
 
 
 def sweep_figure(summary: Mapping[str, Any]) -> bytes:
