@@ -48,8 +48,6 @@ from ginvariance.models.cnn import POOL_MIN_SIDE, image_layout, shape_fix, signa
 
 #: Groups of grid symmetries that :class:`WeightTiedCNN` ties its filters over.
 WEIGHT_TIED_2D = (C4, D4, Flip)
-#: Groups that :class:`WeightTiedCNN1d` is invariant to (cyclic shifts of one axis).
-WEIGHT_TIED_1D = (CyclicShift,)
 
 
 def is_signal_shift(group: Group) -> bool:
@@ -60,14 +58,11 @@ def is_signal_shift(group: Group) -> bool:
 SUPPORTED = "c4, d4, flip (images) or cyclic1d (signals)"
 
 
-def cayley_table(group: Group, probe_size: int = 5) -> Tensor:
-    """The multiplication table of ``group`` (:meth:`Group.cayley_table`) on a random
-    ``probe_size²`` square, on which the built-in grid symmetries have distinct images:
-    ``T[i, j] = k`` with ``g_i g_j = g_k``."""
-    gen = torch.Generator().manual_seed(0)
-    probe = torch.rand(1, probe_size, probe_size, generator=gen, dtype=torch.float64, device="cpu")
+def cayley_table(group: Group) -> Tensor:
+    """The multiplication table of ``group`` (:meth:`Group.cayley_table` on its default probe):
+    ``T[i, j] = k`` with ``g_i g_j = g_k``; a :class:`ModelError` when it has none."""
     try:
-        return group.cayley_table(probe)
+        return group.cayley_table()
     except GroupError:
         raise ModelError(
             f"cannot compute the multiplication table of group {group.name!r} (its "
@@ -75,16 +70,17 @@ def cayley_table(group: Group, probe_size: int = 5) -> Tensor:
         ) from None
 
 
-def inverse_table(table: Tensor) -> Tensor:
-    """``inv[i]`` = the index of ``g_i⁻¹`` from a Cayley table (``table[i, inv[i]] = e``)."""
-    return (table == 0).to(torch.long).argmax(dim=1)
-
-
 class _GroupConvBase(nn.Module):
+    """Weights ``(C_out, C_in, [n,] k, k)`` (a group axis unless :attr:`lifting`), a bias
+    shared over the group, and one ``conv2d`` with the bank of :meth:`expanded_weight`."""
+
+    lifting: bool
     group: Group
     perm: Tensor
 
-    def __init__(self, in_channels: int, out_channels: int, group: Group, kernel_size: int) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, group: Group, kernel_size: int = 3
+    ) -> None:
         super().__init__()
         if kernel_size % 2 != 1:
             raise ModelError(f"kernel_size must be odd for exact equivariance, got {kernel_size}")
@@ -95,13 +91,30 @@ class _GroupConvBase(nn.Module):
         )
         self.group = group
         table = cayley_table(group)
-        inv = inverse_table(table)
+        inv = (table == 0).to(torch.long).argmax(dim=1)  # table[g, inv[g]] = e
         # perm[g, h] = index of g⁻¹h: the group axis of the kernel seen by output element g.
         self.register_buffer("perm", table[inv], persistent=False)
+        group_axis = () if self.lifting else (group.order,)
+        k = kernel_size
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *group_axis, k, k))
+        self.bias = nn.Parameter(torch.empty(out_channels))
+        bound = 1 / math.sqrt(self.weight[0].numel())
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
 
-    @property
-    def order(self) -> int:
-        return self.group.order
+    def expanded_weight(self) -> Tensor:
+        """The filter bank for one ``conv2d``: ``(C_out·n, C_in·[n], k, k)``, row ``c·n + g``."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, b = self.group.order, x.shape[0]
+        y = F.conv2d(
+            x.reshape(b, -1, *x.shape[-2:]),
+            self.expanded_weight(),
+            self.bias.repeat_interleave(n),
+            padding=self.kernel_size // 2,
+        )
+        return y.reshape(b, self.out_channels, n, *y.shape[-2:])
 
     def extra_repr(self) -> str:
         return (
@@ -118,31 +131,13 @@ class LiftingConv2d(_GroupConvBase):
     ``lift(g·f) = g·lift(f)`` with ``(g·F)(h, x) = F(g⁻¹h, g⁻¹x)``.
     """
 
-    def __init__(
-        self, in_channels: int, out_channels: int, group: Group, kernel_size: int = 3
-    ) -> None:
-        super().__init__(in_channels, out_channels, group, kernel_size)
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
-        self.bias = nn.Parameter(torch.empty(out_channels))
-        bound = 1 / math.sqrt(in_channels * kernel_size**2)
-        nn.init.uniform_(self.weight, -bound, bound)
-        nn.init.uniform_(self.bias, -bound, bound)
+    lifting = True
 
     def expanded_weight(self) -> Tensor:
         """The filter bank for one ``conv2d``: ``(C_out·n, C_in, k, k)``, row ``c·n + g``."""
-        n = self.order
+        n = self.group.order
         bank = torch.stack([self.group.act(self.weight, g) for g in range(n)], dim=1)
         return bank.reshape(self.out_channels * n, self.in_channels, *bank.shape[-2:])
-
-    def forward(self, x: Tensor) -> Tensor:
-        n = self.order
-        y = F.conv2d(
-            x,
-            self.expanded_weight(),
-            self.bias.repeat_interleave(n),
-            padding=self.kernel_size // 2,
-        )
-        return y.reshape(x.shape[0], self.out_channels, n, *y.shape[-2:])
 
 
 class GroupConv2d(_GroupConvBase):
@@ -154,41 +149,19 @@ class GroupConv2d(_GroupConvBase):
     equivariant at every size.
     """
 
-    def __init__(
-        self, in_channels: int, out_channels: int, group: Group, kernel_size: int = 3
-    ) -> None:
-        super().__init__(in_channels, out_channels, group, kernel_size)
-        n = self.order
-        self.weight = nn.Parameter(
-            torch.empty(out_channels, in_channels, n, kernel_size, kernel_size)
-        )
-        self.bias = nn.Parameter(torch.empty(out_channels))
-        bound = 1 / math.sqrt(in_channels * n * kernel_size**2)
-        nn.init.uniform_(self.weight, -bound, bound)
-        nn.init.uniform_(self.bias, -bound, bound)
+    lifting = False
 
     def expanded_weight(self) -> Tensor:
         """The filter bank for one ``conv2d``: ``(C_out·n, C_in·n, k, k)``.
 
         Row ``c·n + g``, column ``c'·n + h`` holds ``W[c, c', g⁻¹h]`` transformed by ``g``.
         """
-        n = self.order
+        n = self.group.order
         bank = torch.stack(
             [self.group.act(self.weight, g)[:, :, self.perm[g]] for g in range(n)], dim=1
         )  # (C_out, n_g, C_in, n_h, k, k)
         k = self.kernel_size
         return bank.reshape(self.out_channels * n, self.in_channels * n, k, k)
-
-    def forward(self, x: Tensor) -> Tensor:
-        n = self.order
-        b = x.shape[0]
-        y = F.conv2d(
-            x.reshape(b, self.in_channels * n, *x.shape[-2:]),
-            self.expanded_weight(),
-            self.bias.repeat_interleave(n),
-            padding=self.kernel_size // 2,
-        )
-        return y.reshape(b, self.out_channels, n, *y.shape[-2:])
 
 
 def _resolve_group(
