@@ -31,29 +31,17 @@ POOL_MIN_SIDE = 16
 SMALL_WIDTH, LARGE_WIDTH = 32, 16
 
 
-def image_layout(sample_shape: Sequence[int]) -> tuple[int, int, int, bool]:
-    """``(C, H, W)`` or ``(H, W)`` → ``(C, H, W, add_channel_axis)``."""
+def conv_layout(sample_shape: Sequence[int], spatial: int) -> tuple[int, tuple[int, ...], bool]:
+    """``(C, *size)`` or ``size`` with ``spatial`` axes (2: ``H, W``; 1: ``L``) →
+    ``(C, size, add_channel_axis)``."""
     shape = tuple(int(s) for s in sample_shape)
-    if len(shape) == 2:
-        return 1, shape[0], shape[1], True
-    if len(shape) == 3:
-        return shape[0], shape[1], shape[2], False
-    raise ModelError(
-        f"a 2-D convolutional network needs images of shape (C, H, W) or (H, W), got {shape}; "
-        "use 'mlp' for other shapes"
+    if len(shape) in (spatial, spatial + 1):
+        return (1 if len(shape) == spatial else shape[0]), shape[-spatial:], len(shape) == spatial
+    what = (
+        "images of shape (C, H, W) or (H, W)" if spatial == 2 else "signals of shape (C, L) or (L,)"
     )
-
-
-def signal_layout(sample_shape: Sequence[int]) -> tuple[int, int, bool]:
-    """``(C, L)`` or ``(L,)`` → ``(C, L, add_channel_axis)``."""
-    shape = tuple(int(s) for s in sample_shape)
-    if len(shape) == 1:
-        return 1, shape[0], True
-    if len(shape) == 2:
-        return shape[0], shape[1], False
     raise ModelError(
-        f"a 1-D convolutional network needs signals of shape (C, L) or (L,), got {shape}; "
-        "use 'mlp' for other shapes"
+        f"a {spatial}-D convolutional network needs {what}, got {shape}; use 'mlp' for other shapes"
     )
 
 
@@ -120,7 +108,7 @@ class CNN(nn.Module):
     ) -> None:
         super().__init__()
         self.sample_shape = tuple(int(s) for s in sample_shape)
-        channels, h, w, self._add_channel = image_layout(self.sample_shape)
+        channels, (h, w), self._add_channel = conv_layout(self.sample_shape, 2)
         self.pool = min(h, w) >= POOL_MIN_SIDE
         if width is None:
             width = LARGE_WIDTH if self.pool else SMALL_WIDTH
@@ -173,7 +161,7 @@ class CNN1d(nn.Module):
     def __init__(self, sample_shape: Sequence[int], num_classes: int, width: int = 32) -> None:
         super().__init__()
         self.sample_shape = tuple(int(s) for s in sample_shape)
-        channels, length, self._add_channel = signal_layout(self.sample_shape)
+        channels, (length,), self._add_channel = conv_layout(self.sample_shape, 1)
         self.features = nn.Sequential(
             nn.Conv1d(channels, width, 5, padding=2, padding_mode="circular"),
             nn.ReLU(),

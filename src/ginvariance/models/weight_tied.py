@@ -44,7 +44,7 @@ from torch import Tensor, nn
 
 from ginvariance.errors import GroupActionError, GroupError, ModelError
 from ginvariance.groups import C4, D4, CyclicShift, Flip, Group, get_group
-from ginvariance.models.cnn import POOL_MIN_SIDE, image_layout, shape_fix, signal_layout
+from ginvariance.models.cnn import POOL_MIN_SIDE, SMALL_WIDTH, conv_layout, shape_fix
 
 #: Groups of grid symmetries that :class:`WeightTiedCNN` ties its filters over.
 WEIGHT_TIED_2D = (C4, D4, Flip)
@@ -196,19 +196,17 @@ def _check_batch(
         )
 
 
-def matched_width(n: int, in_channels: int, num_classes: int, params: int) -> int:
-    """The width ``w`` of :class:`WeightTiedCNN` whose parameter count is closest to ``params``.
+def matched_width(n: int, channels: int, h: int, w: int, num_classes: int) -> int:
+    """The width of :class:`WeightTiedCNN` whose parameter count is closest to that of the
+    small-image :class:`~ginvariance.models.CNN` (width ``v = 32``) for ``(C, H, W)`` images.
 
-    The network has ``9n·w² + (9·C_in + 2 + K)·w + K`` parameters; solve for ``w``.
+    The CNN has ``v(9C + 1) + 2v(9v + 1) + (2v·H·W + 1)K`` parameters, the weight-tied net
+    ``9n·w² + (9C + 2 + K)·w + K``; solve for ``w``.
     """
-    a, b, c = 9 * n, 9 * in_channels + 2 + num_classes, num_classes - params
+    v = SMALL_WIDTH
+    params = v * (channels * 9 + 1) + 2 * v * (v * 9 + 1) + (2 * v * h * w + 1) * num_classes
+    a, b, c = 9 * n, 9 * channels + 2 + num_classes, num_classes - params
     return max(4, round((-b + math.sqrt(b * b - 4 * a * c)) / (2 * a)))
-
-
-def _cnn_params(channels: int, h: int, w: int, num_classes: int, width: int = 32) -> int:
-    """Parameters of the small-image :class:`~ginvariance.models.CNN`."""
-    convs = width * (channels * 9 + 1) + 2 * width * (width * 9 + 1)
-    return convs + (2 * width * h * w + 1) * num_classes
 
 
 #: Channels per group element of :class:`WeightTiedCNN` on large images (28×28).
@@ -239,8 +237,7 @@ class InvariantLinear(nn.Module):
     ) -> None:
         super().__init__()
         self.group = group
-        fan_in = channels * height * width
-        bound = 1 / math.sqrt(fan_in)
+        bound = 1 / math.sqrt(channels * height * width)
         self.weight = nn.Parameter(torch.empty(num_classes, channels, height, width))
         self.bias = nn.Parameter(torch.empty(num_classes))
         nn.init.uniform_(self.weight, -bound, bound)
@@ -265,10 +262,9 @@ class WeightTiedCNN(nn.Module):
 
     The 2×2 max-pool after the lifting layer is there when both sides of ``sample_shape``
     are even (exact: its windows tile the image symmetrically); the model then refuses
-    inputs with an odd side, and without it takes any size. On 8×8 digits it cuts the group
-    convolution's work by 4 at the same parameters and trained to higher accuracy
-    (docs/calibration.md). Both final pools are maxima: means over space or over the group
-    trained far worse.
+    inputs with an odd side, and without it takes any size. It quarters the group
+    convolution's work at the same parameters and trained to higher accuracy; both final
+    pools are maxima, as means trained far worse (docs/calibration.md).
 
     Large images (``pool=True``, 28×28 MNIST), the counterpart of the large-image
     :class:`~ginvariance.models.CNN`::
@@ -321,7 +317,7 @@ class WeightTiedCNN(nn.Module):
     ) -> None:
         super().__init__()
         self.sample_shape = tuple(int(s) for s in sample_shape)
-        channels, h, w, self._add_channel = image_layout(self.sample_shape)
+        channels, (h, w), self._add_channel = conv_layout(self.sample_shape, 2)
         self.group = _resolve_group(
             group, self.sample_shape, lambda g: isinstance(g, WEIGHT_TIED_2D), "CNN"
         )
@@ -337,13 +333,7 @@ class WeightTiedCNN(nn.Module):
         #: Small images: max-pool 2×2 after the lifting layer (both sides even).
         self.halve = not self.pool and h % 2 == 0 and w % 2 == 0
         if width is None:
-            width = (
-                LARGE_WIDTH
-                if self.pool
-                else matched_width(
-                    n, channels, num_classes, _cnn_params(channels, h, w, num_classes)
-                )
-            )
+            width = LARGE_WIDTH if self.pool else matched_width(n, channels, h, w, num_classes)
         self.width = width
         self.lift = LiftingConv2d(channels, width, self.group)
         self.gconv = GroupConv2d(width, width, self.group)
@@ -431,7 +421,7 @@ class WeightTiedCNN1d(nn.Module):
     ) -> None:
         super().__init__()
         self.sample_shape = tuple(int(s) for s in sample_shape)
-        channels, _, self._add_channel = signal_layout(self.sample_shape)
+        channels, _, self._add_channel = conv_layout(self.sample_shape, 1)
         self.group = _resolve_group(group, self.sample_shape, is_signal_shift, "CNN1d")
         width = 32 if width is None else width
         self.width = width
