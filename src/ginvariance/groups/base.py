@@ -348,7 +348,11 @@ class CyclicShift(Group):
     @property
     def order(self) -> int:
         """Number of group elements ``n``; an unbound group has none yet and raises."""
-        self._bound()
+        if self.shifts is None:
+            raise GroupActionError(
+                f"group {self.name!r} lists all translations of its input and must be bound to "
+                "an input size first: call group.resolve(x.shape[1:])"
+            )
         return len(self.elements)
 
     def __repr__(self) -> str:
@@ -381,13 +385,6 @@ class CyclicShift(Group):
         CyclicShift.__init__(bound, list(grid), ndim=self.ndim, name=self.name)
         bound._size = size
         return bound
-
-    def _bound(self) -> None:
-        if self.shifts is None:
-            raise GroupActionError(
-                f"group {self.name!r} lists all translations of its input and must be bound to "
-                "an input size first: call group.resolve(x.shape[1:])"
-            )
 
     # every public action reads order first, which refuses an unbound group
     def _act(self, x: torch.Tensor, i: int) -> torch.Tensor:

@@ -23,9 +23,8 @@ from torch import Tensor, nn
 
 from ginvariance.errors import ModelError
 
-#: Images whose shorter side is at least this are "large": averaged over 2×2 blocks first and
-#: max-pooled once more between the convolutions (28×28 → 14×14 → 7×7), so that the flatten
-#: head stays small (32·7·7 features at the default width 16).
+#: Images whose shorter side is at least this are "large" and pooled twice (28×28 → 7×7), so
+#: that the flatten head stays small (32·7·7 features at the default width 16).
 POOL_MIN_SIDE = 16
 #: Default first-layer width of :class:`CNN` on small and on large images.
 SMALL_WIDTH, LARGE_WIDTH = 32, 16

@@ -13,11 +13,9 @@ element, ``F(h, x)``, and ``G`` acts on it by ``(g·F)(h, x) = F(g⁻¹h, g⁻¹
 Both are equivariant, ``layer(g·F) = g·layer(F)``, exactly (they permute the terms of
 each sum). Group pooling (max over ``h``) leaves a map that transforms like an image, and
 a global spatial pooling makes the result invariant. Everything is one ``conv2d`` per
-layer with the transformed filters stacked along the output channels: no loop over group
-elements at run time. The transforms and the Cayley table are computed from the
-:class:`~ginvariance.groups.Group` object itself (``group.act`` on the kernels; the table
-by applying elements to a random probe), so the same code serves every group of grid
-symmetries.
+layer with the transformed filters stacked along the output channels, built from the
+:class:`~ginvariance.groups.Group` itself (``group.act``, :meth:`Group.cayley_table`), so
+the same code serves every group of grid symmetries.
 
 Exactness needs each layer to commute with the action on *every* input size: stride 1 and
 "same" padding ``(k − 1)/2`` with odd ``k`` are exact at any size. A 2×2 pool (average or
