@@ -271,10 +271,7 @@ class D4(Group):
         return torch.rot90(x, i % 4, dims=(-2, -1))
 
     def _act_inverse(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        x = torch.rot90(x, -(i % 4), dims=(-2, -1))
-        if i >= 4:
-            x = torch.flip(x, dims=(-1,))
-        return x
+        return self._act(x, i if i >= 4 else -i % 4)  # (r^k m)⁻¹ = r^k m, (r^k)⁻¹ = r^(4−k)
 
 
 class Flip(Group):

@@ -16,6 +16,7 @@ Two sizes of image, two architectures (:class:`CNN` picks one from the sample sh
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -42,6 +43,14 @@ def conv_layout(sample_shape: Sequence[int], spatial: int) -> tuple[int, tuple[i
     raise ModelError(
         f"a {spatial}-D convolutional network needs {what}, got {shape}; use 'mlp' for other shapes"
     )
+
+
+def circular_convs(*channels: int) -> nn.Sequential:
+    """Circular conv1d 5 (padding 2, stride 1) → ReLU from each of ``channels`` to the next."""
+    layers: list[nn.Module] = []
+    for c_in, c_out in itertools.pairwise(channels):
+        layers += [nn.Conv1d(c_in, c_out, 5, padding=2, padding_mode="circular"), nn.ReLU()]
+    return nn.Sequential(*layers)
 
 
 def shape_fix(expected: Sequence[int], got: Sequence[int], *, rebuild: bool = True) -> str:
@@ -161,12 +170,7 @@ class CNN1d(nn.Module):
         super().__init__()
         self.sample_shape = tuple(int(s) for s in sample_shape)
         channels, (length,), self._add_channel = conv_layout(self.sample_shape, 1)
-        self.features = nn.Sequential(
-            nn.Conv1d(channels, width, 5, padding=2, padding_mode="circular"),
-            nn.ReLU(),
-            nn.Conv1d(width, 2 * width, 5, padding=2, padding_mode="circular"),
-            nn.ReLU(),
-        )
+        self.features = circular_convs(channels, width, 2 * width)
         self.head = nn.Linear(2 * width * length, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -42,7 +42,13 @@ from torch import Tensor, nn
 
 from ginvariance.errors import GroupActionError, GroupError, ModelError
 from ginvariance.groups import C4, D4, CyclicShift, Flip, Group, get_group
-from ginvariance.models.cnn import POOL_MIN_SIDE, SMALL_WIDTH, conv_layout, shape_fix
+from ginvariance.models.cnn import (
+    POOL_MIN_SIDE,
+    SMALL_WIDTH,
+    circular_convs,
+    conv_layout,
+    shape_fix,
+)
 
 #: Groups of grid symmetries that :class:`WeightTiedCNN` ties its filters over.
 WEIGHT_TIED_2D = (C4, D4, Flip)
@@ -423,15 +429,7 @@ class WeightTiedCNN1d(nn.Module):
         self.group = _resolve_group(group, self.sample_shape, is_signal_shift, "CNN1d")
         width = 32 if width is None else width
         self.width = width
-        conv = dict(kernel_size=5, padding=2, padding_mode="circular")
-        self.features = nn.Sequential(
-            nn.Conv1d(channels, width, **conv),  # type: ignore[arg-type]
-            nn.ReLU(),
-            nn.Conv1d(width, 2 * width, **conv),  # type: ignore[arg-type]
-            nn.ReLU(),
-            nn.Conv1d(2 * width, 2 * width, **conv),  # type: ignore[arg-type]
-            nn.ReLU(),
-        )
+        self.features = circular_convs(channels, width, 2 * width, 2 * width)
         self.head = nn.Linear(2 * width, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
