@@ -86,11 +86,10 @@ def _check(model: nn.Module, x: Tensor, shape: tuple[int, ...]) -> None:
 class CNN(nn.Module):
     """Conv 3×3 ``w`` → ReLU → conv 3×3 ``2w`` → ReLU → flatten → linear ``K``.
 
-    Padding 1, stride 1. Large images, with a shorter side of at least
-    :data:`POOL_MIN_SIDE` (28×28 MNIST), are first averaged over 2×2 blocks and get a 2×2
-    max-pool after the first convolution: avg-pool 2 → conv ``w`` → ReLU → max-pool 2 →
-    conv ``2w`` → ReLU → flatten (``2w·7·7`` at 28×28) → linear. Not invariant to any
-    group (its filters are not tied), so it is the network that learns invariance from data.
+    Padding 1, stride 1. Large images (shorter side ≥ :data:`POOL_MIN_SIDE`, 28×28 MNIST):
+    avg-pool 2 → conv ``w`` → ReLU → max-pool 2 → conv ``2w`` → ReLU → flatten (``2w·7·7``
+    at 28×28) → linear. Not invariant to any group (its filters are not tied): the network
+    that learns invariance from data.
 
     Parameters
     ----------

@@ -88,12 +88,8 @@ class _GroupConvBase(nn.Module):
         super().__init__()
         if kernel_size % 2 != 1:
             raise ModelError(f"kernel_size must be odd for exact equivariance, got {kernel_size}")
-        self.in_channels, self.out_channels, self.kernel_size = (
-            in_channels,
-            out_channels,
-            kernel_size,
-        )
-        self.group = group
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.group = kernel_size, group
         table = cayley_table(group)
         inv = (table == 0).to(torch.long).argmax(dim=1)  # table[g, inv[g]] = e
         # perm[g, h] = index of g⁻¹h: the group axis of the kernel seen by output element g.
