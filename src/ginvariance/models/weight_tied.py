@@ -109,7 +109,7 @@ class _GroupConvBase(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         n, b = self.group.order, x.shape[0]
         y = F.conv2d(
-            x.reshape(b, -1, *x.shape[-2:]),
+            x.flatten(1, -3),  # (B, C_in·n, H, W); a lifting input as it is
             self.expanded_weight(),
             self.bias.repeat_interleave(n),
             padding=self.kernel_size // 2,
