@@ -271,10 +271,7 @@ class D4(Group):
         return torch.rot90(x, i % 4, dims=(-2, -1))
 
     def _act_inverse(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        x = torch.rot90(x, -(i % 4), dims=(-2, -1))
-        if i >= 4:
-            x = torch.flip(x, dims=(-1,))
-        return x
+        return self._act(x, i if i >= 4 else -i % 4)  # (r^k m)⁻¹ = r^k m, (r^k)⁻¹ = r^(4−k)
 
 
 class Flip(Group):
@@ -348,7 +345,11 @@ class CyclicShift(Group):
     @property
     def order(self) -> int:
         """Number of group elements ``n``; an unbound group has none yet and raises."""
-        self._bound()
+        if self.shifts is None:
+            raise GroupActionError(
+                f"group {self.name!r} lists all translations of its input and must be bound to "
+                "an input size first: call group.resolve(x.shape[1:])"
+            )
         return len(self.elements)
 
     def __repr__(self) -> str:
@@ -381,13 +382,6 @@ class CyclicShift(Group):
         CyclicShift.__init__(bound, list(grid), ndim=self.ndim, name=self.name)
         bound._size = size
         return bound
-
-    def _bound(self) -> None:
-        if self.shifts is None:
-            raise GroupActionError(
-                f"group {self.name!r} lists all translations of its input and must be bound to "
-                "an input size first: call group.resolve(x.shape[1:])"
-            )
 
     # every public action reads order first, which refuses an unbound group
     def _act(self, x: torch.Tensor, i: int) -> torch.Tensor:

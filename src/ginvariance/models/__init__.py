@@ -122,9 +122,9 @@ def build_model(
         )
     check_int(num_classes, "num_classes", minimum=2, error=ModelError)
     check_int(width, "width", error=ModelError, allow_none=True)
+    if name == "mlp":
+        return MLP(shape, num_classes, width or 256)
     if len(shape) > 3:
-        if name == "mlp":
-            return MLP(shape, num_classes, width or 256)
         raise ModelError(
             f"{name!r} needs an image (C, H, W) / (H, W) or a signal (C, L) / (L,), got shape "
             f"{shape}; reshape the inputs or use 'mlp'"
@@ -137,8 +137,6 @@ def build_model(
                 "use 'cnn' or 'mlp' for signals"
             )
         return ResNet(shape, num_classes, width or 64)
-    if name == "mlp":
-        return MLP(shape, num_classes, width or 256)
     if name == "cnn":
         return CNN1d(shape, num_classes, width or 32) if signal else CNN(shape, num_classes, width)
     if group is None:

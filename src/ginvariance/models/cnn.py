@@ -16,6 +16,7 @@ Two sizes of image, two architectures (:class:`CNN` picks one from the sample sh
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -23,38 +24,33 @@ from torch import Tensor, nn
 
 from ginvariance.errors import ModelError
 
-#: Images whose shorter side is at least this are "large": averaged over 2×2 blocks first and
-#: max-pooled once more between the convolutions (28×28 → 14×14 → 7×7), so that the flatten
-#: head stays small (32·7·7 features at the default width 16).
+#: Images whose shorter side is at least this are "large" and pooled twice (28×28 → 7×7), so
+#: that the flatten head stays small (32·7·7 features at the default width 16).
 POOL_MIN_SIDE = 16
 #: Default first-layer width of :class:`CNN` on small and on large images.
 SMALL_WIDTH, LARGE_WIDTH = 32, 16
 
 
-def image_layout(sample_shape: Sequence[int]) -> tuple[int, int, int, bool]:
-    """``(C, H, W)`` or ``(H, W)`` → ``(C, H, W, add_channel_axis)``."""
+def conv_layout(sample_shape: Sequence[int], spatial: int) -> tuple[int, tuple[int, ...], bool]:
+    """``(C, *size)`` or ``size`` with ``spatial`` axes (2: ``H, W``; 1: ``L``) →
+    ``(C, size, add_channel_axis)``."""
     shape = tuple(int(s) for s in sample_shape)
-    if len(shape) == 2:
-        return 1, shape[0], shape[1], True
-    if len(shape) == 3:
-        return shape[0], shape[1], shape[2], False
+    if len(shape) in (spatial, spatial + 1):
+        return (1 if len(shape) == spatial else shape[0]), shape[-spatial:], len(shape) == spatial
+    what = (
+        "images of shape (C, H, W) or (H, W)" if spatial == 2 else "signals of shape (C, L) or (L,)"
+    )
     raise ModelError(
-        f"a 2-D convolutional network needs images of shape (C, H, W) or (H, W), got {shape}; "
-        "use 'mlp' for other shapes"
+        f"a {spatial}-D convolutional network needs {what}, got {shape}; use 'mlp' for other shapes"
     )
 
 
-def signal_layout(sample_shape: Sequence[int]) -> tuple[int, int, bool]:
-    """``(C, L)`` or ``(L,)`` → ``(C, L, add_channel_axis)``."""
-    shape = tuple(int(s) for s in sample_shape)
-    if len(shape) == 1:
-        return 1, shape[0], True
-    if len(shape) == 2:
-        return shape[0], shape[1], False
-    raise ModelError(
-        f"a 1-D convolutional network needs signals of shape (C, L) or (L,), got {shape}; "
-        "use 'mlp' for other shapes"
-    )
+def circular_convs(*channels: int) -> nn.Sequential:
+    """Circular conv1d 5 (padding 2, stride 1) → ReLU from each of ``channels`` to the next."""
+    layers: list[nn.Module] = []
+    for c_in, c_out in itertools.pairwise(channels):
+        layers += [nn.Conv1d(c_in, c_out, 5, padding=2, padding_mode="circular"), nn.ReLU()]
+    return nn.Sequential(*layers)
 
 
 def shape_fix(expected: Sequence[int], got: Sequence[int], *, rebuild: bool = True) -> str:
@@ -90,11 +86,10 @@ def _check(model: nn.Module, x: Tensor, shape: tuple[int, ...]) -> None:
 class CNN(nn.Module):
     """Conv 3×3 ``w`` → ReLU → conv 3×3 ``2w`` → ReLU → flatten → linear ``K``.
 
-    Padding 1, stride 1. Large images, with a shorter side of at least
-    :data:`POOL_MIN_SIDE` (28×28 MNIST), are first averaged over 2×2 blocks and get a 2×2
-    max-pool after the first convolution: avg-pool 2 → conv ``w`` → ReLU → max-pool 2 →
-    conv ``2w`` → ReLU → flatten (``2w·7·7`` at 28×28) → linear. Not invariant to any
-    group (its filters are not tied), so it is the network that learns invariance from data.
+    Padding 1, stride 1. Large images (shorter side ≥ :data:`POOL_MIN_SIDE`, 28×28 MNIST):
+    avg-pool 2 → conv ``w`` → ReLU → max-pool 2 → conv ``2w`` → ReLU → flatten (``2w·7·7``
+    at 28×28) → linear. Not invariant to any group (its filters are not tied): the network
+    that learns invariance from data.
 
     Parameters
     ----------
@@ -120,7 +115,7 @@ class CNN(nn.Module):
     ) -> None:
         super().__init__()
         self.sample_shape = tuple(int(s) for s in sample_shape)
-        channels, h, w, self._add_channel = image_layout(self.sample_shape)
+        channels, (h, w), self._add_channel = conv_layout(self.sample_shape, 2)
         self.pool = min(h, w) >= POOL_MIN_SIDE
         if width is None:
             width = LARGE_WIDTH if self.pool else SMALL_WIDTH
@@ -173,13 +168,8 @@ class CNN1d(nn.Module):
     def __init__(self, sample_shape: Sequence[int], num_classes: int, width: int = 32) -> None:
         super().__init__()
         self.sample_shape = tuple(int(s) for s in sample_shape)
-        channels, length, self._add_channel = signal_layout(self.sample_shape)
-        self.features = nn.Sequential(
-            nn.Conv1d(channels, width, 5, padding=2, padding_mode="circular"),
-            nn.ReLU(),
-            nn.Conv1d(width, 2 * width, 5, padding=2, padding_mode="circular"),
-            nn.ReLU(),
-        )
+        channels, (length,), self._add_channel = conv_layout(self.sample_shape, 1)
+        self.features = circular_convs(channels, width, 2 * width)
         self.head = nn.Linear(2 * width * length, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:

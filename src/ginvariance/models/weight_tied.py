@@ -13,11 +13,9 @@ element, ``F(h, x)``, and ``G`` acts on it by ``(g·F)(h, x) = F(g⁻¹h, g⁻¹
 Both are equivariant, ``layer(g·F) = g·layer(F)``, exactly (they permute the terms of
 each sum). Group pooling (max over ``h``) leaves a map that transforms like an image, and
 a global spatial pooling makes the result invariant. Everything is one ``conv2d`` per
-layer with the transformed filters stacked along the output channels: no loop over group
-elements at run time. The transforms and the Cayley table are computed from the
-:class:`~ginvariance.groups.Group` object itself (``group.act`` on the kernels; the table
-by applying elements to a random probe), so the same code serves every group of grid
-symmetries.
+layer with the transformed filters stacked along the output channels, built from the
+:class:`~ginvariance.groups.Group` itself (``group.act``, :meth:`Group.cayley_table`), so
+the same code serves every group of grid symmetries.
 
 Exactness needs each layer to commute with the action on *every* input size: stride 1 and
 "same" padding ``(k − 1)/2`` with odd ``k`` are exact at any size. A 2×2 pool (average or
@@ -44,12 +42,16 @@ from torch import Tensor, nn
 
 from ginvariance.errors import GroupActionError, GroupError, ModelError
 from ginvariance.groups import C4, D4, CyclicShift, Flip, Group, get_group
-from ginvariance.models.cnn import POOL_MIN_SIDE, image_layout, shape_fix, signal_layout
+from ginvariance.models.cnn import (
+    POOL_MIN_SIDE,
+    SMALL_WIDTH,
+    circular_convs,
+    conv_layout,
+    shape_fix,
+)
 
 #: Groups of grid symmetries that :class:`WeightTiedCNN` ties its filters over.
 WEIGHT_TIED_2D = (C4, D4, Flip)
-#: Groups that :class:`WeightTiedCNN1d` is invariant to (cyclic shifts of one axis).
-WEIGHT_TIED_1D = (CyclicShift,)
 
 
 def is_signal_shift(group: Group) -> bool:
@@ -60,14 +62,11 @@ def is_signal_shift(group: Group) -> bool:
 SUPPORTED = "c4, d4, flip (images) or cyclic1d (signals)"
 
 
-def cayley_table(group: Group, probe_size: int = 5) -> Tensor:
-    """The multiplication table of ``group`` (:meth:`Group.cayley_table`) on a random
-    ``probe_size²`` square, on which the built-in grid symmetries have distinct images:
-    ``T[i, j] = k`` with ``g_i g_j = g_k``."""
-    gen = torch.Generator().manual_seed(0)
-    probe = torch.rand(1, probe_size, probe_size, generator=gen, dtype=torch.float64, device="cpu")
+def cayley_table(group: Group) -> Tensor:
+    """The multiplication table of ``group`` (:meth:`Group.cayley_table` on its default probe):
+    ``T[i, j] = k`` with ``g_i g_j = g_k``; a :class:`ModelError` when it has none."""
     try:
-        return group.cayley_table(probe)
+        return group.cayley_table()
     except GroupError:
         raise ModelError(
             f"cannot compute the multiplication table of group {group.name!r} (its "
@@ -75,33 +74,47 @@ def cayley_table(group: Group, probe_size: int = 5) -> Tensor:
         ) from None
 
 
-def inverse_table(table: Tensor) -> Tensor:
-    """``inv[i]`` = the index of ``g_i⁻¹`` from a Cayley table (``table[i, inv[i]] = e``)."""
-    return (table == 0).to(torch.long).argmax(dim=1)
-
-
 class _GroupConvBase(nn.Module):
+    """Weights ``(C_out, C_in, [n,] k, k)`` (a group axis unless :attr:`lifting`), a bias
+    shared over the group, and one ``conv2d`` with the bank of :meth:`expanded_weight`."""
+
+    lifting: bool
     group: Group
     perm: Tensor
 
-    def __init__(self, in_channels: int, out_channels: int, group: Group, kernel_size: int) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, group: Group, kernel_size: int = 3
+    ) -> None:
         super().__init__()
         if kernel_size % 2 != 1:
             raise ModelError(f"kernel_size must be odd for exact equivariance, got {kernel_size}")
-        self.in_channels, self.out_channels, self.kernel_size = (
-            in_channels,
-            out_channels,
-            kernel_size,
-        )
-        self.group = group
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.group = kernel_size, group
         table = cayley_table(group)
-        inv = inverse_table(table)
+        inv = (table == 0).to(torch.long).argmax(dim=1)  # table[g, inv[g]] = e
         # perm[g, h] = index of g⁻¹h: the group axis of the kernel seen by output element g.
         self.register_buffer("perm", table[inv], persistent=False)
+        group_axis = () if self.lifting else (group.order,)
+        k = kernel_size
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *group_axis, k, k))
+        self.bias = nn.Parameter(torch.empty(out_channels))
+        bound = 1 / math.sqrt(self.weight[0].numel())
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
 
-    @property
-    def order(self) -> int:
-        return self.group.order
+    def expanded_weight(self) -> Tensor:
+        """The filter bank for one ``conv2d``: ``(C_out·n, C_in·[n], k, k)``, row ``c·n + g``."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, b = self.group.order, x.shape[0]
+        y = F.conv2d(
+            x.flatten(1, -3),  # (B, C_in·n, H, W); a lifting input as it is
+            self.expanded_weight(),
+            self.bias.repeat_interleave(n),
+            padding=self.kernel_size // 2,
+        )
+        return y.reshape(b, self.out_channels, n, *y.shape[-2:])
 
     def extra_repr(self) -> str:
         return (
@@ -118,31 +131,13 @@ class LiftingConv2d(_GroupConvBase):
     ``lift(g·f) = g·lift(f)`` with ``(g·F)(h, x) = F(g⁻¹h, g⁻¹x)``.
     """
 
-    def __init__(
-        self, in_channels: int, out_channels: int, group: Group, kernel_size: int = 3
-    ) -> None:
-        super().__init__(in_channels, out_channels, group, kernel_size)
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
-        self.bias = nn.Parameter(torch.empty(out_channels))
-        bound = 1 / math.sqrt(in_channels * kernel_size**2)
-        nn.init.uniform_(self.weight, -bound, bound)
-        nn.init.uniform_(self.bias, -bound, bound)
+    lifting = True
 
     def expanded_weight(self) -> Tensor:
         """The filter bank for one ``conv2d``: ``(C_out·n, C_in, k, k)``, row ``c·n + g``."""
-        n = self.order
+        n = self.group.order
         bank = torch.stack([self.group.act(self.weight, g) for g in range(n)], dim=1)
         return bank.reshape(self.out_channels * n, self.in_channels, *bank.shape[-2:])
-
-    def forward(self, x: Tensor) -> Tensor:
-        n = self.order
-        y = F.conv2d(
-            x,
-            self.expanded_weight(),
-            self.bias.repeat_interleave(n),
-            padding=self.kernel_size // 2,
-        )
-        return y.reshape(x.shape[0], self.out_channels, n, *y.shape[-2:])
 
 
 class GroupConv2d(_GroupConvBase):
@@ -154,41 +149,19 @@ class GroupConv2d(_GroupConvBase):
     equivariant at every size.
     """
 
-    def __init__(
-        self, in_channels: int, out_channels: int, group: Group, kernel_size: int = 3
-    ) -> None:
-        super().__init__(in_channels, out_channels, group, kernel_size)
-        n = self.order
-        self.weight = nn.Parameter(
-            torch.empty(out_channels, in_channels, n, kernel_size, kernel_size)
-        )
-        self.bias = nn.Parameter(torch.empty(out_channels))
-        bound = 1 / math.sqrt(in_channels * n * kernel_size**2)
-        nn.init.uniform_(self.weight, -bound, bound)
-        nn.init.uniform_(self.bias, -bound, bound)
+    lifting = False
 
     def expanded_weight(self) -> Tensor:
         """The filter bank for one ``conv2d``: ``(C_out·n, C_in·n, k, k)``.
 
         Row ``c·n + g``, column ``c'·n + h`` holds ``W[c, c', g⁻¹h]`` transformed by ``g``.
         """
-        n = self.order
+        n = self.group.order
         bank = torch.stack(
             [self.group.act(self.weight, g)[:, :, self.perm[g]] for g in range(n)], dim=1
         )  # (C_out, n_g, C_in, n_h, k, k)
         k = self.kernel_size
         return bank.reshape(self.out_channels * n, self.in_channels * n, k, k)
-
-    def forward(self, x: Tensor) -> Tensor:
-        n = self.order
-        b = x.shape[0]
-        y = F.conv2d(
-            x.reshape(b, self.in_channels * n, *x.shape[-2:]),
-            self.expanded_weight(),
-            self.bias.repeat_interleave(n),
-            padding=self.kernel_size // 2,
-        )
-        return y.reshape(b, self.out_channels, n, *y.shape[-2:])
 
 
 def _resolve_group(
@@ -223,19 +196,17 @@ def _check_batch(
         )
 
 
-def matched_width(n: int, in_channels: int, num_classes: int, params: int) -> int:
-    """The width ``w`` of :class:`WeightTiedCNN` whose parameter count is closest to ``params``.
+def matched_width(n: int, channels: int, h: int, w: int, num_classes: int) -> int:
+    """The width of :class:`WeightTiedCNN` whose parameter count is closest to that of the
+    small-image :class:`~ginvariance.models.CNN` (width ``v = 32``) for ``(C, H, W)`` images.
 
-    The network has ``9n·w² + (9·C_in + 2 + K)·w + K`` parameters; solve for ``w``.
+    The CNN has ``v(9C + 1) + 2v(9v + 1) + (2v·H·W + 1)K`` parameters, the weight-tied net
+    ``9n·w² + (9C + 2 + K)·w + K``; solve for ``w``.
     """
-    a, b, c = 9 * n, 9 * in_channels + 2 + num_classes, num_classes - params
+    v = SMALL_WIDTH
+    params = v * (channels * 9 + 1) + 2 * v * (v * 9 + 1) + (2 * v * h * w + 1) * num_classes
+    a, b, c = 9 * n, 9 * channels + 2 + num_classes, num_classes - params
     return max(4, round((-b + math.sqrt(b * b - 4 * a * c)) / (2 * a)))
-
-
-def _cnn_params(channels: int, h: int, w: int, num_classes: int, width: int = 32) -> int:
-    """Parameters of the small-image :class:`~ginvariance.models.CNN`."""
-    convs = width * (channels * 9 + 1) + 2 * width * (width * 9 + 1)
-    return convs + (2 * width * h * w + 1) * num_classes
 
 
 #: Channels per group element of :class:`WeightTiedCNN` on large images (28×28).
@@ -266,8 +237,7 @@ class InvariantLinear(nn.Module):
     ) -> None:
         super().__init__()
         self.group = group
-        fan_in = channels * height * width
-        bound = 1 / math.sqrt(fan_in)
+        bound = 1 / math.sqrt(channels * height * width)
         self.weight = nn.Parameter(torch.empty(num_classes, channels, height, width))
         self.bias = nn.Parameter(torch.empty(num_classes))
         nn.init.uniform_(self.weight, -bound, bound)
@@ -292,10 +262,9 @@ class WeightTiedCNN(nn.Module):
 
     The 2×2 max-pool after the lifting layer is there when both sides of ``sample_shape``
     are even (exact: its windows tile the image symmetrically); the model then refuses
-    inputs with an odd side, and without it takes any size. On 8×8 digits it cuts the group
-    convolution's work by 4 at the same parameters and trained to higher accuracy
-    (docs/calibration.md). Both final pools are maxima: means over space or over the group
-    trained far worse.
+    inputs with an odd side, and without it takes any size. It quarters the group
+    convolution's work at the same parameters and trained to higher accuracy; both final
+    pools are maxima, as means trained far worse (docs/calibration.md).
 
     Large images (``pool=True``, 28×28 MNIST), the counterpart of the large-image
     :class:`~ginvariance.models.CNN`::
@@ -348,7 +317,7 @@ class WeightTiedCNN(nn.Module):
     ) -> None:
         super().__init__()
         self.sample_shape = tuple(int(s) for s in sample_shape)
-        channels, h, w, self._add_channel = image_layout(self.sample_shape)
+        channels, (h, w), self._add_channel = conv_layout(self.sample_shape, 2)
         self.group = _resolve_group(
             group, self.sample_shape, lambda g: isinstance(g, WEIGHT_TIED_2D), "CNN"
         )
@@ -364,13 +333,7 @@ class WeightTiedCNN(nn.Module):
         #: Small images: max-pool 2×2 after the lifting layer (both sides even).
         self.halve = not self.pool and h % 2 == 0 and w % 2 == 0
         if width is None:
-            width = (
-                LARGE_WIDTH
-                if self.pool
-                else matched_width(
-                    n, channels, num_classes, _cnn_params(channels, h, w, num_classes)
-                )
-            )
+            width = LARGE_WIDTH if self.pool else matched_width(n, channels, h, w, num_classes)
         self.width = width
         self.lift = LiftingConv2d(channels, width, self.group)
         self.gconv = GroupConv2d(width, width, self.group)
@@ -458,19 +421,11 @@ class WeightTiedCNN1d(nn.Module):
     ) -> None:
         super().__init__()
         self.sample_shape = tuple(int(s) for s in sample_shape)
-        channels, _, self._add_channel = signal_layout(self.sample_shape)
+        channels, _, self._add_channel = conv_layout(self.sample_shape, 1)
         self.group = _resolve_group(group, self.sample_shape, is_signal_shift, "CNN1d")
         width = 32 if width is None else width
         self.width = width
-        conv = dict(kernel_size=5, padding=2, padding_mode="circular")
-        self.features = nn.Sequential(
-            nn.Conv1d(channels, width, **conv),  # type: ignore[arg-type]
-            nn.ReLU(),
-            nn.Conv1d(width, 2 * width, **conv),  # type: ignore[arg-type]
-            nn.ReLU(),
-            nn.Conv1d(2 * width, 2 * width, **conv),  # type: ignore[arg-type]
-            nn.ReLU(),
-        )
+        self.features = circular_convs(channels, width, 2 * width, 2 * width)
         self.head = nn.Linear(2 * width, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
