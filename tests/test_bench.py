@@ -218,3 +218,15 @@ def test_the_package_makes_no_environment_and_reaches_into_no_checkout() -> None
         text = path.read_text(encoding="utf-8")
         for needle in ('"venv"', '"pip"', '"benchmarks"'):
             assert needle not in text, f"{path.relative_to(root)} holds {needle}"
+
+
+def test_train_step_refuses_an_unknown_kind() -> None:
+    """A misspelt kind must not time another step silently."""
+    from ginvariance.bench import make_train_step
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    x, y = torch.rand(4, 1, 8, 8), torch.arange(4)
+    for kind in ("plain", "augmented", "regularized_sample", "regularized-full"):
+        make_train_step(model, get_group("c4"), kind, x, y, torch.Generator())()
+    with pytest.raises(ConfigError, match="unknown training step 'regularised-full'"):
+        make_train_step(model, get_group("c4"), "regularised-full", x, y, torch.Generator())

@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ginvariance.bench.config import BenchConfig, build_bench_model
+from ginvariance.errors import ConfigError
 from ginvariance.groups import Group
 
 
@@ -92,6 +93,9 @@ def make_train_step(
     """
     from ginvariance.training import InvarianceRegularizer, regularized_loss
 
+    kinds = ("plain", "augmented", "regularized-sample", "regularized-full")
+    if kind.replace("_", "-") not in kinds:
+        raise ConfigError(f"unknown training step {kind!r}; choose one of {', '.join(kinds)}")
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     reg = InvarianceRegularizer(group, "logit", "sample" if kind.endswith("sample") else "full")
 
