@@ -132,17 +132,22 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
+def page_result(dom: str) -> dict:
+    """The JSON that a check page wrote into its ``<pre id="result">``, from the dumped DOM."""
+    match = re.search(r'<pre id="result">(.*?)</pre>', dom, re.S)
+    assert match, f"the check page did not render: {dom[:500]}"
+    text = html.unescape(match.group(1))
+    assert text != "pending", "the report did not finish loading within the time budget"
+    return json.loads(text)
+
+
 def images_in_browser(base: str, site: Path, page: str, profile: Path) -> dict:
     """What Chromium sees of the ``<img>`` elements of ``page`` (served from ``site``)."""
     (site / CHECK_PAGE).write_text(CHECK_HTML.format(src=page), encoding="utf-8")
     dom = run_chromium(
         profile, "--virtual-time-budget=5000", "--dump-dom", f"{base}/{CHECK_PAGE}"
     ).stdout
-    match = re.search(r'<pre id="result">(.*?)</pre>', dom, re.S)
-    assert match, f"the check page did not render: {dom[:500]}"
-    text = html.unescape(match.group(1))
-    assert text != "pending", "the report did not finish loading within the time budget"
-    return json.loads(text)
+    return page_result(dom)
 
 
 def test_every_image_of_the_report_loads_in_chromium(
@@ -247,11 +252,7 @@ def first_screen(base: str, site: Path, page: str, profile: Path) -> dict:
         "--dump-dom",
         f"{base}/first.html",
     ).stdout
-    match = re.search(r'<pre id="result">(.*?)</pre>', dom, re.S)
-    assert match, f"the check page did not render: {dom[:500]}"
-    text = html.unescape(match.group(1))
-    assert text != "pending", "the report did not finish loading within the time budget"
-    return json.loads(text)
+    return page_result(dom)
 
 
 def _shown(v: float) -> str:
