@@ -1,11 +1,6 @@
-"""Streaming invariance measures: ``torchmetrics.Metric`` subclasses.
-
-Each keeps the float64 sums of :class:`~ginvariance.metrics.functional.OrbitStatistics` as
-metric states, so ``update`` over any split of the data then ``compute`` equals the
-functional value on the concatenated data, and states sync across processes.
-:class:`InvarianceMetrics` computes every measure from one orbit pass per batch; the
-single-measure classes give one number each.
-"""
+"""Streaming invariance measures: ``torchmetrics.Metric`` subclasses whose states are the
+float64 sums of :class:`~ginvariance.metrics.functional.OrbitStatistics`, so ``update`` over
+any split of the data then ``compute`` equals the functional value on the whole of it."""
 
 from __future__ import annotations
 
@@ -57,8 +52,7 @@ class InvarianceMetrics(Metric):
         in the stream of ``update`` calls since the last ``reset``, or ``update(...,
         indices=...)`` (for sharded data). The result equals :func:`ginvariance.measure`'s.
 
-    ``update(x, y=None, indices=None)`` adds a batch; ``compute()`` returns a dict of the
-    measures, each a float64 0-d tensor.
+    ``update(x, y=None, indices=None)`` adds a batch.
 
     Examples
     --------
@@ -146,13 +140,8 @@ class InvarianceMetrics(Metric):
             li_shift=None if first else getattr(self, "li_shift"),  # noqa: B009
             precision=self._precision,
         )
-        part = stats.to(self.device)
-        state = (
-            None
-            if first
-            else OrbitStatistics.from_dict({name: getattr(self, name) for name in self._defaults})
-        )
-        for name, value in merge_statistics(state, part).to_dict().items():
+        total = merge_statistics(None if first else self.statistics(), stats.to(self.device))
+        for name, value in total.to_dict().items():
             setattr(self, name, value)
 
     def statistics(self) -> OrbitStatistics:
@@ -165,7 +154,6 @@ class InvarianceMetrics(Metric):
         return OrbitStatistics.from_dict(values)
 
     def _measures(self) -> dict[str, float | None]:
-        """The measures so far as Python numbers; ``sis`` is ``None`` when it is undefined."""
         return finalize(self.statistics())
 
     def _tensor(self, value: float | None) -> torch.Tensor:
@@ -189,11 +177,8 @@ class InvarianceMetrics(Metric):
     ) -> None:
         # Each process centred li's sums on its own first batch; sums are only additive in a
         # common frame, so re-centre on 0 (exact algebra) before they are added up.
-        names = ("count", "order", "li_shift", "li_sum_z", "li_sum_sq")
-        centred = shift_frame(
-            {name: getattr(self, name) for name in names},
-            torch.zeros((), dtype=torch.float64, device=self.device),
-        )
+        zero = torch.zeros((), dtype=torch.float64, device=self.device)
+        centred = shift_frame(self.statistics(), zero)
         for name in ("li_sum_z", "li_sum_sq", "li_shift"):
             setattr(self, name, centred[name])
         super()._sync_dist(dist_sync_fn, process_group=process_group)
