@@ -1,11 +1,7 @@
 """Groups that act on inputs: exact permutations of pixels, and interpolated rotations.
 
-:func:`get_group` knows ``c4`` (rotations by 90°, ``rot90``), ``d4`` (``c4`` and its four
-reflections), ``flip`` (left–right mirror), ``shift`` and ``shift-S`` (every cyclic 2-D
-translation, or those by multiples of ``S``), ``cyclic1d`` and ``cyclic1d-S`` (the same for
-1-D signals), all exact, and ``rotation-N`` (``N`` rotations by ``360°/N``, interpolated: not
-exact). ``shift`` and ``cyclic1d`` are one class, :class:`CyclicShift`, over two axes and
-one; :func:`register_group` adds a name of your own.
+:func:`get_group` finds a group by name (docs/definitions.md lists the built-in ones);
+:func:`register_group` adds a name of your own.
 """
 
 from __future__ import annotations

@@ -1,10 +1,6 @@
-"""Finite groups acting on batches of inputs.
-
-A group ``G = [e = g_0, g_1, ..., g_{n-1}]`` acts on a batch ``x`` of shape ``(B, *S)``.
-Built-in groups act on the trailing axes of ``S`` (the spatial axes), so the same group
-serves ``(B, H, W)`` and ``(B, C, H, W)`` inputs alike. Every group knows the inverse of
-each action and builds the whole orbit of a batch as one tensor of shape ``(n·B, *S)``,
-group-major: ``orbit[i·B:(i+1)·B] = act(x, i)``.
+"""Finite groups acting on batches ``(B, *S)`` through the trailing (spatial) axes of ``S``,
+so one group serves ``(B, H, W)`` and ``(B, C, H, W)`` alike; each knows its inverse actions
+and builds a batch's whole orbit as one group-major tensor ``(n·B, *S)``.
 """
 
 from __future__ import annotations

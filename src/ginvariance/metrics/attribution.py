@@ -1,34 +1,24 @@
-"""Saliency invariance similarity with attribution methods beyond the vanilla gradient.
+"""Saliency invariance similarity under attribution methods beyond the vanilla gradient.
 
-DESIGN's ``sis`` compares vanilla-gradient saliency maps over the orbit. Here the
-saliency map of an input may be any attribution of the class ``c = argmax f(x)``
-predicted on the *untransformed* input, computed with captum (imported lazily: the rest
-of :mod:`ginvariance` works without it):
+The map of ``u = g·x`` attributes the class ``c = argmax f(x)`` predicted on the untransformed
+input, by captum (imported lazily), batched over the orbit ``(n·B, *S)``, mapped back by
+``g⁻¹`` and compared by :func:`ginvariance.metrics.functional.sis_per_sample`:
 
-``"gradient"``
-    ``s(u) = ∇_u f(u)[c]`` (captum ``Saliency`` with ``abs=False``); the same maps as
-    :func:`ginvariance.metrics.orbit_pass` with ``saliency=True``. Key ``sis``.
-``"integrated_gradients"``
-    ``IG(u) = (u − u₀) ⊙ ∫₀¹ ∇f(u₀ + α(u − u₀))[c] dα`` with the zero baseline ``u₀ = 0``,
-    the integral by Gauss–Legendre quadrature with ``n_steps`` nodes (captum's default;
-    captum rounds the quadrature weights to float32, so in float64 the rule differs from
-    the exact Gauss–Legendre one by ~1e-7 relative; the nodes are float64).
-    For an exact group (a permutation ``P_g`` of the entries) and an invariant model,
-    ``∇f(P_g u) = P_g ∇f(u)`` and ``P_g 0 = 0``, so ``IG(g·x) = g·IG(x)`` exactly: a
-    genuinely invariant model scores 1. Key ``sis_ig``.
-``"smoothgrad"``
+``"gradient"`` (key ``sis``)
+    ``∇_u f(u)[c]`` (captum ``Saliency``, signed): the maps of
+    :func:`ginvariance.metrics.orbit_pass`.
+``"integrated_gradients"`` (key ``sis_ig``)
+    ``(u − u₀) ⊙ ∫₀¹ ∇f(u₀ + α(u − u₀))[c] dα``, ``u₀ = 0``, by Gauss–Legendre quadrature with
+    ``n_steps`` nodes (captum rounds the weights to float32: ~1e-7 relative in float64). For an
+    exact group (a permutation ``P_g``) and an invariant model ``∇f(P_g u) = P_g ∇f(u)`` and
+    ``P_g 0 = 0``, so ``IG(g·x) = g·IG(x)``: an invariant model scores 1.
+``"smoothgrad"`` (key ``sis_smoothgrad``)
     ``(1/m) Σ_j ∇f(u + ε_j)[c]``, ``ε_j ~ N(0, σ²)``, ``σ = noise_level · (max x − min x)``
-    (captum ``NoiseTunnel(Saliency)``, signed). The noise is drawn from the global torch
-    generator inside :func:`torch.random.fork_rng`, seeded by ``seed``: the same seed gives
-    the same value and the caller's random state is left as it was. The noise is not
-    equivariant, so even an invariant model scores slightly below 1. Key
-    ``sis_smoothgrad``.
-a captum ``Attribution`` class (or instance)
-    ``cls(model).attribute(inputs, target=c, **kwargs)``. Key ``sis_<ClassName>``.
-
-Every method runs batched over the whole orbit ``(n·B, *S)`` of a chunk of samples; the
-maps are mapped back by ``g⁻¹`` and compared by
-:func:`ginvariance.metrics.functional.sis_per_sample`.
+    (captum ``NoiseTunnel(Saliency)``, signed), the noise from the global generator inside
+    :func:`torch.random.fork_rng` seeded by ``seed``. The noise is not equivariant: even an
+    invariant model scores slightly below 1.
+a captum ``Attribution`` class or instance (key ``sis_<ClassName>``)
+    ``cls(model).attribute(inputs, target=c, **kwargs)``.
 """
 
 from __future__ import annotations
@@ -61,10 +51,6 @@ SMOOTHGRAD_NOISE = 0.15
 Method = str | type | Any
 
 
-def _captum_attr() -> Any:
-    return import_extra("captum.attr", "attribution", "attribution methods")
-
-
 def method_key(method: Method) -> str:
     """The result key of ``method``: ``sis``, ``sis_ig``, ``sis_smoothgrad``, ``sis_<Class>``."""
     if isinstance(method, str):
@@ -87,7 +73,7 @@ def _attribute(
     options: Mapping[str, Any],
 ) -> torch.Tensor:
     """Attributions of ``target`` for every row of ``orbit`` ``(m, *S)`` → ``(m, *S)``."""
-    attr = _captum_attr()
+    attr = import_extra("captum.attr", "attribution", "attribution methods")
     kwargs = dict(options)
     if method == "gradient":
         kwargs.setdefault("abs", False)

@@ -1,27 +1,9 @@
-"""The invariance measures of docs/definitions.md as functions.
+"""The invariance measures of docs/definitions.md as functions of one orbit pass.
 
-Pure tensor maths on what one orbit pass returns (per sample, per orbit batch, and the summed
-:class:`OrbitStatistics` that :func:`finalize` turns into the measures) first; then one
-function per key, ``(model, x, group, ...) → tensor``, batched over the orbit and chunked by
-a memory budget, and :func:`invariance_suite`, all keys from one forward (and backward) pass.
-
-For one input ``x`` and a group ``G = [e = g_0, …, g_{n-1}]``: ``z_g = f(g·x)``,
-``p_g = softmax(z_g)``.
-
-* ``pdi`` = ``H(p̄) − (1/n) Σ_g H(p_g)``, ``p̄ = (1/n) Σ_g p_g`` (nats; mean over samples),
-  computed from the logits cast to float64, so that a float32 model's rounding does not
-  make a divergence come out negative;
-* ``li`` = ``Σ_x Σ_g ‖z_g(x) − z̄(x)‖² / Σ_x Σ_g ‖z_g(x) − μ‖²`` pooled over the data set;
-* ``li_within`` = ``(1/(N·n)) Σ_x Σ_g ‖z_g(x) − z̄(x)‖²``: the numerator of ``li`` per sample
-  and group element, in squared logit units (what the ``logit`` regularizer penalizes); it
-  tells a shift that moves the logits over the orbit from one that shrinks ``li``'s
-  denominator (docs/definitions.md);
-* ``sis`` = mean over samples of ``(1/(n−1)) Σ_{g≠e} cos(g⁻¹·s_g, s_e)``; undefined (``None``,
-  with an :class:`~ginvariance.errors.UndefinedMeasureWarning`) when every saliency map of
-  every sample is zero (no input gradient: the cosine of two zero maps would score it 1).
-
-The module stays whole: the per-sample maths, the statistics summed from it and the per-key
-functions that finalize them are one chain of definitions, each read by the next.
+Pure tensor maths on the :class:`~ginvariance.metrics.orbit.OrbitOutputs` of a pass first
+(per sample, per orbit batch, the summed :class:`OrbitStatistics` that :func:`finalize` turns
+into the measures); then one function per key and :func:`invariance_suite`. The module stays
+whole: each of these definitions is read by the next.
 """
 
 from __future__ import annotations
@@ -36,7 +18,7 @@ import torch
 
 from ginvariance.checks import check_orbit_logits
 from ginvariance.errors import DataError, LabelError, ModelError, UndefinedMeasureWarning
-from ginvariance.groups import Group, get_group
+from ginvariance.groups import CustomGroup, Group, get_group
 from ginvariance.keys import MEASURE_KEYS
 from ginvariance.metrics.orbit import (
     Model,
@@ -294,10 +276,6 @@ def orbit_statistics(
 ) -> OrbitStatistics:
     """Sufficient statistics of one chunk, summed over its samples (float64).
 
-    Merging these over chunks (:func:`merge_statistics`) and calling :func:`finalize` gives
-    the measures of the concatenated data; the streaming classes keep exactly these sums as
-    their state.
-
     The sums behind ``li``'s total variance are taken of ``z − r`` for a shift ``r``
     (``li_shift``, ``(K,)``; the chunk's own mean logit when ``None``), stored as
     ``li_shift``: the variance is ``S2 − ‖S1‖²/(nN)``, which cancels catastrophically when
@@ -544,8 +522,6 @@ def accuracy(
     model: Model, x: torch.Tensor, group: Group | str | None, y: torch.Tensor, **kwargs: Any
 ) -> torch.Tensor:
     """Accuracy on the untransformed inputs (``group`` is not used; ``None`` is fine)."""
-    from ginvariance.groups import CustomGroup
-
     trivial = CustomGroup("trivial", [(lambda t: t, lambda t: t)])
     return _measure("accuracy", model, x, trivial, y=y, **kwargs)
 

@@ -1,28 +1,19 @@
 """Layer-wise invariance and equivariance: where genuine invariance is born or lost.
 
-Forward hooks on the model's layers capture each layer's output ``φ`` over the orbit of a
-batch, from ONE forward pass over ``(n·B, *S)`` per chunk. For every layer, with
-``φ_g(x) = φ(g·x)`` flattened to a vector:
+Forward hooks capture each layer's output ``φ`` from one forward pass over the orbit
+``(n·B, *S)`` per chunk; the statistics are summed in float64, so the result does not depend
+on the chunk size. Per layer, with ``φ_g(x) = φ(g·x)`` flattened:
 
-``li`` (the logit invariance error of docs/definitions.md applied to the layer's output)
-    ``Σ_x Σ_g ‖φ_g(x) − φ̄(x)‖² / Σ_x Σ_g ‖φ_g(x) − μ‖²``, ``φ̄(x) = (1/n) Σ_g φ_g(x)``,
-    ``μ`` the mean over all ``x`` and ``g``; 0 when the denominator is 0; in [0, 1].
-    On the model's output (the logits) it is exactly ``li``.
+``li``
+    ``li`` of docs/definitions.md with ``φ`` for the logits (on the logits it is ``li``);
+    0 for an invariant layer.
 ``equivariance_error``
-    ``Σ_x Σ_g ‖g⁻¹·φ(g·x) − φ(x)‖² / Σ_x Σ_g ‖φ(g·x) − μ‖²``: the squared equivariance
-    defect normalized by the same total variance as ``li`` (so that layers of different
-    scale compare); 0 for an equivariant layer, 0 when the denominator is 0. Defined only
-    where the group acts on the layer's output: the output keeps the input's spatial
-    structure (at least ``max(2, rank of a sample)`` axes, e.g. a ``(C, H, W)`` feature map
-    for ``(1, H, W)`` inputs) and the group accepts its trailing axes (square maps for
-    ``c4``/``d4``, the input's size for ``shift``); ``None`` elsewhere (flattened or
-    linear outputs). It is not bounded by 1: the numerator is a difference of two orbit
-    members, so when ``g⁻¹·φ(g·x)`` is unrelated to ``φ(x)`` (a random conv) its expected
-    value is ``2(n−1)/n`` (1.5 for ``c4``), where ``li`` of unrelated orbit outputs is
-    ``(n−1)/n`` (0.75 for ``c4``).
-
-An invariant layer has ``li = 0``; an equivariant one ``equivariance_error = 0``. Statistics
-are summed in float64 chunk by chunk, so the result does not depend on the chunk size.
+    ``Σ_x Σ_g ‖g⁻¹·φ(g·x) − φ(x)‖² / Σ_x Σ_g ‖φ(g·x) − μ‖²``, over ``li``'s denominator so that
+    layers of different scale compare (0 when it is 0); 0 for an equivariant layer. Defined
+    only where the group acts on the output (at least ``max(2, rank of a sample)`` axes that
+    the group accepts, e.g. square maps for ``c4``), ``None`` elsewhere. Not bounded by 1: for
+    unrelated ``g⁻¹·φ(g·x)`` and ``φ(x)`` (a random conv) its expectation is ``2(n−1)/n``,
+    where ``li`` is ``(n−1)/n``.
 """
 
 from __future__ import annotations

@@ -30,8 +30,7 @@ Model = Callable[[torch.Tensor], torch.Tensor]
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
 
 #: Bytes of activations (and their gradients) assumed per byte of orbit input when the
-#: chunk size is derived from a memory budget. A small CNN on 8×8 inputs keeps about 100
-#: floats of activations per input float; this is a conservative round figure.
+#: chunk size is derived from a memory budget: a conservative round figure.
 ACTIVATION_FACTOR = 128
 
 

@@ -1,19 +1,8 @@
 """Spectral decay: how strongly, and at which frequencies, a classifier reacts to its input.
 
-- :func:`jacobian` / :func:`jacobian_spectrum`: input–logit Jacobians ``J(x) = ∂z/∂x``
-  ``(B, K, D)``, their mean singular values and Frobenius norm.
-- :func:`sensitivity`: ``E_x E_u ‖f(x + εu) − f(x)‖ / ε`` for ``u`` uniform on the unit
-  sphere of ``R^D``; :func:`group_sensitivity`: the same along ``(g·x − x) / ‖g·x − x‖``.
-- :func:`lie_derivative`: ``‖d/dt f(T_t x)|_{t=0}‖`` along a continuous rotation or
-  sub-pixel translation, by forward-mode autodiff: the local invariance probe.
-- :func:`logit_scale`: the spread of the in-distribution logits, which every raw figure
-  above scales with; :func:`spectral_analysis` also reports each divided by it.
-- :func:`saliency_power_spectrum`: radial power spectrum of saliency maps and the fraction
-  of their energy above half the Nyquist frequency.
-- :func:`spectral_analysis`: all of it as the JSON-ready ``spectral`` entry.
-
-Jacobians default to ``K`` backward passes over the batch, faster on the CPU than
-``vmap(jacrev)`` (``benchmarks/spectral_cost.py`` measures both; the README has the figures).
+Jacobian spectra (:mod:`.jacobian`), finite-difference sensitivities (:mod:`.sensitivity`),
+the Lie derivative (:mod:`.lie`), saliency power spectra (:mod:`.power`) and all of them as
+the ``spectral`` entry of a results file (:mod:`.analysis`); docs/definitions.md defines each.
 """
 
 from __future__ import annotations

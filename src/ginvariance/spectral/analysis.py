@@ -1,11 +1,7 @@
 """The ``spectral`` entry of a results file: spectrum, sensitivities, Lie derivative, scale.
 
-``f → α·f + b`` multiplies the singular values, ``‖J‖_F``, the random-direction sensitivity
-and the Lie derivative by ``α``: a model can look "less sensitive" only because its logits
-are smaller. Each is also reported divided by the **logit scale**
-``sqrt((1/N) Σ_x ‖z(x) − μ‖²)`` (keys ending in ``_normalized``), which, like the spectrum's
-shape, does not change under ``f → α·f + b``; and the sensitivity of ``softmax(f)``, what the
-decisions feel.
+Raw figures scale with the logits (``f → α·f + b``), so each is also reported divided by the
+logit scale (keys ending in ``_normalized``; docs/definitions.md).
 """
 
 from __future__ import annotations
@@ -33,8 +29,7 @@ def _finite_or_none(v: float | None) -> float | None:
 def logit_scale(model: Model, x: Tensor, *, chunk_size: int | None = None) -> float:
     """``sqrt((1/N) Σ_x ‖z(x) − μ‖²)``, ``z(x) = f(x)``, ``μ = (1/N) Σ_x z(x)`` (float64).
 
-    The spread of the logits over the inputs ``x`` ``(N, *S)``: ``f → α·f + b`` multiplies it
-    by ``|α|``. 0 for a constant model.
+    The spread of the logits over ``x`` ``(N, *S)``; ``f → α·f + b`` multiplies it by ``|α|``.
     """
     x = check_batch(x, "x")
     with eval_mode(model):
@@ -96,8 +91,11 @@ def spectral_analysis(
         ``saliency_power`` when ``saliency`` is given.
     """
     x = check_batch(x, "x").to(model_device(model))  # the analysis runs where the model is
-    if saliency is not None:
-        saliency = saliency.to(x.device)
+    if saliency is not None and saliency.shape[0] != x.shape[0]:
+        raise DataError(
+            f"saliency has {saliency.shape[0]} maps for {x.shape[0]} inputs; "
+            "pass one saliency map per input"
+        )
     eps_list = check_eps(eps)
     dim = x[0].numel()
     if transform is None:
@@ -141,12 +139,7 @@ def spectral_analysis(
         "lie_derivative_normalized": _divide(lie["lie_derivative"], scale),
     }
     if saliency is not None:
-        if saliency.shape[0] != x.shape[0]:
-            raise DataError(
-                f"saliency has {saliency.shape[0]} maps for {x.shape[0]} inputs; "
-                "pass one saliency map per input"
-            )
-        out["saliency_power"] = saliency_power_spectrum(saliency)
+        out["saliency_power"] = saliency_power_spectrum(saliency.to(x.device))
     return out
 
 

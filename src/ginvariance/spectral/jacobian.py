@@ -1,10 +1,7 @@
-"""Input–logit Jacobians ``J(x) = ∂z/∂x`` and their singular-value spectrum.
+"""Input–logit Jacobians ``J(x) = ∂z/∂x`` ``(B, K, D)`` and their singular-value spectrum.
 
-For a model ``f: R^D → R^K`` (inputs of shape ``S`` flattened to ``D = prod(S)``) the
-Jacobian of sample ``x`` is the ``K × D`` matrix ``J(x)_{kd} = ∂f(x)_k / ∂x_d``. Its singular
-values ``σ_1 ≥ … ≥ σ_K`` say how strongly the logits react to input changes along the most
-sensitive directions, and ``‖J(x)‖_F = (Σ_k σ_k²)^{1/2}`` summarises them: a random unit
-direction ``u`` gives ``E ‖J u‖² = ‖J‖_F² / D``.
+A random unit direction ``u`` gives ``E ‖J u‖² = ‖J‖_F² / D``: for small steps the
+random-direction sensitivity (:mod:`ginvariance.spectral.sensitivity`) is near ``‖J‖_F / √D``.
 """
 
 from __future__ import annotations

@@ -1,24 +1,8 @@
 """The Lie derivative: how fast the logits change along a continuous transformation.
 
-For a one-parameter family of transformations ``T_t`` with ``T_0 = id`` the Lie derivative
-of a model ``f`` at ``x`` is ``L f(x) = d/dt f(T_t x)|_{t=0} = J(x) · v(x)``, ``v(x) =
-d/dt T_t x|_{t=0}`` (Gruver, Finzi, Goldblum & Wilson, ICLR 2023). Its norm ``‖L f(x)‖``
-measures *local* invariance: 0 for a model invariant to every small transformation. It is
-computed by forward-mode autodiff (dual tensors, as ``torch.func.jvp(f, (x,), (v,))``).
-
-``rotation``
-    rotation by ``t`` radians about the image centre ``c = ((H−1)/2, (W−1)/2)``: the rotated
-    image samples ``x`` at ``R(−t) p`` by Keys' cubic convolution (``a = −1/2``), zero
-    outside the image. Its generator is ``v = (p_c − c_c) ∂_r x − (p_r − c_r) ∂_c x``, where
-    ``∂`` is the interpolant's derivative at the pixel centres, the central difference
-    ``(x[i+1] − x[i−1]) / 2`` with zeros outside (:func:`rotation_generator`).
-``translation``
-    cyclic sub-pixel translation by ``t`` pixels along one spatial axis, by the same cubic
-    convolution with periodic boundaries: ``v = −(x[i+1] − x[i−1]) / 2`` (cyclic). One
-    generator per spatial axis (two for images, one for signals ``(…, L)``).
-
-C4 is not a one-parameter subgroup of the continuous rotations, so an exactly C4-invariant
-network need not have a small Lie derivative along rotations.
+For transformations ``T_t`` with ``T_0 = id``: ``L f(x) = d/dt f(T_t x)|_{t=0} = J(x) · v(x)``,
+``v(x) = d/dt T_t x|_{t=0}`` (Gruver, Finzi, Goldblum & Wilson, ICLR 2023), computed by
+forward-mode autodiff; ``‖L f(x)‖`` is 0 for a model invariant to every small transformation.
 """
 
 from __future__ import annotations
@@ -152,7 +136,11 @@ def _central(x: Tensor, dim: int, periodic: bool) -> Tensor:
 
 
 def rotation_generator(x: Tensor) -> Tensor:
-    """``d/dt rotate(x, t)|_{t=0}`` in closed form (see the module docstring)."""
+    """``d/dt rotate(x, t)|_{t=0} = (p_c − c_c) ∂_r x − (p_r − c_r) ∂_c x``, ``c`` the centre.
+
+    ``∂`` is the interpolant's derivative at the pixel centres, the central difference
+    ``(x[i+1] − x[i−1]) / 2`` with zeros outside.
+    """
     u, v = _centred_grid(x, "the rotation")
     return v * _central(x, -2, periodic=False) - u * _central(x, -1, periodic=False)
 

@@ -1,12 +1,9 @@
-"""Radial power spectrum of saliency maps.
+"""Radial power spectrum of saliency maps (1-D signals or 2-D images).
 
-A saliency map ``s`` (one per sample, 1-D signal or 2-D image) is taken to frequency space
-with the orthonormal DFT, ``P(ω) = |DFT(s)(ω)|²`` (so ``Σ_ω P(ω) = Σ s²``), and ``P`` is
-averaged over samples. Each frequency has a radius in units of the Nyquist frequency,
-``r(ω) = ‖2ω‖₂`` with ``ω`` in cycles per pixel (``fftfreq``), so ``r = 1`` on the Nyquist
-circle. Bin ``k`` of ``n`` holds the radii ``k/n < r ≤ (k+1)/n``; the corners of a 2-D
-spectrum (``1 < r ≤ √2``) are counted in the last bin. The DC term (``r = 0``, the map's
-mean) is left out of the spectrum and of the energy fraction and reported on its own.
+``P(ω) = |DFT(s)(ω)|²`` with the orthonormal DFT (``Σ_ω P(ω) = Σ s²``), averaged over samples
+and binned by the radius ``r(ω)`` in units of Nyquist: bin ``k`` of ``n`` holds
+``k/n < r ≤ (k+1)/n``, the corners of a 2-D spectrum (``1 < r ≤ √2``) count in the last bin,
+and the DC term (``r = 0``, the map's mean) is reported on its own.
 """
 
 from __future__ import annotations

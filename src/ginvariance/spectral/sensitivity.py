@@ -1,15 +1,5 @@
-"""Finite-difference sensitivity of the logits to input perturbations.
-
-For a step ``ε > 0`` and unit directions ``u`` (``‖u‖ = 1`` in ``R^D``, ``D = prod(S)``)::
-
-    sensitivity(ε) = E_x E_u ‖f(x + ε u) − f(x)‖ / ε
-
-With ``u`` uniform on the unit sphere this measures how much the model reacts to *any*
-small perturbation (for small ``ε`` it tends to ``E ‖J(x) u‖ ≈ ‖J(x)‖_F / √D``); with
-``u = (g·x − x) / ‖g·x − x‖``, along the straight line towards the transformed copies. That
-line leaves the orbit, so it is **not an invariance probe**: an exactly invariant model
-scores in general non-zero there. The Lie derivative (:mod:`ginvariance.spectral.lie`) is.
-"""
+"""Finite-difference sensitivity of the logits to input perturbations, along random
+directions or towards the transformed copies of each input (docs/definitions.md)."""
 
 from __future__ import annotations
 
@@ -131,6 +121,7 @@ def group_sensitivity(
     For every sample ``x`` and every ``g ≠ e``: ``u = (g·x − x) / ‖g·x − x‖``, and
     ``s(ε) = mean over the pairs (x, g) of ‖f(x + ε u) − f(x)‖₂ / ε``. Pairs with
     ``‖g·x − x‖ ≤ eps_mach · ‖x‖`` (``g`` fixes ``x``, e.g. a constant image) are skipped.
+    The line leaves the orbit: this is not an invariance probe (the Lie derivative is).
     ``group`` is bound to ``x``'s sample shape; the other arguments are as in
     :func:`sensitivity`. Returns ``(len(eps),)`` in ``x``'s dtype, NaN when no pair is left
     (the group fixes every sample, or has only the identity).
