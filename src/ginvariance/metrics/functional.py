@@ -427,9 +427,9 @@ def statistics(
     """Summed statistics of the whole of ``x``, chunk by chunk, in eval mode.
 
     ``li_shift`` centres ``li``'s sums (see :func:`orbit_statistics`); by default the first
-    chunk's mean logit, and every later chunk uses the same. Each chunk runs on the model's
-    device (``memory_budget`` ``None``: that device's budget), under autocast in
-    ``precision`` when given; the sums are float64 on that device.
+    chunk's mean logit, and every later chunk uses the same. The chunks are those of
+    :func:`~ginvariance.metrics.orbit.iter_orbit_passes`; the sums are float64 on the model's
+    device.
     """
     check_inputs(x, y)
     group = get_group(group, tuple(x.shape[1:]))

@@ -90,14 +90,6 @@ def _split(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     )
 
 
-def _resolve_shifts(shifts: Sequence[Any] | Mapping[str, Any] | None) -> dict[str, Any]:
-    from ginvariance.data.shifts import Shift, get_shift
-
-    if isinstance(shifts, Mapping):
-        return {k: get_shift(v) if isinstance(v, str | Shift) else v for k, v in shifts.items()}
-    return {shift.name: shift for shift in map(get_shift, shifts or ())}
-
-
 def _reference(data: Any, given: Any) -> Any:
     """The :class:`ShiftReference` of ``given``, or of ``data`` in a first pass (no model)."""
     from ginvariance.data.shifts import ShiftReference
@@ -162,11 +154,16 @@ def measure(
         ``torch.autocast`` in that dtype, the measures are still reduced in float64; a
         precision the device cannot run raises :class:`~ginvariance.errors.DeviceError`.
     """
-    from ginvariance.data.shifts import Shift, preserves_labels
+    from ginvariance.data.shifts import Shift, get_shift, preserves_labels
 
     check_seed(seed, "seed", "seed=0")
     autocast_dtype = check_precision(precision, model_device(model))
-    shift_fns = _resolve_shifts(shifts)
+    if isinstance(shifts, Mapping):
+        shift_fns = {
+            k: get_shift(v) if isinstance(v, str | Shift) else v for k, v in shifts.items()
+        }
+    else:
+        shift_fns = {shift.name: shift for shift in map(get_shift, shifts or ())}
     reference = _reference(data, shift_reference) if shift_fns else None
     batches, n_batches = _batches(data)
     conditions: list[tuple[str, Any]] = [("id", None), *shift_fns.items()]

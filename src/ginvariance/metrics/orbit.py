@@ -153,9 +153,8 @@ def orbit_pass(
         Also compute the vanilla-gradient saliency of the class predicted on the
         untransformed input, mapped back by each inverse action.
     precision:
-        ``None`` (the model's own dtype) or ``torch.bfloat16`` / ``torch.float16``: the forward
-        runs under ``torch.autocast`` (:func:`ginvariance.devices.check_precision`); the
-        measures are still reduced in float64.
+        ``None`` (the model's own dtype), or the dtype the forward is autocast to
+        (:func:`ginvariance.devices.check_precision`).
     """
     group = get_group(group, tuple(x.shape[1:]))
     n, b = group.order, x.shape[0]

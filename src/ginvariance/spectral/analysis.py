@@ -80,15 +80,11 @@ def spectral_analysis(
     Returns
     -------
     dict
-        :func:`jacobian_spectrum`'s keys; ``eps``; ``sensitivity_random``,
-        ``sensitivity_probability`` (``softmax(f)``) and ``sensitivity_group`` (see
-        :func:`group_sensitivity`: not an invariance probe), one value per ``ε``;
-        ``lie_transform``, ``lie_derivative`` (mean ``‖d/dt f(T_t x)‖``) and
-        ``lie_derivative_generators`` (``None`` without a transform); ``logit_scale``
-        (:func:`logit_scale`) and ``singular_values_normalized``, ``frobenius_normalized``,
-        ``sensitivity_random_normalized``, ``lie_derivative_normalized`` (divided by it; ``None``
-        when it is 0); ``jacobian_ratio = sensitivity_random[ε_min] / (frobenius / √D)``;
-        ``saliency_power`` when ``saliency`` is given.
+        The keys of docs/definitions.md's "Spectral decay", ``eps``, ``frobenius_std``,
+        ``lie_transform`` and ``lie_derivative_generators``: one value per ``ε`` for the
+        sensitivities; the ``lie_*`` keys ``None`` without a transform, the ``*_normalized`` ones
+        when the logit scale is 0; ``jacobian_ratio = sensitivity_random[ε_min] / (frobenius /
+        √D)``; ``saliency_power`` only when ``saliency`` is given.
     """
     x = check_batch(x, "x").to(model_device(model))  # the analysis runs where the model is
     if saliency is not None and saliency.shape[0] != x.shape[0]:
