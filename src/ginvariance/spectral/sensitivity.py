@@ -43,20 +43,16 @@ def _mean_sensitivity(
     z_base: Tensor,
     eps: list[float],
     chunk_size: int | None,
-    probabilities: bool = False,
 ) -> Tensor:
-    """``mean ‖f(base + ε·u) − z_base‖ / ε`` per ε; ``probabilities``: also of ``softmax(f)``."""
+    """``(2, len(eps))``: ``mean ‖f(base + ε·u) − z_base‖ / ε``, and the same of ``softmax(f)``."""
     logit_rows, prob_rows = [], []
-    p_base = torch.softmax(z_base.double(), dim=1) if probabilities else None
+    p_base = torch.softmax(z_base.double(), dim=1)
     for e in eps:
         z = forward_chunked(model, base + e * directions, chunk_size)
         logit_rows.append(((z - z_base).norm(dim=1) / e).mean())
-        if p_base is not None:
-            p = torch.softmax(z.double(), dim=1)
-            prob_rows.append(((p - p_base).norm(dim=1) / e).mean().to(z.dtype))
-    if probabilities:
-        return torch.stack([torch.stack(logit_rows), torch.stack(prob_rows)])
-    return torch.stack(logit_rows)
+        p = torch.softmax(z.double(), dim=1)
+        prob_rows.append(((p - p_base).norm(dim=1) / e).mean().to(z.dtype))
+    return torch.stack([torch.stack(logit_rows), torch.stack(prob_rows)])
 
 
 def sensitivity(
@@ -103,9 +99,8 @@ def sensitivity(
     with eval_mode(model):
         z0 = forward_chunked(model, x, chunk_size)
         base = x.repeat(n_directions, *([1] * (x.ndim - 1)))
-        return _mean_sensitivity(
-            model, base, u, z0.repeat(n_directions, 1), eps_list, chunk_size, probabilities
-        )
+        both = _mean_sensitivity(model, base, u, z0.repeat(n_directions, 1), eps_list, chunk_size)
+    return both if probabilities else both[0]
 
 
 def group_sensitivity(
@@ -143,6 +138,5 @@ def group_sensitivity(
     u = (diff[keep] / norm[keep, None]).reshape(-1, *x.shape[1:])
     with eval_mode(model):
         z0 = forward_chunked(model, x, chunk_size)
-        return _mean_sensitivity(
-            model, base[keep], u, z0.repeat(n - 1, 1)[keep], eps_list, chunk_size
-        )
+        z0 = z0.repeat(n - 1, 1)[keep]
+        return _mean_sensitivity(model, base[keep], u, z0, eps_list, chunk_size)[0]
