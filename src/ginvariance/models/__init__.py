@@ -1,17 +1,7 @@
-"""Classifiers: unconstrained (MLP, CNN), weight-tied G-invariant, and group-averaged.
-
-========================  =====================================================  ===========
-name                      network                                                invariant
-========================  =====================================================  ===========
-``mlp``                   :class:`MLP`                                           no
-``cnn``                   :class:`CNN` (images) or :class:`CNN1d` (signals)       no
-``weight-tied``           :class:`WeightTiedCNN` (``c4``, ``d4``, ``flip``) or    exactly
-                          :class:`WeightTiedCNN1d` (``cyclic1d``)
-``resnet``                :class:`ResNet`: ResNet-18 layout for images            no
-                          (32×32×3, 28×28×1, ...)
-========================  =====================================================  ===========
-
-:func:`symmetrize` makes any model exactly invariant by averaging over the orbit.
+"""Classifiers: unconstrained (:class:`MLP`, :class:`CNN`, :class:`CNN1d`, :class:`ResNet`),
+weight-tied G-invariant (:class:`WeightTiedCNN`, :class:`WeightTiedCNN1d`), and any model made
+exactly invariant by averaging over the orbit (:func:`symmetrize`); :func:`build_model` builds
+them by name.
 """
 
 from __future__ import annotations

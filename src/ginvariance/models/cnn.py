@@ -1,17 +1,9 @@
 """Unconstrained convolutional networks with a flatten head (no invariance built in).
 
 The flatten head matters: a global-average-pool head makes a network trained with data
-augmentation under-fit and hides the gap between learned and genuine invariance, so the
-unconstrained networks keep the spatial layout up to the linear classifier.
-
-Two sizes of image, two architectures (:class:`CNN` picks one from the sample shape):
-
-* small images (8×8 digits): two 3×3 convolutions at full resolution, ``w = 32``;
-* large images (shorter side ≥ :data:`POOL_MIN_SIDE`, 28×28 MNIST): a fixed 2×2 average
-  pool first (28 → 14), then the same two convolutions with a 2×2 max-pool between them
-  (14 → 7), ``w = 16``. On the 5,000-digit MNIST (3000 training images, one core, the same
-  load) an epoch took 2.25 s against 4.96 s for the same layers at full resolution, and the
-  test accuracy was 0.955 after 10 epochs (0.961 after 15).
+augmentation under-fit and hides the gap between learned and genuine invariance, so these
+networks keep the spatial layout up to the linear classifier. :class:`CNN` has one layout for
+small images and one, pooled twice, for large ones (docs/calibration.md has the timing).
 """
 
 from __future__ import annotations

@@ -1,34 +1,12 @@
 """Weight-tied G-invariant networks: group convolutions, group pooling, global pooling.
 
-For a finite group ``G`` of symmetries of the pixel grid (``c4``, ``d4``, ``flip``) acting
-on images by ``(g·f)(x) = f(g⁻¹x)``, a feature map on the group has one spatial map per
-element, ``F(h, x)``, and ``G`` acts on it by ``(g·F)(h, x) = F(g⁻¹h, g⁻¹x)``.
-
-* Lifting convolution, image → group: ``F(g, x) = Σ_y f(x + y) · (g·W)(y)``, the same filter
-  bank transformed by each element (``(g·W)(y) = W(g⁻¹y)``: ``rot90`` / flip of the kernel).
-* Group convolution, group → group: ``F'(g, x) = Σ_h Σ_y F(h, x + y) · W_g(h, y)`` with
-  ``W_g(h, y) = W(g⁻¹h, g⁻¹y)``: the kernel transformed spatially by ``g`` *and* its group
-  axis permuted by the Cayley table.
-
-Both are equivariant, ``layer(g·F) = g·layer(F)``, exactly (they permute the terms of
-each sum). Group pooling (max over ``h``) leaves a map that transforms like an image, and
-a global spatial pooling makes the result invariant. Everything is one ``conv2d`` per
-layer with the transformed filters stacked along the output channels, built from the
-:class:`~ginvariance.groups.Group` itself (``group.act``, :meth:`Group.cayley_table`), so
-the same code serves every group of grid symmetries.
-
-Exactness needs each layer to commute with the action on *every* input size: stride 1 and
-"same" padding ``(k − 1)/2`` with odd ``k`` are exact at any size. A 2×2 pool (average or
-max) with stride 2 is exact only when both sides are even (more generally, a strided layer
-is exact only when ``size + 2·pad − k`` is divisible by the stride, so that its windows tile
-the image symmetrically; a strided 3×3 convolution with padding 1 is never exact on an even
-side); :class:`WeightTiedCNN` pools only on even sides and refuses inputs whose sides do
-not allow the pools it was built with.
-
-A G-invariant linear map of an image-like feature map ``F`` (one that transforms by
-``(g·F)(x) = F(g⁻¹x)``, as after group pooling) is ``Σ_x F(x)·W̄(x)`` with a weight map
-that the group leaves alone, ``W̄ = (1/n) Σ_g g·W``: the weight-tied counterpart of a
-flatten head (:class:`InvariantLinear`).
+A feature map on a finite group ``G`` of grid symmetries (``c4``, ``d4``, ``flip``) has one
+spatial map per element, ``F(h, x)``, on which ``G`` acts by ``(g·F)(h, x) = F(g⁻¹h, g⁻¹x)``.
+The lifting and group convolutions commute with that action exactly, each one ``conv2d`` with
+filters built from the :class:`~ginvariance.groups.Group` itself. A layer is exact at every
+input size with stride 1 and "same" padding (odd ``k``); a strided one only when
+``size + 2·pad − k`` is divisible by the stride, so :class:`WeightTiedCNN` pools 2×2 only on
+even sides.
 """
 
 from __future__ import annotations
@@ -261,10 +239,7 @@ class WeightTiedCNN(nn.Module):
         → group max-pool over G → global max over space → linear K
 
     The 2×2 max-pool after the lifting layer is there when both sides of ``sample_shape``
-    are even (exact: its windows tile the image symmetrically); the model then refuses
-    inputs with an odd side, and without it takes any size. It quarters the group
-    convolution's work at the same parameters and trained to higher accuracy; both final
-    pools are maxima, as means trained far worse (docs/calibration.md).
+    are even; the model then refuses inputs with an odd side, and without it takes any size.
 
     Large images (``pool=True``, 28×28 MNIST), the counterpart of the large-image
     :class:`~ginvariance.models.CNN`::
@@ -272,11 +247,8 @@ class WeightTiedCNN(nn.Module):
         avg-pool 2 → lifting conv 3×3 w → ReLU → max-pool 2 → group conv 3×3 w → ReLU
         → group max-pool over G → InvariantLinear K
 
-    (28 → 14 → 7; every pool halves an even side, so each is exact). The G-invariant linear
-    head keeps the layout that a global max would discard; a third group convolution bought
-    no accuracy at more cost (docs/calibration.md). Inputs must have the built size. A
-    ``c4``-invariant network cannot tell a 6 from a 9 turned upside down, which caps its
-    accuracy on MNIST.
+    (28 → 14 → 7; every pool halves an even side, so each is exact). Inputs must have the
+    built size. docs/calibration.md has the runs behind the pools and the depth.
 
     ``f(g·x) = f(x)`` exactly (up to floating-point rounding) for every element and every
     input the model accepts.
@@ -346,9 +318,7 @@ class WeightTiedCNN(nn.Module):
     @staticmethod
     def _max_pool(y: Tensor) -> Tensor:
         """2×2 max-pool of ``(B, C, n, H, W)`` features (even sides) whose gradient is
-        equivariant too: ``amax`` splits it evenly among tied maxima, where ``max_pool2d``
-        sends it to the first of them in scan order, a position that the group moves (a
-        constant background ties every window, and the saliency lost its symmetry)."""
+        equivariant too: ``amax`` splits it among tied maxima, ``max_pool2d`` does not."""
         b, c, n, h, w = y.shape
         return y.reshape(b, c, n, h // 2, 2, w // 2, 2).amax(dim=(4, 6))
 
@@ -397,8 +367,7 @@ class WeightTiedCNN1d(nn.Module):
     maximum over the length is invariant to it, so ``f(roll(x, s)) = f(x)`` for every shift ``s``
     and every length. The third layer widens the receptive field (13 samples) that the
     global pool then summarises; the parameter count (≈ 32k for MNIST-1D) is close to that
-    of :class:`~ginvariance.models.CNN1d` (≈ 36k). On MNIST-1D (60 epochs Adam) the global
-    max reached 0.966 test accuracy against 0.918 for a global mean.
+    of :class:`~ginvariance.models.CNN1d` (≈ 36k).
 
     Parameters
     ----------
