@@ -66,13 +66,17 @@ def shape_fix(expected: Sequence[int], got: Sequence[int], *, rebuild: bool = Tr
     return f"build the model for sample_shape={have}, or give inputs of shape (N, {full})"
 
 
-def _check(model: nn.Module, x: Tensor, shape: tuple[int, ...]) -> None:
+def _check(
+    model: nn.Module, x: Tensor, shape: tuple[int, ...], add_channel: bool = False
+) -> Tensor:
+    """``x`` ``(B, *shape)``, with a channel axis after the batch one if ``add_channel``."""
     if tuple(x.shape[1:]) != shape:
         dims = ", ".join(map(str, shape))
         raise ModelError(
             f"{type(model).__name__} was built for inputs of shape (B, {dims}), got "
             f"{tuple(x.shape)}; {shape_fix(shape, x.shape[1:])}"
         )
+    return x.unsqueeze(1) if add_channel else x
 
 
 class CNN(nn.Module):
@@ -125,9 +129,7 @@ class CNN(nn.Module):
         self.head = nn.Linear(2 * width * h * w, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        _check(self, x, self.sample_shape)
-        if self._add_channel:
-            x = x.unsqueeze(1)
+        x = _check(self, x, self.sample_shape, self._add_channel)
         return self.head(torch.flatten(self.features(x), 1))
 
 
@@ -165,7 +167,5 @@ class CNN1d(nn.Module):
         self.head = nn.Linear(2 * width * length, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        _check(self, x, self.sample_shape)
-        if self._add_channel:
-            x = x.unsqueeze(1)
+        x = _check(self, x, self.sample_shape, self._add_channel)
         return self.head(torch.flatten(self.features(x), 1))

@@ -81,8 +81,16 @@ class _GroupConvBase(nn.Module):
         nn.init.uniform_(self.bias, -bound, bound)
 
     def expanded_weight(self) -> Tensor:
-        """The filter bank for one ``conv2d``: ``(C_out·n, C_in·[n], k, k)``, row ``c·n + g``."""
-        raise NotImplementedError
+        """The filter bank for one ``conv2d``: ``(C_out·n, C_in·[n], k, k)``, row ``c·n + g``.
+
+        Lifting: ``W`` transformed by ``g``. Group convolution: column ``c'·n + h`` holds
+        ``W[c, c', g⁻¹h]`` transformed by ``g``.
+        """
+        n, k = self.group.order, self.kernel_size
+        bank = [self.group.act(self.weight, g) for g in range(n)]
+        if not self.lifting:
+            bank = [w[:, :, self.perm[g]] for g, w in enumerate(bank)]
+        return torch.stack(bank, dim=1).reshape(self.out_channels * n, -1, k, k)
 
     def forward(self, x: Tensor) -> Tensor:
         n, b = self.group.order, x.shape[0]
@@ -111,12 +119,6 @@ class LiftingConv2d(_GroupConvBase):
 
     lifting = True
 
-    def expanded_weight(self) -> Tensor:
-        """The filter bank for one ``conv2d``: ``(C_out·n, C_in, k, k)``, row ``c·n + g``."""
-        n = self.group.order
-        bank = torch.stack([self.group.act(self.weight, g) for g in range(n)], dim=1)
-        return bank.reshape(self.out_channels * n, self.in_channels, *bank.shape[-2:])
-
 
 class GroupConv2d(_GroupConvBase):
     """Group convolution ``(B, C_in, n, H, W)`` → ``(B, C_out, n, H, W)``.
@@ -128,18 +130,6 @@ class GroupConv2d(_GroupConvBase):
     """
 
     lifting = False
-
-    def expanded_weight(self) -> Tensor:
-        """The filter bank for one ``conv2d``: ``(C_out·n, C_in·n, k, k)``.
-
-        Row ``c·n + g``, column ``c'·n + h`` holds ``W[c, c', g⁻¹h]`` transformed by ``g``.
-        """
-        n = self.group.order
-        bank = torch.stack(
-            [self.group.act(self.weight, g)[:, :, self.perm[g]] for g in range(n)], dim=1
-        )  # (C_out, n_g, C_in, n_h, k, k)
-        k = self.kernel_size
-        return bank.reshape(self.out_channels * n, self.in_channels * n, k, k)
 
 
 def _resolve_group(
@@ -164,14 +154,16 @@ def _resolve_group(
 
 def _check_batch(
     model: nn.Module, x: Tensor, sample_shape: tuple[int, ...], add_channel: bool
-) -> None:
-    """Fully convolutional: any spatial size, but the rank and channels of ``sample_shape``."""
+) -> Tensor:
+    """``x`` of any spatial size but the rank and channels of ``sample_shape``, with a channel
+    axis added if ``add_channel`` (fully convolutional)."""
     if x.ndim != len(sample_shape) + 1 or (not add_channel and x.shape[1] != sample_shape[0]):
         dims = ", ".join(map(str, sample_shape))
         raise ModelError(
             f"{type(model).__name__} was built for inputs like (B, {dims}) (any spatial size), "
             f"got {tuple(x.shape)}; {shape_fix(sample_shape, x.shape[1:])}"
         )
+    return x.unsqueeze(1) if add_channel else x
 
 
 def matched_width(n: int, channels: int, h: int, w: int, num_classes: int) -> int:
@@ -324,9 +316,7 @@ class WeightTiedCNN(nn.Module):
 
     def equivariant_features(self, x: Tensor) -> Tensor:
         """The feature maps before group pooling: ``(B, w, n, H', W')``, equivariant."""
-        _check_batch(self, x, self.sample_shape, self._add_channel)
-        if self._add_channel:
-            x = x.unsqueeze(1)
+        x = _check_batch(self, x, self.sample_shape, self._add_channel)
         if not self.pool:
             if self.halve and (x.shape[-2] % 2 or x.shape[-1] % 2):
                 raise ModelError(
@@ -398,7 +388,5 @@ class WeightTiedCNN1d(nn.Module):
         self.head = nn.Linear(2 * width, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_batch(self, x, self.sample_shape, self._add_channel)
-        if self._add_channel:
-            x = x.unsqueeze(1)
+        x = _check_batch(self, x, self.sample_shape, self._add_channel)
         return self.head(self.features(x).amax(dim=-1))
