@@ -116,10 +116,8 @@ def validate_arrays(x: Any, y: Any, num_classes: int | None = None, *, min_rank:
 
     Raises
     ------
-    DataError
-        ``x`` is empty, of the wrong rank, dtype or layout, or has NaN / inf values.
-    LabelError
-        ``y`` is not 1-D, not integer-valued, out of range, or of another length than ``x``.
+    DataError, LabelError
+        ``x``, or ``y`` (or the two lengths), is not as above; ``x`` is empty.
     """
     xa = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
     ya = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
@@ -373,15 +371,3 @@ def load_dataset(
         return _load_idx_dataset(key, split, root)
     x, y, index = _digits_arrays() if key == "digits" else _mnist5k_arrays()
     return _to_dataset(x[index[split]], y[index[split]], 10, f"{key}/{split}")
-
-
-__all__ = [
-    "DATASET_NAMES",
-    "IDX_DATASETS",
-    "IDX_FILES",
-    "SPLITS",
-    "ArrayDataset",
-    "load_dataset",
-    "stratified_split",
-    "validate_arrays",
-]

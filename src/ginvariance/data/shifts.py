@@ -48,21 +48,10 @@ PATCH_FRACTIONS: tuple[float, ...] = (1 / 16, 1 / 8, 1 / 4)
 
 @dataclass(frozen=True)
 class ShiftReference:
-    """The statistics of a reference set that fix every shift's parameters.
-
-    Attributes
-    ----------
-    min, max:
-        Smallest and largest value of any entry of the set.
-    mean, std:
-        Mean and population standard deviation of all entries (float64).
-    n_samples:
-        Samples in the set.
-    sample_shape:
-        The shape ``S`` of one sample; a shift refuses inputs of another shape.
-    source:
-        Where the statistics come from, for reports (``"training split"``, ...).
-    """
+    """The statistics of a reference set that fix every shift's parameters: the smallest and
+    largest entry, the mean and population standard deviation of all entries (float64), the
+    number of samples, the shape ``S`` of one sample (a shift refuses inputs of another shape)
+    and where they come from, for reports (``"training split"``, ...)."""
 
     min: float
     max: float

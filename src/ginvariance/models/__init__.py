@@ -34,9 +34,8 @@ MODEL_NAMES = ("mlp", "cnn", "weight-tied")
 #: Every model :func:`build_model` builds: the study's and the image-only ``resnet``.
 BUILT_IN_MODELS = (*MODEL_NAMES, "resnet")
 #: The layout revision of each built-in model whose layers changed after checkpoints of it
-#: were written (others: 1). A checkpoint records it; one of another revision is refused,
-#: since its weights would load into different layers. ``weight-tied`` 2: the 2×2 max-pool
-#: after the lifting layer on small even-sided images.
+#: were written (others: 1; checkpoints of another revision are refused). ``weight-tied`` 2:
+#: the 2×2 max-pool after the lifting layer on small even-sided images.
 LAYOUT_REVISIONS = {"weight-tied": 2}
 
 

@@ -124,6 +124,3 @@ def regularized_terms(
     ce = F.cross_entropy(logits_orbit[0], y)
     penalty = regularizer(logits_orbit)
     return ce + lam * penalty, ce, penalty, logits_orbit
-
-
-__all__ = ["InvarianceRegularizer", "regularized_loss"]
