@@ -5,10 +5,8 @@ state tensors under ``optim.state.{i}.{name}`` and, in the header metadata under
 ``"ginvariance"``, the JSON of the run's metadata (configuration, epoch, history, metrics, model
 description, optimizer hyper-parameters, versions, ``"format": 2``) with ``"sha256"`` over that
 metadata (canonical JSON) and every tensor's name, dtype, shape and bytes. ``DIR/NAME.json`` is
-a readable copy of the metadata that ginv never reads back. Both are written atomically.
-
-Every load goes through :func:`read_checkpoint`, which checks the layout, the checksum and the
-metadata's values before any model is built.
+a readable copy of the metadata that ginv never reads back. Both are written atomically; every
+load goes through :func:`read_checkpoint`.
 """
 
 from __future__ import annotations
