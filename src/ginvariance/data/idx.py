@@ -1,6 +1,7 @@
 """Reader for the IDX file format of MNIST, Fashion-MNIST and KMNIST.
 
-An IDX file is a big-endian header followed by the raw array::
+An IDX file is a big-endian header followed by the raw array, gzip-compressed or not
+(detected by content)::
 
     bytes 0-1   zero
     byte  2     dtype code (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32,
@@ -8,10 +9,6 @@ An IDX file is a big-endian header followed by the raw array::
     byte  3     number of dimensions d
     4·d bytes   the d sizes, each a big-endian uint32
     the data    prod(sizes) items, row-major, big-endian
-
-so the magic number of an MNIST label file (uint8, d = 1) is ``0x00000801`` and that of an
-image file (uint8, d = 3) is ``0x00000803``. Files may be gzip-compressed (detected by their
-content, not their name).
 """
 
 from __future__ import annotations

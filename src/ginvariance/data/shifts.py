@@ -1,43 +1,14 @@
 """Distribution shifts: named transforms of inputs, each one fixed distribution.
 
-A shift maps a batch ``x`` ``(N, *S)`` to a batch of the same shape and dtype. Two things
-make it one fixed distribution, whatever the batching:
+A shift takes its parameters from a reference set (:class:`ShiftReference`) and its
+randomness from a counter keyed by ``(seed, stream, global sample index)``
+(:func:`sample_uniform`), so a sample is shifted alike in any batch; the transforms are
+tabulated in docs/definitions.md. A sample ``(L,)`` is a 1-D signal; otherwise the last two
+axes ``(H, W)`` are spatial and any leading ones channels, so a ``(1, L)`` sample (MNIST-1D)
+is a 1 × L image.
 
-* its parameters (intensity range, noise scale) come from a **reference set**, summarised
-  once in a :class:`ShiftReference` (``min``, ``max``, mean and standard deviation of every
-  value of the set): the training split in ``ginv run``; by default in
-  :func:`ginvariance.measure` the whole measured data set, found in a first pass over the
-  inputs without the model; or any set the user gives;
-* its randomness comes from a counter-based generator keyed by ``(seed, stream, global
-  sample index)`` (SplitMix64, :func:`sample_uniform`), so sample ``i`` gets the same draw
-  whether it is measured alone, in a batch of 7 or with the whole set.
-
-Called without a reference (``shift(x)``) a shift takes ``x`` itself as its reference set
-and numbers its samples ``0..N−1``: apply it to the whole evaluation set at once then.
-
-Spatial axes: a sample of rank 1 ``(L,)`` is a 1-D signal; otherwise the last two axes
-``(H, W)`` are spatial and any leading axes are channels. A ``(1, L)`` sample (MNIST-1D) is
-thus a 1 × L image, on which every shift below acts as its 1-D version.
-
-With ``lo``, ``hi``, ``std`` the reference set's minimum, maximum and standard deviation:
-
-=================  ========================================================================
-name               transform
-=================  ========================================================================
-``noise-σ``        ``x + σ · std · ε``, ``ε ~ N(0, 1)`` i.i.d. (any ``σ > 0``; ``std = 0``
-                   counts as 1)
-``uniform``        pure noise: i.i.d. ``U[lo, hi)``, ignoring ``x`` (the severe shift)
-``invert``         contrast inversion ``lo + hi − x`` (exact, no randomness)
-``blur``           Gaussian blur, σ = 1 pixel, 5-tap separable kernel, reflect padding
-``patches``        another data set of the same shape: grey patches of scikit-learn's sample
-                   photographs, resized and mapped to ``[lo, hi]``
-=================  ========================================================================
-
-``uniform`` and ``patches`` make inputs that belong to no class
-(:attr:`Shift.preserves_labels` is false): no accuracy is reported for them.
-
-The module stays whole: a shift's transform, the parameters it takes from the reference set
-and the per-sample randomness it draws are one definition, tabulated above.
+The module stays whole: a shift's transform, its parameters and its randomness are one
+definition.
 """
 
 from __future__ import annotations
@@ -77,21 +48,10 @@ PATCH_FRACTIONS: tuple[float, ...] = (1 / 16, 1 / 8, 1 / 4)
 
 @dataclass(frozen=True)
 class ShiftReference:
-    """The statistics of a reference set that fix every shift's parameters.
-
-    Attributes
-    ----------
-    min, max:
-        Smallest and largest value of any entry of the set.
-    mean, std:
-        Mean and population standard deviation of all entries (float64).
-    n_samples:
-        Samples in the set.
-    sample_shape:
-        The shape ``S`` of one sample; a shift refuses inputs of another shape.
-    source:
-        Where the statistics come from, for reports (``"training split"``, ...).
-    """
+    """The statistics of a reference set that fix every shift's parameters: the smallest and
+    largest entry, the mean and population standard deviation of all entries (float64), the
+    number of samples, the shape ``S`` of one sample (a shift refuses inputs of another shape)
+    and where they come from, for reports (``"training split"``, ...)."""
 
     min: float
     max: float

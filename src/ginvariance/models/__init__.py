@@ -1,17 +1,7 @@
-"""Classifiers: unconstrained (MLP, CNN), weight-tied G-invariant, and group-averaged.
-
-========================  =====================================================  ===========
-name                      network                                                invariant
-========================  =====================================================  ===========
-``mlp``                   :class:`MLP`                                           no
-``cnn``                   :class:`CNN` (images) or :class:`CNN1d` (signals)       no
-``weight-tied``           :class:`WeightTiedCNN` (``c4``, ``d4``, ``flip``) or    exactly
-                          :class:`WeightTiedCNN1d` (``cyclic1d``)
-``resnet``                :class:`ResNet`: ResNet-18 layout for images            no
-                          (32×32×3, 28×28×1, ...)
-========================  =====================================================  ===========
-
-:func:`symmetrize` makes any model exactly invariant by averaging over the orbit.
+"""Classifiers: unconstrained (:class:`MLP`, :class:`CNN`, :class:`CNN1d`, :class:`ResNet`),
+weight-tied G-invariant (:class:`WeightTiedCNN`, :class:`WeightTiedCNN1d`), and any model made
+exactly invariant by averaging over the orbit (:func:`symmetrize`); :func:`build_model` builds
+them by name.
 """
 
 from __future__ import annotations
@@ -44,9 +34,8 @@ MODEL_NAMES = ("mlp", "cnn", "weight-tied")
 #: Every model :func:`build_model` builds: the study's and the image-only ``resnet``.
 BUILT_IN_MODELS = (*MODEL_NAMES, "resnet")
 #: The layout revision of each built-in model whose layers changed after checkpoints of it
-#: were written (others: 1). A checkpoint records it; one of another revision is refused,
-#: since its weights would load into different layers. ``weight-tied`` 2: the 2×2 max-pool
-#: after the lifting layer on small even-sided images.
+#: were written (others: 1; checkpoints of another revision are refused). ``weight-tied`` 2:
+#: the 2×2 max-pool after the lifting layer on small even-sided images.
 LAYOUT_REVISIONS = {"weight-tied": 2}
 
 

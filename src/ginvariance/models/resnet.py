@@ -1,11 +1,6 @@
-"""A ResNet-18-style classifier for small images, in plain torch.
-
-The CIFAR variant of He et al. (2016): a 3×3 stem (no 7×7 convolution, no max-pool), four
-stages of two basic blocks each with ``w, 2w, 4w, 8w`` channels (stride 1, 2, 2, 2), global
-average pooling and one linear layer. ``w = 64`` is ResNet-18 (11.2 M parameters on
-32×32×3); a smaller ``w`` keeps the layout at a fraction of the cost. It takes any
-``(C, H, W)`` image with ``H, W ≥ 1``: 32×32×3 (CIFAR-sized) and 28×28×1 (MNIST-sized)
-alike. Batch norm makes it depend on its mode: measure it in eval mode (``measure`` does).
+"""A ResNet-18-style classifier for small images, in plain torch (the CIFAR layout of He et al.
+2016, described in the README). Batch norm makes it depend on its mode: measure it in eval mode
+(``measure`` does).
 """
 
 from __future__ import annotations

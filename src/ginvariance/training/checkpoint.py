@@ -5,10 +5,8 @@ state tensors under ``optim.state.{i}.{name}`` and, in the header metadata under
 ``"ginvariance"``, the JSON of the run's metadata (configuration, epoch, history, metrics, model
 description, optimizer hyper-parameters, versions, ``"format": 2``) with ``"sha256"`` over that
 metadata (canonical JSON) and every tensor's name, dtype, shape and bytes. ``DIR/NAME.json`` is
-a readable copy of the metadata that ginv never reads back. Both are written atomically.
-
-Every load goes through :func:`read_checkpoint`, which checks the layout, the checksum and the
-metadata's values before any model is built.
+a readable copy of the metadata that ginv never reads back. Both are written atomically; every
+load goes through :func:`read_checkpoint`.
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ from ginvariance._version import __version__
 from ginvariance.checks import is_int as _is_int
 from ginvariance.checks import is_number as _is_number
 from ginvariance.checks import json_roundtrip
-from ginvariance.errors import CheckpointError
+from ginvariance.errors import CheckpointError, GinvarianceError
 from ginvariance.io import atomic_write_bytes, atomic_write_json, to_json
 from ginvariance.models import layout_revision
 from ginvariance.training.config import RESUMABLE_FIELDS, TrainConfig
@@ -408,7 +406,6 @@ def _rebuild(
         raise CheckpointError(
             f"checkpoint {str(path)!r} does not describe its model; pass the model to load into"
         )
-    from ginvariance.errors import GinvarianceError
     from ginvariance.models import build_seeded_model
 
     def build() -> nn.Module:
@@ -422,29 +419,22 @@ def _rebuild(
         )
 
     try:
-        try:
-            with torch.device("meta"):
-                skeleton = build()
-        except GinvarianceError:
-            raise
-        except Exception:  # a model that cannot be built on "meta": the size checks stand
-            skeleton = None
-        if skeleton is not None:
-            try:
-                _check_fits(path, skeleton.state_dict(), weights)
-            except CheckpointError as exc:
-                raise CheckpointError(
-                    f"checkpoint {str(path)!r} describes a model ({desc['name']}, sample_shape "
-                    f"{desc['sample_shape']}, num_classes {desc['num_classes']}) whose weights "
-                    f"differ from those in the file ({str(exc).split(': ', 1)[-1][:80]}); "
-                    "train it again"
-                ) from None
+        with torch.device("meta"):
+            skeleton = build()
+    except GinvarianceError:
+        raise
+    except Exception:  # a model that cannot be built on "meta": the size checks stand
         return build()
-    except KeyError as exc:
+    try:
+        _check_fits(path, skeleton.state_dict(), weights)
+    except CheckpointError as exc:
         raise CheckpointError(
-            f"checkpoint {str(path)!r} has an incomplete model description (no {exc}); "
-            "pass the model to load into"
+            f"checkpoint {str(path)!r} describes a model ({desc['name']}, sample_shape "
+            f"{desc['sample_shape']}, num_classes {desc['num_classes']}) whose weights "
+            f"differ from those in the file ({str(exc).split(': ', 1)[-1][:80]}); "
+            "train it again"
         ) from None
+    return build()
 
 
 def load_weights(path: str | Path, model: nn.Module) -> nn.Module:

@@ -1,24 +1,13 @@
 """The invariance regularizer: a loss that penalizes a model's variation over an orbit.
 
-For one input ``x``, ``m`` group elements ``g_0 = e, g_1, ...`` and ``z_g = f(g·x)``:
-
-``"logit"`` (the default)
-    ``(1/m) Σ_g ‖z_g − z̄‖²`` with ``z̄ = (1/m) Σ_g z_g``, the numerator of ``li``.
-``"js"``
-    ``H(p̄) − (1/m) Σ_g H(p_g)`` with ``p_g = softmax(z_g)``, ``p̄ = (1/m) Σ_g p_g`` (``pdi``).
-``"logit-normalized"``
-    ``Σ_b Σ_g ‖z_g(b) − z̄(b)‖² / Σ_b Σ_g ‖z_g(b) − μ‖²`` with ``μ`` the mean over the batch
-    and the orbit: the batch's ``li``, in ``[0, 1]``.
-
-``"logit"`` and ``"js"`` are means over the batch's samples. ``"logit"`` scales as ``α²`` under
+On the logits ``z_g = f(g·x)`` of ``m`` group elements ``g_0 = e, g_1, ...`` per sample, each
+penalty is a measure of docs/definitions.md on the batch: ``"logit"`` (the default) is
+``li_within``, ``(1/m) Σ_g ‖z_g − z̄‖²`` averaged over the samples; ``"js"`` is ``pdi``;
+``"logit-normalized"`` is the batch's ``li``, in ``[0, 1]``. ``"logit"`` scales as ``α²`` under
 ``f → α·f``, so a net can lower it by shrinking its logits; ``"logit-normalized"`` is unchanged
-by ``f → α·f + c`` and its gradient never rewards shrinking
-(:func:`~ginvariance.metrics.functional.li_from_logits`). Its denominator is therefore not
-detached: with ``sg[spread]`` the gradient is the ``"logit"`` one at weight ``λ / spread``, which
-rewards shrinking and can collapse the net to a constant. ``"js"`` is bounded by ``log m`` and its
-gradient fades as the softmax saturates, leaving confident predictions free to vary, which is
-where off-distribution inputs expose learned invariance: it needs a far larger ``λ``
-(docs/calibration.md).
+by ``f → α·f + c`` (:func:`~ginvariance.metrics.functional.li_from_logits`), and its denominator
+is not detached: with ``sg[spread]`` the gradient would be the ``"logit"`` one at weight
+``λ / spread``, which rewards shrinking. ``"js"`` needs a far larger ``λ`` (docs/calibration.md).
 """
 
 from __future__ import annotations
@@ -135,6 +124,3 @@ def regularized_terms(
     ce = F.cross_entropy(logits_orbit[0], y)
     penalty = regularizer(logits_orbit)
     return ce + lam * penalty, ce, penalty, logits_orbit
-
-
-__all__ = ["InvarianceRegularizer", "regularized_loss"]

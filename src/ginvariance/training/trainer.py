@@ -1,13 +1,11 @@
 """Train one classifier in one of four modes, deterministically and resumably.
 
-The run is a pure function of its :class:`~ginvariance.training.TrainConfig`: the model is
-initialized under its seed, leaving the global random state alone; epoch ``e`` draws its order
-and group elements from a generator of ``(seed, e)`` alone, so a run resumed after epoch ``k``
-repeats the uninterrupted one bit for bit. Regularized mode also augments, then runs the model
-once over the orbit of the batch (cross-entropy on the first block, penalty on all): with the
-full orbit the penalty is blind to that augmentation (both penalties are symmetric in the
-elements), so the regularized model differs from the augmented one by the penalty alone; with
-``orbit="sample"`` the penalized pairs ``(h·x, g·h·x)`` cover the whole orbit.
+The model is initialized under the config's seed and epoch ``e`` draws its order and group
+elements from :func:`epoch_generator` of ``(seed, e)`` alone, so a run resumed after epoch
+``k`` repeats the uninterrupted one bit for bit. Regularized mode augments too, then runs the
+model once over the batch's orbit: a full-orbit penalty is symmetric in the elements, so it is
+blind to that augmentation; with ``orbit="sample"`` the penalized pairs ``(h·x, g·h·x)`` cover
+the whole orbit.
 """
 
 from __future__ import annotations
