@@ -1,18 +1,9 @@
 """The study behind ``ginv run``: train the models, measure them, judge claims C1–C5.
 
-For each seed the study trains (or resumes) every model of
-:data:`~ginvariance.experiments.defaults.TRAINED_MODELS` on one data set and group, wraps the
-augmented one as ``symmetrized``, measures each on the test split in distribution and under
-every shift (:func:`ginvariance.metrics.measure`), analyses its input–logit Jacobian
-(:func:`ginvariance.spectral.spectral_analysis`) and judges the claims on the numbers
-(:func:`~ginvariance.experiments.claims.evaluate_claims`).
-
-Everything in ``results.json`` except its ``"timings"`` key is a pure function of the
-configuration, the seeds and the versions of the software (``"versions"``): the same command on
-the same installation gives the same checkpoints, ``saliency.npz``, figures and
-``report.html`` byte for byte, and the same ``results.json`` once ``"timings"`` is removed.
-The configuration is :mod:`~ginvariance.experiments.study_config`, the folder
-:mod:`~ginvariance.experiments.study_folder`.
+Everything in ``results.json`` but its ``"timings"`` is a pure function of the configuration
+(:mod:`~ginvariance.experiments.study_config`), the seeds and the software's ``"versions"``:
+the same command gives the same checkpoints, ``saliency.npz``, figures and ``report.html``
+byte for byte.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""What the study trains and measures: :class:`StudyConfig` and how each of its models trains.
-
-How the study runs: :mod:`ginvariance.experiments.study`; its folder:
-:mod:`ginvariance.experiments.study_folder`.
-"""
+"""What the study trains and measures: :class:`StudyConfig` and how each of its models
+trains."""
 
 from __future__ import annotations
 

@@ -1,9 +1,7 @@
 """A sweep's grid and its trials: :class:`SweepConfig`, :class:`Trial`, :func:`plan_trials`.
 
-The grid is seeds × λ × group × model × data set; every combination is one :class:`Trial`
-(``λ = 0``: the ``augmented`` model, ``λ > 0``: the ``regularized`` one), and, once per
-(group, data set, seed), the ``weight-tied`` reference. How a sweep runs and what it writes:
-:mod:`ginvariance.experiments.sweep`.
+``λ = 0`` trains the ``augmented`` model: the regularized objective at ``λ = 0``, without the
+orbit pass its zero penalty would cost.
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
-"""One trial of a sweep: train one network, measure it, write its ``results.json``.
-
-Runs in a Ray worker (:mod:`ginvariance.experiments.sweep`) or directly; a trial is
-resumable on its own: finished, it is returned as it is; interrupted, it continues from its
-checkpoint's last epoch.
-"""
+"""One trial of a sweep (in a Ray worker or directly): train one network, measure it, write
+its ``results.json``."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""The report's figures, each drawn on a bare matplotlib ``Figure`` (no pyplot: a notebook's
-backend is left alone) and returned as PNG bytes: saliency over the orbit (the paper's
-Figure 1; 1-D signals as overlaid curves), the invariance measures per model and input
-condition, and spectral decay.
-"""
+"""The report's figures as PNG bytes, each drawn on a bare matplotlib ``Figure`` (no pyplot:
+a notebook's backend is left alone)."""
 
 from __future__ import annotations
 
@@ -67,7 +64,8 @@ def saliency_figure(
     models: Sequence[str],
     elements: Sequence[str],
 ) -> bytes:
-    """Saliency maps over the orbit, mapped back to the input's frame.
+    """Saliency maps over the orbit, mapped back to the input's frame (the paper's Figure 1;
+    1-D signals as overlaid curves).
 
     Parameters
     ----------

@@ -1,8 +1,5 @@
-"""The sweep's figure and page: ``pdi``, ``li``, ``sis`` and accuracy against ``λ``.
-
-Drawn from the aggregate of :func:`ginvariance.experiments.sweep.run_sweep` (``sweep.json``)
-into ``sweep.png`` and a small self-contained ``sweep.html`` beside it.
-"""
+"""The sweep's figure and page, ``sweep.png`` and a self-contained ``sweep.html``, drawn from
+``sweep.json`` (:func:`ginvariance.experiments.sweep.run_sweep`)."""
 
 from __future__ import annotations
 

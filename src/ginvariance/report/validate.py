@@ -1,9 +1,5 @@
-"""Refuse incomplete or damaged study results before any report file is written.
-
-:func:`check_results` checks every value the report draws for its type too (a number, or
-``None`` where a measure is undefined; non-empty lists of step sizes), so that a hand-edited or
-damaged ``results.json`` ends in one :class:`~ginvariance.errors.DataError`, not half a report.
-"""
+"""Refuse incomplete or damaged study results, each value the report draws checked for its
+type too, with one :class:`~ginvariance.errors.DataError` before any report file is written."""
 
 from __future__ import annotations
 
