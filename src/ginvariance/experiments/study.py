@@ -217,29 +217,24 @@ def run_study(
 
     Parameters
     ----------
-    config:
-        The study (:class:`StudyConfig`).
     out_dir:
-        The study folder: checkpoints in ``checkpoints/seed-<s>/<model>.safetensors``,
-        results in ``results.json``, the orbit saliency maps of the report's grid in
-        ``saliency.npz`` (arrays ``x`` ``(m, *S)`` and one ``(n, m, *S)`` per model, first
-        seed). Checkpoints of the same configuration are reused (an interrupted run
-        continues from its last finished epoch).
+        The study folder: checkpoints in ``checkpoints/seed-<s>/<model>.safetensors`` (those
+        of the same configuration reused: an interrupted run continues from its last finished
+        epoch), ``results.json``, and the orbit saliency maps of the report's grid in
+        ``saliency.npz`` (``x`` ``(m, *S)`` and one ``(n, m, *S)`` per model, first seed).
     force:
         Replace results and checkpoints of another configuration (and train unreadable
-        checkpoints again) instead of refusing. Earlier results and report files are
-        removed only once every model is trained, and only those ginv wrote.
+        checkpoints again) instead of refusing; earlier results and report files go once
+        every model is trained, and only those ginv wrote.
     progress:
-        Receives the progress of every training and measurement (with ``jobs`` > 1: of the
-        finished trainings, one unit each).
+        Receives the progress of every training and measurement (with ``jobs`` > 1: one unit
+        per finished training).
     jobs:
-        Trainings (each with its measurements) run at a time, each in a thread of this
-        process. Every training and measurement runs on one CPU thread, so the results are
-        the same for every ``jobs`` and every machine's core count.
+        Trainings (each with its measurements) run at a time, in threads of this process and
+        each on one CPU thread: the results do not depend on ``jobs`` or the machine's cores.
     device:
-        Where to train and measure (``None``: the CPU; see
-        :func:`ginvariance.devices.resolve_device`). Not part of the configuration: the
-        results of a GPU run match a CPU run to float32 rounding, not bit for bit.
+        Where to train and measure (``None``: the CPU; :func:`ginvariance.devices.resolve_device`);
+        not in the configuration: a GPU run matches a CPU run to float32 rounding only.
 
     Returns
     -------
@@ -282,12 +277,11 @@ def run_study(
     test_set = load_dataset(config.dataset, "test", root=config.root)
     group = get_group(config.group, tuple(test_set.sample_shape))
     config = given.resolved(group.order)
-    for seed in config.seeds:
-        for mode in TRAINED_MODELS:
-            config.train_config(mode, seed).validate()
-    # every model must be buildable for this group and data before anything is trained
+    # every model must be valid and buildable for this group and data before any training
+    # (its seed, the one field that differs between seeds, was checked with the config's)
     for mode in TRAINED_MODELS:
         tc = config.train_config(mode, config.seeds[0])
+        tc.validate()
         build_model(tc.model_name, tuple(test_set.sample_shape), test_set.num_classes, group=group)
     out = Path(out_dir)
     with output_folder(out):  # locked for the run; only ginv's own files replaced

@@ -25,21 +25,6 @@ def trial_dir(out_dir: str | Path, trial: Trial) -> Path:
     return Path(out_dir) / TRIALS_DIR / trial.key
 
 
-def train_config(config: SweepConfig, trial: Trial, order: int) -> TrainConfig:
-    """The :class:`~ginvariance.training.TrainConfig` of ``trial`` for a group of ``order``."""
-    return TrainConfig(
-        mode=trial.mode,
-        model=None if trial.mode == REFERENCE else trial.model,
-        dataset=trial.dataset,
-        group=trial.group,
-        lam=float(trial.lam) if trial.lam else 0.0,
-        penalty=config.penalty,
-        orbit=config.orbit or default_orbit(order),
-        seed=int(trial.seed),
-        **train_fields(config),
-    )
-
-
 def run_trial(
     config: SweepConfig,
     trial: Trial,
@@ -72,7 +57,17 @@ def run_trial(
     config = config.resolved()
     test = load_dataset(trial.dataset, "test", root=config.root)
     group = get_group(trial.group, tuple(test.sample_shape))
-    train = train_config(config, trial, group.order)
+    train = TrainConfig(
+        mode=trial.mode,
+        model=None if trial.mode == REFERENCE else trial.model,
+        dataset=trial.dataset,
+        group=trial.group,
+        lam=float(trial.lam) if trial.lam else 0.0,
+        penalty=config.penalty,
+        orbit=config.orbit or default_orbit(group.order),
+        seed=int(trial.seed),
+        **train_fields(config),
+    )
     record = {"sweep": config.to_dict(), "trial": trial.to_dict(), "train": train.to_dict()}
     record = json_roundtrip(record, sort_keys=True)
     folder = ensure_dir(trial_dir(out_dir, trial))
@@ -124,4 +119,4 @@ def run_trial(
     return results
 
 
-__all__ = ["run_trial", "train_config", "trial_dir"]
+__all__ = ["run_trial", "trial_dir"]
