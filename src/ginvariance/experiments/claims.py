@@ -90,9 +90,6 @@ CLAIMS: dict[str, str] = claim_statements()
 CLAIM_KEYS: tuple[str, ...] = tuple(CLAIMS)
 
 
-# -- one seed ------------------------------------------------------------------------------
-
-
 def _ratio(a: float, b: float) -> float | None:
     if b == 0:
         return None if a == 0 else math.inf if a > 0 else -math.inf
@@ -257,9 +254,6 @@ def _one_seed(
             numbers, name, free_ratio, "<=", C5_SCALE_FREE_RATIO, True
         )
     return claims
-
-
-# -- over seeds ----------------------------------------------------------------------------
 
 
 def verdict(summary: Mapping[str, Any], op: str, threshold: float, side: bool) -> str:
