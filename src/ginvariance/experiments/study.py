@@ -37,8 +37,8 @@ LONGEST_FIRST: tuple[str, ...] = (
 )
 
 
-def _forward_seconds(model: Any, x: Any, repeats: int = 3) -> float:
-    """Median wall time of one forward over ``x`` without gradients (for timings only)."""
+def _forward_seconds(model: Any, x: Any) -> float:
+    """Median wall time of three forwards over ``x`` without gradients (for timings only)."""
     import statistics
 
     import torch
@@ -48,7 +48,7 @@ def _forward_seconds(model: Any, x: Any, repeats: int = 3) -> float:
     x = x.to(model_device(model))
     times = []
     with torch.no_grad():
-        for _ in range(repeats):
+        for _ in range(3):
             began = time.perf_counter()
             model(x)
             times.append(time.perf_counter() - began)
