@@ -1,12 +1,6 @@
-"""The study behind ``ginv run``: train the models, measure them, judge the claims.
-
-- :class:`StudyConfig` — data set, group, seeds, epochs, shifts, sample counts.
-- :func:`run_study` — trains (or reuses) the models of :data:`MODELS` per seed, measures
-  them, judges the claims and writes ``DIR/results.json``.
-- :func:`evaluate_claims` (:mod:`~ginvariance.experiments.claims`) — each claim's verdict
-  over seeds from its deciding quantity's 95% interval.
-- :mod:`~ginvariance.experiments.stats` — mean, std and Student-t intervals over seeds.
-"""
+"""The study behind ``ginv run`` (:func:`run_study`, :class:`StudyConfig`,
+:func:`evaluate_claims`) and the sweep behind ``ginv sweep``
+(:mod:`~ginvariance.experiments.sweep`)."""
 
 from __future__ import annotations
 

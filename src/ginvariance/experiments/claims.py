@@ -1,22 +1,10 @@
 """The study's claims: statements, thresholds, and verdicts over seeds with intervals.
 
-Each claim has one **deciding quantity** (a ratio or a gap), computed per seed, and side
-conditions that must hold in every seed (the weight-tied net's exactness, for example). Over
-the seeds the deciding quantity gets its mean and 95% Student-t interval
-(:func:`~ginvariance.experiments.stats.summarize`); the verdict is
-
-* ``holds`` when the whole interval clears the threshold (and every side condition holds),
-* ``fails`` when the whole interval misses it (or a side condition fails in some seed),
-* ``unclear`` otherwise.
-
-With one seed there is no interval: the verdict is that of the single value.
-
-C3 is judged on two levels: the decisions (``pdi``, orbit consistency) and the logits
-(``li_within`` under the shift relative to its in-distribution value — ``li`` itself can rise
-only because its denominator, the spread of the logits across inputs, shrinks on noise
-images). C5 is judged raw (the paper's wording) and divided by each net's logit scale, since a
-net whose logits are all smaller is "less sensitive" without reacting differently to anything.
-C4 and C5 are judged for every regularized model of the study.
+Each claim's deciding quantity, side conditions and verdict rule are tabled in
+``docs/definitions.md`` ("Claims and verdicts"). C3 is judged on the decisions and on
+``li_within``, since ``li`` can rise only because its denominator, the spread of the logits
+across inputs, shrinks on noise; C5 raw and divided by each net's logit scale, since smaller
+logits alone make a net "less sensitive".
 """
 
 from __future__ import annotations
@@ -100,9 +88,6 @@ def claim_statements(regularized: Mapping[str, str] = REGULARIZED) -> dict[str, 
 CLAIMS: dict[str, str] = claim_statements()
 #: Their keys in the order of the report.
 CLAIM_KEYS: tuple[str, ...] = tuple(CLAIMS)
-
-
-# -- one seed ------------------------------------------------------------------------------
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -271,9 +256,6 @@ def _one_seed(
     return claims
 
 
-# -- over seeds ----------------------------------------------------------------------------
-
-
 def verdict(summary: Mapping[str, Any], op: str, threshold: float, side: bool) -> str:
     """``holds``, ``fails`` or ``unclear`` for a deciding quantity's summary over seeds."""
     if not side or summary["n"] == 0 or summary["mean"] is None:
@@ -320,8 +302,8 @@ def evaluate_claims(
     dict
         ``{KEY: {"statement", "numbers", "deciding", "verdict", "holds"}}``: ``numbers``
         from the seed means; ``deciding`` the deciding quantity (``name``, ``op``,
-        ``threshold``, and over seeds ``mean``, ``ci``, ``values``); ``verdict`` as in the
-        module docstring; ``holds`` = (``verdict == "holds"``).
+        ``threshold``, and over seeds ``mean``, ``ci``, ``values``); ``verdict``: ``holds``,
+        ``fails`` or ``unclear`` (:func:`verdict`); ``holds`` = (``verdict == "holds"``).
     """
     regularized = regularized_in(models)
     names = ["augmented", "weight-tied", *regularized]

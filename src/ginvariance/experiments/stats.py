@@ -1,11 +1,5 @@
 """Statistics over seeds, the one aggregation of the study and the sweep: mean, sample std and
-the Student-t confidence interval of the mean.
-
-For values ``v_1..v_n`` over ``n`` seeds: ``mean = (1/n) Σ v_i``, ``std`` the sample standard
-deviation (``ddof = 1``), and the interval ``mean ± half`` with
-``half = t_{(1+c)/2, n−1} · std / √n`` at confidence ``c`` (:data:`CONFIDENCE` by default).
-With one seed there is no spread and no interval (``None``).
-"""
+the Student-t confidence interval of the mean."""
 
 from __future__ import annotations
 
@@ -29,10 +23,11 @@ def _t_quantile(confidence: float, dof: int) -> float:
 
 
 def summarize(values: Sequence[float | None], confidence: float = CONFIDENCE) -> dict[str, Any]:
-    """Mean, sample std and the Student-t confidence interval of the mean of ``values``.
+    """Mean, sample std (``ddof = 1``) and the Student-t confidence interval of the mean.
 
-    Returns ``{"n", "mean", "std", "ci": [mean − half, mean + half], "half", "values"}``;
-    ``None`` values are dropped; with ``n = 1``, ``std``, ``ci`` and ``half`` are ``None``.
+    Returns ``{"n", "mean", "std", "ci": [mean − half, mean + half], "half", "values"}`` with
+    ``half = t_{(1+c)/2, n−1} · std / √n`` at ``confidence`` ``c``; ``None`` values are
+    dropped; with ``n = 1``, ``std``, ``ci`` and ``half`` are ``None``.
     """
     vals = [float(v) for v in values if v is not None]
     n = len(vals)

@@ -1,18 +1,9 @@
 """The study behind ``ginv run``: train the models, measure them, judge claims C1–C5.
 
-For each seed the study trains (or resumes) every model of
-:data:`~ginvariance.experiments.defaults.TRAINED_MODELS` on one data set and group, wraps the
-augmented one as ``symmetrized``, measures each on the test split in distribution and under
-every shift (:func:`ginvariance.metrics.measure`), analyses its input–logit Jacobian
-(:func:`ginvariance.spectral.spectral_analysis`) and judges the claims on the numbers
-(:func:`~ginvariance.experiments.claims.evaluate_claims`).
-
-Everything in ``results.json`` except its ``"timings"`` key is a pure function of the
-configuration, the seeds and the versions of the software (``"versions"``): the same command on
-the same installation gives the same checkpoints, ``saliency.npz``, figures and
-``report.html`` byte for byte, and the same ``results.json`` once ``"timings"`` is removed.
-The configuration is :mod:`~ginvariance.experiments.study_config`, the folder
-:mod:`~ginvariance.experiments.study_folder`.
+Everything in ``results.json`` but its ``"timings"`` is a pure function of the configuration
+(:mod:`~ginvariance.experiments.study_config`), the seeds and the software's ``"versions"``:
+the same command gives the same checkpoints, ``saliency.npz``, figures and ``report.html``
+byte for byte.
 """
 
 from __future__ import annotations
@@ -46,8 +37,8 @@ LONGEST_FIRST: tuple[str, ...] = (
 )
 
 
-def _forward_seconds(model: Any, x: Any, repeats: int = 3) -> float:
-    """Median wall time of one forward over ``x`` without gradients (for timings only)."""
+def _forward_seconds(model: Any, x: Any) -> float:
+    """Median wall time of three forwards over ``x`` without gradients (for timings only)."""
     import statistics
 
     import torch
@@ -57,7 +48,7 @@ def _forward_seconds(model: Any, x: Any, repeats: int = 3) -> float:
     x = x.to(model_device(model))
     times = []
     with torch.no_grad():
-        for _ in range(repeats):
+        for _ in range(3):
             began = time.perf_counter()
             model(x)
             times.append(time.perf_counter() - began)
@@ -226,29 +217,24 @@ def run_study(
 
     Parameters
     ----------
-    config:
-        The study (:class:`StudyConfig`).
     out_dir:
-        The study folder: checkpoints in ``checkpoints/seed-<s>/<model>.safetensors``,
-        results in ``results.json``, the orbit saliency maps of the report's grid in
-        ``saliency.npz`` (arrays ``x`` ``(m, *S)`` and one ``(n, m, *S)`` per model, first
-        seed). Checkpoints of the same configuration are reused (an interrupted run
-        continues from its last finished epoch).
+        The study folder: checkpoints in ``checkpoints/seed-<s>/<model>.safetensors`` (those
+        of the same configuration reused: an interrupted run continues from its last finished
+        epoch), ``results.json``, and the orbit saliency maps of the report's grid in
+        ``saliency.npz`` (``x`` ``(m, *S)`` and one ``(n, m, *S)`` per model, first seed).
     force:
         Replace results and checkpoints of another configuration (and train unreadable
-        checkpoints again) instead of refusing. Earlier results and report files are
-        removed only once every model is trained, and only those ginv wrote.
+        checkpoints again) instead of refusing; earlier results and report files go once
+        every model is trained, and only those ginv wrote.
     progress:
-        Receives the progress of every training and measurement (with ``jobs`` > 1: of the
-        finished trainings, one unit each).
+        Receives the progress of every training and measurement (with ``jobs`` > 1: one unit
+        per finished training).
     jobs:
-        Trainings (each with its measurements) run at a time, each in a thread of this
-        process. Every training and measurement runs on one CPU thread, so the results are
-        the same for every ``jobs`` and every machine's core count.
+        Trainings (each with its measurements) run at a time, in threads of this process and
+        each on one CPU thread: the results do not depend on ``jobs`` or the machine's cores.
     device:
-        Where to train and measure (``None``: the CPU; see
-        :func:`ginvariance.devices.resolve_device`). Not part of the configuration: the
-        results of a GPU run match a CPU run to float32 rounding, not bit for bit.
+        Where to train and measure (``None``: the CPU; :func:`ginvariance.devices.resolve_device`);
+        not in the configuration: a GPU run matches a CPU run to float32 rounding only.
 
     Returns
     -------
@@ -291,12 +277,11 @@ def run_study(
     test_set = load_dataset(config.dataset, "test", root=config.root)
     group = get_group(config.group, tuple(test_set.sample_shape))
     config = given.resolved(group.order)
-    for seed in config.seeds:
-        for mode in TRAINED_MODELS:
-            config.train_config(mode, seed).validate()
-    # every model must be buildable for this group and data before anything is trained
+    # every model must be valid and buildable for this group and data before any training
+    # (its seed, the one field that differs between seeds, was checked with the config's)
     for mode in TRAINED_MODELS:
         tc = config.train_config(mode, config.seeds[0])
+        tc.validate()
         build_model(tc.model_name, tuple(test_set.sample_shape), test_set.num_classes, group=group)
     out = Path(out_dir)
     with output_folder(out):  # locked for the run; only ginv's own files replaced

@@ -1,8 +1,5 @@
-"""What the study trains and measures: :class:`StudyConfig` and how each of its models trains.
-
-How the study runs: :mod:`ginvariance.experiments.study`; its folder:
-:mod:`ginvariance.experiments.study_folder`.
-"""
+"""What the study trains and measures: :class:`StudyConfig` and how each of its models
+trains."""
 
 from __future__ import annotations
 
@@ -48,10 +45,9 @@ class StudyConfig:
 
     Parameters
     ----------
-    dataset, root:
-        The data set (:func:`ginvariance.data.load_dataset`) and its folder.
-    group:
-        The group (:func:`ginvariance.groups.get_group`).
+    dataset, root, group:
+        The data set (:func:`ginvariance.data.load_dataset`), its folder, and the group
+        (:func:`ginvariance.groups.get_group`).
     seeds:
         One study per seed; several seeds give mean ± std of every number.
     quick:
@@ -61,26 +57,19 @@ class StudyConfig:
         ``uniform`` for claims C3 and C4.
     epochs:
         Training epochs; ``None``: :data:`FULL_EPOCHS`, or :data:`QUICK_EPOCHS` when quick.
-    lam:
-        ``λ`` of the regularized model's logit penalty.
-    lam_normalized:
-        ``λ`` of the ``regularized-normalized`` model's scale-free penalty
-        (``logit-normalized``); ``None``: its calibrated value
-        (:data:`~ginvariance.training.CALIBRATED_LAM`).
+    lam, lam_normalized:
+        ``λ`` of the regularized model's logit penalty and of the ``regularized-normalized``
+        model's scale-free one (``None``: :data:`~ginvariance.training.CALIBRATED_LAM`).
     n_measure:
         Test samples measured; ``None``: the whole test split, or :data:`QUICK_N_MEASURE`
         when quick; for a group of more than :data:`FULL_ORBIT_MAX_ORDER` elements at most
         ``MAX_ORBIT_INPUTS / |G|`` (quick: ``QUICK_MAX_ORBIT_INPUTS / |G|``) samples.
-    n_spectral:
-        Test samples of the Jacobian analysis; ``None``: 256, or 64 when quick.
-    eps:
-        Step sizes of the sensitivity curves.
-    n_directions:
-        Random unit directions per sample for the random-perturbation sensitivity.
-    limit:
-        Train on the first ``limit`` training samples only; ``None``: all of them.
-    batch_size, lr, dtype:
-        Training batch size, Adam learning rate, floating-point type.
+    n_spectral, eps, n_directions:
+        Test samples of the Jacobian analysis (``None``: 256, or 64 when quick), step sizes
+        of the sensitivity curves, and random unit directions per sample for the
+        random-perturbation sensitivity.
+    limit, batch_size, lr, dtype:
+        Training samples used (``None``: all), batch size, Adam learning rate, float type.
     n_saliency:
         Test samples whose saliency maps over the orbit are kept for the report's grid.
     orbit:

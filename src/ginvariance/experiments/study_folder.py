@@ -1,9 +1,5 @@
-"""The study folder: where each file goes, what a run may replace, and reading results back.
-
-The folder is owned by ginv (:mod:`ginvariance.folder`): it is locked for a run, and only the
-files listed in its manifest are ever replaced or removed. :func:`plan_checkpoints` decides,
-before any training, what happens to each checkpoint.
-"""
+"""The study folder (:mod:`ginvariance.folder`: locked for a run, only files of its manifest
+replaced): where each file goes, what a run may replace, and reading results back."""
 
 from __future__ import annotations
 

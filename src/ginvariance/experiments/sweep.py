@@ -1,32 +1,13 @@
-"""Sweeps on Ray Tune: seeds × λ × group × model × data set, aggregated with confidence intervals.
+"""Sweeps on Ray Tune: seeds × λ × group × model × data set, aggregated over seeds with
+confidence intervals; its grid is :mod:`~ginvariance.experiments.sweep_config`, one trial
+:mod:`~ginvariance.experiments.sweep_trial`.
 
-The grid and its trials: :mod:`~ginvariance.experiments.sweep_config`; one trial (train one
-network, measure it in distribution and under the shifts):
-:mod:`~ginvariance.experiments.sweep_trial`. ``λ = 0`` trains the ``augmented`` model (the
-regularized objective at ``λ = 0`` *is* augmentation, without the orbit pass its zero penalty
-would cost): the left end of every curve is the learned-invariance baseline. The
-``weight-tied`` reference is left out (and the aggregate says why) where the group has none
-(for example ``shift``).
-
-Where things go
----------------
-``DIR/trials/<key>/results.json``
-    the ``results.json`` format of ``ginv run`` for the trial's one model, written
-    atomically at the end of the trial beside its checkpoint (saved after every epoch).
-``DIR/tune/``
-    Ray Tune's experiment state. A sweep that was interrupted (Ctrl-C, a lost node, a
-    failed trial) continues with ``Tuner.restore(..., resume_errored=True)`` when it is run
-    again with the same options: finished trials are kept, the others continue from their
-    last saved epoch.
-``DIR/sweep-config.json``
-    the configuration; a folder holding a sweep of another configuration is refused.
-``DIR/sweep.json``
-    the aggregate (:func:`aggregate`: :func:`~ginvariance.experiments.stats.summarize` over
-    seeds, as in the study); ``ginv sweep`` draws ``sweep.png`` and ``sweep.html`` beside it
-    (:func:`ginvariance.report.sweep_page.render_sweep`).
-
-Ray is imported only when a sweep runs. On a multi-node cluster (``address``) every node must
-see ``DIR`` at the same path (a shared file system) and have ``ginvariance`` installed.
+A sweep folder holds ``sweep-config.json`` (a folder of another configuration is refused),
+``trials/<key>/results.json`` (the ``results.json`` of ``ginv run`` for the trial's one model,
+beside its checkpoint), Ray Tune's state in ``tune/`` (run again with the same options, an
+interrupted sweep resumes: finished trials are kept, the others continue from their last
+epoch) and the aggregate ``sweep.json``. Ray is imported only when a sweep runs; on a cluster
+(``address``) every node must see the folder at the same path and have ``ginvariance``.
 """
 
 from __future__ import annotations
@@ -258,11 +239,8 @@ def run_sweep(
 
     Parameters
     ----------
-    config:
-        The grid (:class:`SweepConfig`).
     out_dir:
-        The sweep folder (see the module's documentation); a sweep of the same configuration
-        in it is resumed.
+        The sweep folder (see the module's documentation).
     address:
         A running Ray cluster (``ray.init(address=...)``, e.g. ``"auto"`` or
         ``"ray://head:10001"``); ``None`` starts a local instance with ``num_cpus`` CPUs

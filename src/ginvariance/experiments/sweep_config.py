@@ -1,9 +1,7 @@
 """A sweep's grid and its trials: :class:`SweepConfig`, :class:`Trial`, :func:`plan_trials`.
 
-The grid is seeds × λ × group × model × data set; every combination is one :class:`Trial`
-(``λ = 0``: the ``augmented`` model, ``λ > 0``: the ``regularized`` one), and, once per
-(group, data set, seed), the ``weight-tied`` reference. How a sweep runs and what it writes:
-:mod:`ginvariance.experiments.sweep`.
+``λ = 0`` trains the ``augmented`` model: the regularized objective at ``λ = 0``, without the
+orbit pass its zero penalty would cost.
 """
 
 from __future__ import annotations
@@ -61,19 +59,16 @@ class SweepConfig:
         Distribution shifts measured beside the test split (:mod:`ginvariance.data.shifts`).
     reference:
         Also train the ``weight-tied`` reference once per (group, data set, seed).
-    quick:
-        :data:`QUICK_EPOCHS` epochs and :data:`QUICK_N_MEASURE` test samples.
-    epochs, limit, n_measure:
-        Training epochs (``None``: :data:`FULL_EPOCHS`, quick :data:`QUICK_EPOCHS`), training
-        samples used (``None``: all) and test samples measured (``None``: all, quick
-        :data:`QUICK_N_MEASURE`).
+    quick, epochs, limit, n_measure:
+        Training epochs (``None``: :data:`FULL_EPOCHS`, or :data:`QUICK_EPOCHS` when
+        ``quick``), training samples used (``None``: all) and test samples measured
+        (``None``: all, or :data:`QUICK_N_MEASURE` when ``quick``).
     batch_size, lr, dtype, penalty, orbit:
         As in :class:`~ginvariance.training.TrainConfig`; ``orbit=None``:
         :func:`~ginvariance.experiments.defaults.default_orbit`.
-    root:
-        Folder of IDX files for the MNIST-format data sets.
-    saliency:
-        Measure ``sis`` (one backward pass per orbit).
+    root, saliency:
+        Folder of IDX files for the MNIST-format data sets; measure ``sis`` (one backward
+        pass per orbit).
     """
 
     seeds: tuple[int, ...] = (0, 1)

@@ -1,9 +1,5 @@
-"""One trial of a sweep: train one network, measure it, write its ``results.json``.
-
-Runs in a Ray worker (:mod:`ginvariance.experiments.sweep`) or directly; a trial is
-resumable on its own: finished, it is returned as it is; interrupted, it continues from its
-checkpoint's last epoch.
-"""
+"""One trial of a sweep (in a Ray worker or directly): train one network, measure it, write
+its ``results.json``."""
 
 from __future__ import annotations
 
@@ -27,21 +23,6 @@ from ginvariance.training.config import TrainConfig
 def trial_dir(out_dir: str | Path, trial: Trial) -> Path:
     """``DIR/trials/<key>``: the folder of one trial."""
     return Path(out_dir) / TRIALS_DIR / trial.key
-
-
-def train_config(config: SweepConfig, trial: Trial, order: int) -> TrainConfig:
-    """The :class:`~ginvariance.training.TrainConfig` of ``trial`` for a group of ``order``."""
-    return TrainConfig(
-        mode=trial.mode,
-        model=None if trial.mode == REFERENCE else trial.model,
-        dataset=trial.dataset,
-        group=trial.group,
-        lam=float(trial.lam) if trial.lam else 0.0,
-        penalty=config.penalty,
-        orbit=config.orbit or default_orbit(order),
-        seed=int(trial.seed),
-        **train_fields(config),
-    )
 
 
 def run_trial(
@@ -76,7 +57,17 @@ def run_trial(
     config = config.resolved()
     test = load_dataset(trial.dataset, "test", root=config.root)
     group = get_group(trial.group, tuple(test.sample_shape))
-    train = train_config(config, trial, group.order)
+    train = TrainConfig(
+        mode=trial.mode,
+        model=None if trial.mode == REFERENCE else trial.model,
+        dataset=trial.dataset,
+        group=trial.group,
+        lam=float(trial.lam) if trial.lam else 0.0,
+        penalty=config.penalty,
+        orbit=config.orbit or default_orbit(group.order),
+        seed=int(trial.seed),
+        **train_fields(config),
+    )
     record = {"sweep": config.to_dict(), "trial": trial.to_dict(), "train": train.to_dict()}
     record = json_roundtrip(record, sort_keys=True)
     folder = ensure_dir(trial_dir(out_dir, trial))
@@ -128,4 +119,4 @@ def run_trial(
     return results
 
 
-__all__ = ["run_trial", "train_config", "trial_dir"]
+__all__ = ["run_trial", "trial_dir"]

@@ -1,11 +1,5 @@
-"""The study's report: matplotlib figures (PNG) and a self-contained HTML page.
-
-- :func:`render_report` — ``report.html`` with the claims table, the saliency grid (the
-  paper's Figure 1), ``pdi``/``li``/``sis`` per model and shift, spectral decay and a table
-  of every measure.
-- :func:`check_results` — refuses incomplete results before anything is written.
-- :func:`render_sweep` — ``sweep.png`` and ``sweep.html`` of a sweep over ``λ``.
-"""
+"""The study's report (:func:`render_report`: ``report.html`` and its PNG figures, written
+only once :func:`check_results` accepts the results) and the sweep's (:func:`render_sweep`)."""
 
 from __future__ import annotations
 

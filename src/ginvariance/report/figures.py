@@ -1,8 +1,5 @@
-"""The report's figures, each drawn on a bare matplotlib ``Figure`` (no pyplot: a notebook's
-backend is left alone) and returned as PNG bytes: saliency over the orbit (the paper's
-Figure 1; 1-D signals as overlaid curves), the invariance measures per model and input
-condition, and spectral decay.
-"""
+"""The report's figures as PNG bytes, each drawn on a bare matplotlib ``Figure`` (no pyplot:
+a notebook's backend is left alone)."""
 
 from __future__ import annotations
 
@@ -67,7 +64,8 @@ def saliency_figure(
     models: Sequence[str],
     elements: Sequence[str],
 ) -> bytes:
-    """Saliency maps over the orbit, mapped back to the input's frame.
+    """Saliency maps over the orbit, mapped back to the input's frame (the paper's Figure 1;
+    1-D signals as overlaid curves).
 
     Parameters
     ----------
@@ -233,7 +231,7 @@ def measures_figure(results: Mapping[str, Any], models: Sequence[str]) -> bytes:
 
 def _scaled(values: Any, scale: Any) -> np.ndarray:
     """``values / scale`` with ``None`` (and a missing or zero scale) as NaN."""
-    arr = np.asarray([math.nan if v is None else float(v) for v in values], dtype=np.float64)
+    arr = np.asarray(values, dtype=np.float64)
     if not isinstance(scale, int | float) or not scale > 0:
         return np.full_like(arr, math.nan)
     return arr / float(scale)
@@ -245,25 +243,14 @@ def spectral_figure(results: Mapping[str, Any], models: Sequence[str]) -> bytes:
     fig, (left, right) = subplots(1, 2, figsize=(11, 4.8))
     for j, name in enumerate(models):
         spectral = results["models"][name]["spectral"]
-        color = _color(name, j)
-        scale = spectral.get("logit_scale")
+        color, scale = _color(name, j), spectral.get("logit_scale")
         sv = np.asarray(spectral["singular_values"], dtype=np.float64)
-        k = np.arange(1, sv.size + 1)
-        left.plot(k, np.maximum(sv, LOG_FLOOR), "o-", color=color, label=name)
-        left.plot(k, np.maximum(_scaled(sv, scale), LOG_FLOOR), "o--", color=color, alpha=0.7)
-        eps = np.asarray(spectral["eps"], dtype=np.float64)
-        raw = np.asarray(
-            [math.nan if v is None else float(v) for v in spectral["sensitivity_random"]]
-        )
-        right.plot(eps, np.maximum(raw, LOG_FLOOR), "-", marker="o", color=color, label=name)
-        right.plot(
-            eps,
-            np.maximum(_scaled(raw, scale), LOG_FLOOR),
-            "--",
-            marker="o",
-            color=color,
-            alpha=0.7,
-        )
+        for ax, xs, ys in (
+            (left, np.arange(1, sv.size + 1), sv),
+            (right, np.asarray(spectral["eps"], dtype=np.float64), spectral["sensitivity_random"]),
+        ):
+            ax.plot(xs, np.maximum(_scaled(ys, 1), LOG_FLOOR), "o-", color=color, label=name)
+            ax.plot(xs, np.maximum(_scaled(ys, scale), LOG_FLOOR), "o--", color=color, alpha=0.7)
     left.set_xlabel("index k")
     left.set_ylabel("mean singular value σ_k of ∂z/∂x")
     left.set_title("Jacobian spectrum: raw (solid), ÷ logit scale (dashed)", fontsize=9)

@@ -1,10 +1,6 @@
-"""The study report: a self-contained ``report.html`` and its PNG figures beside it.
-
-The page has inline CSS, no scripts and no external resources; figures are referenced by
-their file name. Every file is written atomically, and nothing is written unless the
-results are complete (:func:`check_results`), so a folder never holds half a report. This
-module assembles the page; its sections are :mod:`~ginvariance.report.sections`.
-"""
+"""The study's ``report.html`` (inline CSS, no scripts, no external resources; its sections
+are :mod:`~ginvariance.report.sections`) and its PNG figures beside it, each written
+atomically and only once :func:`check_results` accepts the results."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""The sections of the study's report page, each an HTML fragment drawn from the results.
-
-The verdicts and their lead sentence, the readings of the two-level claims, the claims in
-detail, the routes to genuine invariance, the tables of measures and of spectral decay, and the
-configuration. Every number goes through one formatter (:func:`_number`); every text is escaped.
-"""
+"""The sections of the study's report page, each an HTML fragment drawn from the results;
+every number goes through one formatter (:func:`_number`), every text is escaped."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""The sweep's figure and page: ``pdi``, ``li``, ``sis`` and accuracy against ``λ``.
-
-Drawn from the aggregate of :func:`ginvariance.experiments.sweep.run_sweep` (``sweep.json``)
-into ``sweep.png`` and a small self-contained ``sweep.html`` beside it.
-"""
+"""The sweep's figure and page, ``sweep.png`` and a self-contained ``sweep.html``, drawn from
+``sweep.json`` (:func:`ginvariance.experiments.sweep.run_sweep`)."""
 
 from __future__ import annotations
 
@@ -20,14 +17,9 @@ from ginvariance.report.figures import _png, subplots
 def _x_positions(lams: Sequence[float]) -> tuple[dict[float, float], float | None]:
     """Each λ's place on the log axis (``λ = 0`` one decade below the smallest positive one),
     and that of ``λ = 0`` (``None`` without it)."""
-    positive = sorted(v for v in lams if v > 0)
-    if not positive:
-        return {0.0: 1.0}, 1.0
-    zero = positive[0] / 10.0
-    pos = {v: v for v in positive}
-    if 0.0 not in lams:
-        return pos, None
-    return {**pos, 0.0: zero}, zero
+    positive = {v: v for v in lams if v > 0}
+    zero = min(positive) / 10.0 if positive else 1.0
+    return ({**positive, 0.0: zero}, zero) if 0.0 in lams else (positive, None)
 
 
 def sweep_figure(summary: Mapping[str, Any]) -> bytes:
@@ -125,8 +117,7 @@ def sweep_figure(summary: Mapping[str, Any]) -> bytes:
                 )
         if lams and any(v > 0 for v in lams):
             ax.set_xscale("log")
-            ticks = [pos[v] for v in lams]
-            ax.set_xticks(ticks)
+            ax.set_xticks([pos[v] for v in lams])
             ax.set_xticklabels(["0" if v == 0 else lam_text(v) for v in lams])
             ax.minorticks_off()
             if zero is not None and len(lams) > 1:

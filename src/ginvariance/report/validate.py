@@ -1,9 +1,5 @@
-"""Refuse incomplete or damaged study results before any report file is written.
-
-:func:`check_results` checks every value the report draws for its type too (a number, or
-``None`` where a measure is undefined; non-empty lists of step sizes), so that a hand-edited or
-damaged ``results.json`` ends in one :class:`~ginvariance.errors.DataError`, not half a report.
-"""
+"""Refuse incomplete or damaged study results, each value the report draws checked for its
+type too, with one :class:`~ginvariance.errors.DataError` before any report file is written."""
 
 from __future__ import annotations
 
@@ -84,24 +80,20 @@ def _check_spectral(spectral: Mapping[str, Any], where: str, *, std: bool = Fals
     _check_numbers(power, f"{where} 'saliency_power'", ("high_frequency_fraction",))
 
 
-def _check_spread(spread: Any, where: str) -> None:
-    """A model's ``std`` or ``ci_half`` entry: the shape of its means, numbers or ``None``."""
-    if spread is None:
-        return
-    if not isinstance(spread, Mapping):
-        raise _damaged(f"{where} is not a dict")
-    _check_numbers(spread.get("id"), f"{where} id")
-    shift_spread = spread.get("shift")
-    if shift_spread is not None:
-        if not isinstance(shift_spread, Mapping):
+def _check_measures(block: Mapping[str, Any], where: str, *, std: bool = False) -> None:
+    """``id``, ``shift`` and ``spectral`` of a model (or, with ``std``, of its ``std`` or
+    ``ci_half``): numbers or ``None``, in dicts where present."""
+    _check_numbers(block.get("id"), f"{where} id")
+    shifts, spectral = block.get("shift"), block.get("spectral")
+    if shifts is not None:
+        if not isinstance(shifts, Mapping):
             raise _damaged(f"{where} shift is not a dict")
-        for shift, values in shift_spread.items():
+        for shift, values in shifts.items():
             _check_numbers(values, f"{where} shift {shift!r}")
-    spectral_spread = spread.get("spectral")
-    if spectral_spread is not None:
-        if not isinstance(spectral_spread, Mapping):
+    if spectral is not None:
+        if not isinstance(spectral, Mapping):
             raise _damaged(f"{where} spectral is not a dict")
-        _check_spectral(spectral_spread, f"{where} spectral", std=True)
+        _check_spectral(spectral, f"{where} spectral", std=std)
 
 
 def check_results(results: Any) -> list[str]:
@@ -137,12 +129,12 @@ def check_results(results: Any) -> list[str]:
         for key in ("singular_values", "eps", "sensitivity_random"):
             if key not in entry["spectral"]:
                 raise _fail(f"model {name!r} has no spectral {key!r}")
-        _check_numbers(entry["id"], f"model {name!r} id")
-        for shift, values in entry["shift"].items():
-            _check_numbers(values, f"model {name!r} shift {shift!r}")
-        _check_spectral(entry["spectral"], f"model {name!r} spectral")
-        for spread_key in ("std", "ci_half"):
-            _check_spread(entry.get(spread_key), f"model {name!r} {spread_key}")
+        _check_measures(entry, f"model {name!r}")
+        for key in ("std", "ci_half"):
+            spread = entry.get(key)
+            if spread is not None and not isinstance(spread, Mapping):
+                raise _damaged(f"model {name!r} {key} is not a dict")
+            _check_measures(spread or {}, f"model {name!r} {key}", std=True)
     claims = results.get("claims")
     if not isinstance(claims, Mapping):
         raise _fail("no claims")
