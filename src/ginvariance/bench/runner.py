@@ -112,8 +112,7 @@ def _one_thread_count(
     suite = partial(invariance_suite, model, x, group, y, chunk_size=chunk, precision=amp)
 
     def timed(fn: Callable[[], object], under: torch.dtype | None = None) -> Callable[[], None]:
-        """``fn`` and a wait for the device; ``under`` autocast (the floor runs the bare model
-        under the precision the suite passes on)."""
+        """``fn`` and a wait for the device, ``under`` autocast (the floor's precision)."""
 
         def run() -> None:
             with autocast(x.device, under):

@@ -61,12 +61,8 @@ def load_data(
 
 
 def resolve_num_classes(given: int | None, ds: Any, from_labels: bool) -> tuple[int, str]:
-    """``K`` of the model to build, and where it came from (for messages).
-
-    ``--num-classes`` when given (at least the largest label + 1; typer checks it is ≥ 1);
-    else the data set's: for an ``.npz`` (``from_labels``) the largest label + 1, too few when
-    the data lack the last classes of a trained model.
-    """
+    """``K`` of the model to build and where it came from (for messages): ``--num-classes``
+    (at least the largest label + 1), else the data set's (``from_labels``: the largest + 1)."""
     largest = int(ds.y.max()) if ds.y.numel() else -1
     if given is None:
         where = f"counted from the labels (the largest is {largest})" if from_labels else ""
