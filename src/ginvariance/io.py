@@ -95,6 +95,21 @@ def check_file_name(path: str | os.PathLike[str], what: str = "output file") -> 
     return dest
 
 
+def check_destination(dest: Path, what: str = "output file") -> Path:
+    """Refuse a ``dest`` that cannot be written as a file (its name too long, a folder, not a
+    regular file), creating its folder; return that folder."""
+    check_file_name(dest, what)
+    folder = ensure_dir(dest.parent if str(dest.parent) else Path("."))
+    if dest.is_dir():
+        raise OutputError(f"{str(dest)!r} is a folder; give the name of a file to write")
+    if dest.exists() and not dest.is_file():
+        raise OutputError(
+            f"{str(dest)!r} is not a regular file (a device, pipe or socket); give the name of "
+            "a file to write"
+        )
+    return folder
+
+
 def _create_temporary(dest: Path, folder: Path) -> str:
     """A new empty temporary for ``dest`` in ``folder``, of mode ``0o666`` less the umask (the
     kernel applies it: setting the umask would race with other threads creating files)."""
@@ -130,15 +145,7 @@ def replace_atomically(
 
     The low-level half of :func:`atomic_write`: no check of who owns the folder.
     """
-    check_file_name(dest)
-    folder = ensure_dir(dest.parent if str(dest.parent) else Path("."))
-    if dest.is_dir():
-        raise OutputError(f"{str(dest)!r} is a folder; give the name of a file to write")
-    if dest.exists() and not dest.is_file():
-        raise OutputError(
-            f"{str(dest)!r} is not a regular file (a device, pipe or socket); give the name of "
-            "a file to write"
-        )
+    folder = check_destination(dest)
     try:
         tmp = _create_temporary(dest, folder)
     except OSError as exc:

@@ -28,7 +28,7 @@ from ginvariance.cli.common import (
     seed_option,
     value,
 )
-from ginvariance.errors import CheckpointError, ConfigError, DataError, ModelError, OutputError
+from ginvariance.errors import CheckpointError, ConfigError, DataError, ModelError
 from ginvariance.keys import MEASURE_KEYS
 
 
@@ -77,18 +77,12 @@ def resolve_num_classes(given: int | None, ds: Any, from_labels: bool) -> tuple[
 
 def check_output(output: Path, inputs: dict[str, Path | None]) -> None:
     """Refuse, before any work, an ``--output`` that cannot be written or is an input file."""
-    from ginvariance.io import check_file_name, ensure_dir, same_file
+    from ginvariance.io import check_destination, check_file_name, same_file
 
-    check_file_name(output, "--output")
+    check_file_name(output, "--output")  # before is_dir: a name too long makes that fail
     if output.is_dir():
         raise ConfigError(f"--output {str(output)!r} is a folder; give a file name")
-    # the folder of --output is made, and a device refused, now: not after minutes of work
-    ensure_dir(output.parent if str(output.parent) else Path("."))
-    if output.exists() and not output.is_file():
-        raise OutputError(
-            f"{str(output)!r} is not a regular file (a device, pipe or socket); give the "
-            "name of a file to write"
-        )
+    check_destination(output, "--output")
     for flag, path in inputs.items():
         if path is not None and same_file(output, path):
             raise ConfigError(
