@@ -6,11 +6,8 @@ numbers, then times the suite (:func:`ginvariance.metrics.invariance_suite`, wit
 ``sis``) against the bare model over the prebuilt orbit (the floor), the training steps of
 :func:`make_train_step`, and the peak memory of streaming (:func:`rss_probe`). Variants are
 timed interleaved, round after round, so that drift of a shared machine affects all alike.
-:mod:`~ginvariance.bench.config` holds the configuration, the seeded model and data and the
-check that numbers agree; :mod:`~ginvariance.bench.timing` the floor, the training steps and
-the interleaved timing; :mod:`~ginvariance.bench.memory` the RSS probe;
-:mod:`~ginvariance.bench.runner` the whole run. The comparisons with other code (a naive
-per-sample loop, tmeasures) live beside the package, in ``benchmarks/bench.py``.
+The comparisons with other code (a naive per-sample loop, tmeasures) live beside the package,
+in ``benchmarks/bench.py``.
 """
 
 from __future__ import annotations
