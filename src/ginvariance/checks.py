@@ -107,11 +107,11 @@ def channel_last_fix(sample_shape: Any) -> str | None:
     return None
 
 
-def check_batch(x: Any, what: str = "inputs", *, channel_last: bool = True) -> torch.Tensor:
+def check_batch(x: Any, what: str = "inputs") -> torch.Tensor:
     """Return ``x`` if it is a finite floating batch ``(N, *S)`` with ``N ≥ 1``.
 
     Raises :class:`DataError` naming ``what``: not a tensor, no batch axis, empty, integer
-    (with the conversion that fixes it), channel-last images (``channel_last``), NaN or inf.
+    (with the conversion that fixes it), channel-last images, NaN or inf.
     """
     if not isinstance(x, torch.Tensor):
         raise DataError(f"{what} must be a torch.Tensor of shape (N, *S), got {type(x).__name__}")
@@ -130,10 +130,9 @@ def check_batch(x: Any, what: str = "inputs", *, channel_last: bool = True) -> t
             f"{what} must be floating point (float32 or float64) on the scale the model was "
             f"trained on, got {x.dtype}; convert them, e.g. {fix}"
         )
-    if channel_last:
-        layout = channel_last_fix(tuple(x.shape[1:]))
-        if layout is not None:
-            raise DataError(f"{what} of shape {tuple(x.shape)}: {layout}")
+    layout = channel_last_fix(tuple(x.shape[1:]))
+    if layout is not None:
+        raise DataError(f"{what} of shape {tuple(x.shape)}: {layout}")
     if not bool(torch.isfinite(x).all()):
         raise DataError(f"{what}: NaN or infinite values; clean or drop those samples")
     return x

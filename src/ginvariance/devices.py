@@ -1,8 +1,7 @@
 """Where a model and its data live: device names, moving batches, precision, memory budgets.
 
-The measures, the streaming classes, the spectral analysis and the trainer run on the device of
-the model's parameters (:func:`model_device`) and move every batch there (:func:`move`), so that
-a CUDA model measured with a ``DataLoader`` of CPU batches just works; sums stay in float64.
+Measures and training run on the device of the model's parameters (:func:`model_device`) and
+move every batch there (:func:`move`); README, "Devices", says what a user sees.
 """
 
 from __future__ import annotations
@@ -92,18 +91,18 @@ def model_device(model: Any) -> torch.device:
     return devices.pop()
 
 
-def move(x: Any, device: torch.device, *, non_blocking: bool = True) -> Any:
+def move(x: Any, device: torch.device) -> Any:
     """``x`` (a tensor, or a tuple / list / dict of them; others unchanged) on ``device``;
     non-blocking only from pinned host memory to CUDA, a no-op for a tensor already there."""
     if isinstance(x, torch.Tensor):
         if x.device == device:
             return x
-        blocking_free = non_blocking and device.type == "cuda" and x.device.type == "cpu"
-        return x.to(device, non_blocking=blocking_free and x.is_pinned())
+        pinned = device.type == "cuda" and x.device.type == "cpu" and x.is_pinned()
+        return x.to(device, non_blocking=pinned)
     if isinstance(x, tuple | list):
-        return type(x)(move(v, device, non_blocking=non_blocking) for v in x)
+        return type(x)(move(v, device) for v in x)
     if isinstance(x, dict):
-        return {k: move(v, device, non_blocking=non_blocking) for k, v in x.items()}
+        return {k: move(v, device) for k, v in x.items()}
     return x
 
 
@@ -157,11 +156,6 @@ def memory_budget(device: torch.device, default: int = HOST_BUDGET) -> int:
     return default
 
 
-def pin_memory(device: torch.device) -> bool:
-    """Whether a ``DataLoader`` feeding ``device`` should pin its batches (CUDA only)."""
-    return device.type == "cuda"
-
-
 def deterministic(device: torch.device) -> None:
     """Ask for deterministic kernels on CUDA (cuDNN without autotuning, a fixed cuBLAS
     workspace; operations without one warn instead of failing). On CPU every kernel
@@ -183,6 +177,5 @@ __all__ = [
     "memory_budget",
     "model_device",
     "move",
-    "pin_memory",
     "resolve_device",
 ]

@@ -1,8 +1,5 @@
-"""The exception hierarchy of ginvariance.
-
-Library code raises one of these; only the command line turns them into a one-line
-message and exit status 2. Every message names the problem and what to do about it.
-"""
+"""The exception hierarchy of ginvariance: library code raises these, and only the command
+line turns them into a one-line message and exit status 2."""
 
 from __future__ import annotations
 

@@ -1,31 +1,12 @@
 """Output folders that ginv owns: a manifest of the files it wrote, and a lock for the run.
 
-A folder that a ginv run writes into (``ginv run --out``, ``ginv train --out``, ``ginv
-report``; :func:`~ginvariance.training.train`, :func:`~ginvariance.experiments.run_study`
-and :func:`~ginvariance.report.render_report` alike) holds two files of ginv's own:
-
-``.ginv-manifest.json``
-    ``{"format": 1, "files": {PATH: SHA256 | null}}``: every file that ginv wrote in the
-    folder or below it (``PATH`` relative to the folder, ``/``-separated), with the SHA-256
-    of the bytes it last wrote (``null`` while the first write of a file is under way).
-    ginv replaces or removes a file only if it is listed here: a file of the same name
-    that is not (a photo, a file of an older version of ginv) is never touched, and the
-    write is refused with one line.
-``.ginv.lock``
-    Held with ``fcntl.flock`` (exclusive, non-blocking) for the whole run, and holding the
-    process id of its holder: a second process on the same folder stops with one line. The
-    kernel releases the lock when its holder dies, so a killed run leaves no stale lock.
-    (Where ``fcntl`` does not exist, as on Windows, the folder is not locked.)
-
-While it holds the lock, a run removes ginv's own temporaries that a killed write left
-(``.NAME.XXXXXXXX.ginv.tmp`` beside a listed ``NAME``, :mod:`ginvariance.io`), and nothing
-else. A run that fails before writing any file removes the folders it created (and its
-lock and manifest), so a refused or failed command leaves the disk as it found it.
-
-Within one process the folder is re-entrant: a run that holds ``DIR`` writes into
-``DIR/checkpoints/seed-0`` under the same lock and manifest. Only the folder itself is
-locked: a second process writing into a subfolder of a held folder is not stopped by the
-lock, but it cannot replace the files listed in the outer manifest either.
+What ownership and the lock mean for a user is in the README ("Output folders, locks and
+checkpoints"). The manifest ``.ginv-manifest.json`` is ``{"format": 1, "files": {PATH: SHA256 |
+null}}``, ``PATH`` relative to the folder and ``/``-separated, ``null`` while a file's first
+write is under way; the lock ``.ginv.lock`` holds its holder's pid (where ``fcntl`` does not
+exist, as on Windows, the folder is not locked). Only the folder itself is locked: a second
+process writing into a subfolder of a held folder is not stopped by the lock, but it cannot
+replace the files listed in the outer manifest either.
 """
 
 from __future__ import annotations
@@ -121,12 +102,8 @@ def read_manifest(root: str | os.PathLike[str]) -> dict[str, str | None]:
 
 
 def manifest_problems(root: str | os.PathLike[str]) -> list[str]:
-    """Listed files that are missing or whose bytes differ from the SHA-256 ginv recorded.
-
-    ``[]`` for a folder whose every listed file is exactly what ginv last wrote. A file
-    whose first write was under way when its process died is listed with ``null``; it
-    counts as a problem only if it exists.
-    """
+    """Listed files that are missing or whose bytes differ from the SHA-256 ginv recorded
+    (one listed ``null``, whose first write a dead process left, only if it exists)."""
     problems = []
     for rel, sha in sorted(read_manifest(root).items()):
         path = Path(root) / rel
@@ -154,8 +131,6 @@ class OutputFolder:
         self._made_sub: list[Path] = []  # folders inside it this run made, outer first
         self._made_lock = False
         self._mutex = threading.RLock()
-
-    # -- opening and closing ---------------------------------------------------------------
 
     def _open(self) -> None:
         self._made_root = _missing_folders(self.root.absolute())
@@ -241,8 +216,6 @@ class OutputFolder:
                     _remove_empty(self._made_root)
         finally:
             self._release()
-
-    # -- files -----------------------------------------------------------------------------
 
     def relative(self, path: str | os.PathLike[str]) -> str:
         """``path`` (a file in the folder or below it) relative to the folder, ``/``-separated."""

@@ -1,12 +1,9 @@
 """Atomic file writes: a file on disk is either complete or absent.
 
-Every result file is written to a temporary file in the same folder, flushed and
-fsync'ed, then renamed over the destination (``os.replace`` is atomic on POSIX), and the
-folder is fsync'ed so that the rename survives a crash. A temporary file is named
-``.NAME.XXXXXXXX.ginv.tmp`` (at most 255 bytes, however long ``NAME`` is); one left by a
-killed process is removed by the next run that holds the folder
-(:mod:`ginvariance.folder`). A write the file system refuses (a full disk, a quota) is an
-:class:`~ginvariance.errors.OutputError` that names the file.
+A file is written to a temporary ``.NAME.XXXXXXXX.ginv.tmp`` in its folder (at most 255 bytes,
+however long ``NAME`` is), fsync'ed, renamed over the destination (``os.replace``) and the
+folder fsync'ed; the next run that holds the folder removes a killed write's temporary
+(:mod:`ginvariance.folder`).
 """
 
 from __future__ import annotations
@@ -98,12 +95,24 @@ def check_file_name(path: str | os.PathLike[str], what: str = "output file") -> 
     return dest
 
 
-def _create_temporary(dest: Path, folder: Path) -> str:
-    """A new empty temporary for ``dest`` in ``folder``, of mode ``0o666`` less the umask.
+def check_destination(dest: Path, what: str = "output file") -> Path:
+    """Refuse a ``dest`` that cannot be written as a file (its name too long, a folder, not a
+    regular file), creating its folder; return that folder."""
+    check_file_name(dest, what)
+    folder = ensure_dir(dest.parent if str(dest.parent) else Path("."))
+    if dest.is_dir():
+        raise OutputError(f"{str(dest)!r} is a folder; give the name of a file to write")
+    if dest.exists() and not dest.is_file():
+        raise OutputError(
+            f"{str(dest)!r} is not a regular file (a device, pipe or socket); give the name of "
+            "a file to write"
+        )
+    return folder
 
-    The kernel applies the umask, as for ``open(path, "w")``; the umask is never read or set
-    (setting it races with other threads creating files).
-    """
+
+def _create_temporary(dest: Path, folder: Path) -> str:
+    """A new empty temporary for ``dest`` in ``folder``, of mode ``0o666`` less the umask (the
+    kernel applies it: setting the umask would race with other threads creating files)."""
     while True:
         name = f"{temporary_prefix(dest.name)}{secrets.token_hex(_TEMP_RANDOM // 2)}{TEMP_SUFFIX}"
         try:
@@ -136,15 +145,7 @@ def replace_atomically(
 
     The low-level half of :func:`atomic_write`: no check of who owns the folder.
     """
-    check_file_name(dest)
-    folder = ensure_dir(dest.parent if str(dest.parent) else Path("."))
-    if dest.is_dir():
-        raise OutputError(f"{str(dest)!r} is a folder; give the name of a file to write")
-    if dest.exists() and not dest.is_file():
-        raise OutputError(
-            f"{str(dest)!r} is not a regular file (a device, pipe or socket); give the name of "
-            "a file to write"
-        )
+    folder = check_destination(dest)
     try:
         tmp = _create_temporary(dest, folder)
     except OSError as exc:
@@ -171,11 +172,9 @@ def replace_atomically(
 def atomic_write(path: str | os.PathLike[str], write: Callable[[str], object]) -> Path:
     """Write ``path`` atomically; ``write(tmp_path)`` writes the whole content to ``tmp_path``.
 
-    The file gets the permissions an ordinary write would give it (``0o666`` less the
-    umask). Inside an output folder that this process holds
-    (:func:`ginvariance.folder.output_folder`), the file must be one that ginv wrote before
-    or a new name (else :class:`OutputError`), and the folder's manifest records it with its
-    SHA-256.
+    Inside an output folder that this process holds (:func:`ginvariance.folder.output_folder`),
+    the file must be one that ginv wrote before or a new name (else :class:`OutputError`), and
+    the folder's manifest records it with its SHA-256.
     """
     from ginvariance.folder import owner_of  # the folder module writes through this one
 

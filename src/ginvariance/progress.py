@@ -1,9 +1,6 @@
-"""The one progress reporter interface that library code talks to.
-
-Library functions accept ``progress: Progress | None`` and call ``start``/``advance``/
-``finish`` on it; they never print. The command line passes a rich progress bar
-(:class:`ginvariance.cli.RichProgress`); ``None`` means silence.
-"""
+"""The one progress reporter interface that library code talks to instead of printing: the
+command line passes a rich progress bar (:class:`ginvariance.cli.common.RichProgress`), ``None``
+means silence."""
 
 from __future__ import annotations
 

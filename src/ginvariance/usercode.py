@@ -1,9 +1,7 @@
 """Import a model from the user's own code: ``--model MODULE:CALLABLE``, and run it isolated.
 
-The one place where ginvariance runs code named by user input: pass only modules you trust.
-(Data and checkpoint files never run code.) While that code runs, :func:`user_code` sends its
-prints to stderr, so that ``--json`` on stdout stays valid, and turns its exits and exceptions
-into one :class:`~ginvariance.errors.ModelError`.
+The one place where ginvariance runs code named by user input (data and checkpoint files never
+run code): pass only modules you trust.
 """
 
 from __future__ import annotations

@@ -136,11 +136,8 @@ def synthetic_data(
     n: int, size: int, seed: int = 0, start: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Seeded synthetic inputs ``(n, *BENCH_SHAPES[size])`` uniform in [0, 1] and labels
-    ``(n,)`` (``(n, 1, size, size)`` for a side not in :data:`BENCH_SHAPES`).
-
-    ``start`` picks a later block of the same stream, so that chunks can be generated
-    one at a time (chunk ``k`` of size ``c`` is ``synthetic_data(c, size, seed, k·c)``
-    with its own generator seeded by ``(seed, start)``).
+    ``(n,)`` (``(n, 1, size, size)`` for a side not in :data:`BENCH_SHAPES`); a chunk ``k`` of
+    size ``c`` is ``synthetic_data(c, size, seed, k·c)``, its generator seeded by ``(seed, start)``.
     """
     gen = torch.Generator().manual_seed(seed * 1_000_003 + start)
     x = torch.rand(n, *BENCH_SHAPES.get(size, (1, size, size)), generator=gen)

@@ -39,12 +39,9 @@ def rss_probe(
     width: int | None = None,
     device: str = "cpu",
 ) -> dict[str, Any]:
-    """Stream ``n`` synthetic inputs through :class:`InvarianceMetrics` (with ``sis``).
-
-    Meant to run in a fresh process (see :func:`measure_rss`). The inputs are generated
-    ``chunk`` at a time, so that the process holds one chunk of data, not ``n`` samples:
-    its peak memory is the suite's. Returns the peak after the first chunk and at the end
-    (on CUDA also the peak of allocated device memory, ``peak_cuda_bytes``).
+    """Stream ``n`` synthetic inputs, generated ``chunk`` at a time, through
+    :class:`InvarianceMetrics` (with ``sis``) in a fresh process (:func:`measure_rss`): its peak
+    memory after the first chunk and at the end is the suite's (on CUDA also ``peak_cuda_bytes``).
     """
     from ginvariance.devices import resolve_device
 

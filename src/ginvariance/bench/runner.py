@@ -79,6 +79,7 @@ class BenchSetup:
     y: torch.Tensor
     group: Group
     chunk: int
+    amp: torch.dtype | None  # the autocast dtype of the precision
 
 
 def bench_setup(cfg: BenchConfig) -> BenchSetup:
@@ -88,32 +89,31 @@ def bench_setup(cfg: BenchConfig) -> BenchSetup:
 
     cfg.check()
     device = resolve_device(cfg.device)
-    check_precision(cfg.precision, device)
+    amp = check_precision(cfg.precision, device)
     sample_shape = BENCH_SHAPES[cfg.size]
     group = get_group(cfg.group, sample_shape)
     x, y = synthetic_data(cfg.n, cfg.size, cfg.seed)
     chunk = min(cfg.chunk_size or chunk_size_for(group, sample_shape, x.dtype), cfg.n)
     model = build_bench_model(cfg.model, cfg.size, cfg.seed, cfg.width).to(device)
-    return BenchSetup(model, x.to(device), y.to(device), group, chunk)
+    return BenchSetup(model, x.to(device), y.to(device), group, chunk, amp)
 
 
 def _one_thread_count(
     cfg: BenchConfig, threads: int, setup: BenchSetup, progress: Progress
 ) -> dict[str, Any]:
-    from ginvariance.devices import autocast, check_precision
+    from ginvariance.devices import autocast
 
     torch.set_num_threads(threads)
     model, x, y, group, chunk = setup.model, setup.x, setup.y, setup.group, setup.chunk
     n = group.order
     orbits = [group.orbit(xb) for xb in x.split(chunk)]
     orbit_labels = [yb.repeat(n) for yb in y.split(chunk)]
-    amp = check_precision(cfg.precision, x.device)
     sync = synchronizer(x.device)
+    amp = setup.amp
     suite = partial(invariance_suite, model, x, group, y, chunk_size=chunk, precision=amp)
 
     def timed(fn: Callable[[], object], under: torch.dtype | None = None) -> Callable[[], None]:
-        """``fn`` and a wait for the device; ``under`` autocast (the floor runs the bare model
-        under the precision the suite passes on)."""
+        """``fn`` and a wait for the device, ``under`` autocast (the floor's precision)."""
 
         def run() -> None:
             with autocast(x.device, under):

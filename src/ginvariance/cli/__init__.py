@@ -1,7 +1,6 @@
 """The ``ginv`` command line: the only place that prints or exits.
 
-Each command lives in its own module and registers itself on :data:`app`. Every
-:class:`~ginvariance.errors.GinvarianceError` (and every usage error) ends as one line on
+Every :class:`~ginvariance.errors.GinvarianceError` (and every usage error) ends as one line on
 stderr and exit status 2.
 """
 
@@ -50,12 +49,9 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of ``ginv``: runs the typer app, turning errors into one line and exit 2.
-
-    Warnings (an undefined ``sis``, say) are shown as one line each on stderr. SIGINT ends
-    with one line and status 130, SIGTERM with one line and status 143; in both cases no
-    half-written file remains (every write is atomic and unwinds).
-    """
+    """Entry point of ``ginv``: runs the typer app, turning errors into one line and exit 2,
+    warnings into one line each, SIGINT into one line and status 130 and SIGTERM into one line
+    and status 143 (every write is atomic and unwinds: no half-written file remains)."""
     try:
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     except ValueError:  # not the main thread: leave the handler alone

@@ -1,10 +1,6 @@
 """Shared pieces of the command line: the app, console, errors, progress, and the typed
-options every command spells the same way.
-
-Flag names: one concept, one name in every command (``--seed``/``--seeds``, ``--out`` for a
-folder and ``--output`` for a file, ``--root``, ``--json``, ``--resume/--no-resume``,
-``--force/--no-force``); list options take comma lists; choices are enums whose values are
-the library's own tuples; bounds are ``min=``.
+options every command spells the same way (README, "Other commands and pieces"): choices are
+enums whose values are the library's own tuples, bounds are ``min=``.
 """
 
 from __future__ import annotations
@@ -39,8 +35,7 @@ from ginvariance.groups import GROUP_NAMES
 from ginvariance.seeds import MAX_SEED, check_seed
 from ginvariance.training.config import DTYPES, MODES, ORBITS, PENALTIES
 
-# Plain (click-style) help: flags show as flags (`--json`), not as `--json <bool>`, and the
-# help reads the same at any width and in any terminal.
+# Plain (click-style) help: flags show as flags (`--json`), not as `--json <bool>`.
 app = typer.Typer(
     name="ginv",
     help="Tell genuine invariance from learned invariance in any PyTorch classifier.",
@@ -104,9 +99,8 @@ def comma_list(
 ) -> Callable[[Any], tuple[T, ...]]:
     """A typer ``parser=`` for ``option``: ``"a,b"`` → ``(item("a"), item("b"))``.
 
-    An empty item, an item ``item`` refuses (``ValueError``) or a repeated value is a
-    ``typer.BadParameter`` naming ``option`` and giving ``example`` (click shows its message;
-    a bare ``ValueError`` it replaces by "Invalid value" in the clicks typer 0.12 runs on).
+    An empty, refused (``ValueError``) or repeated item is a ``typer.BadParameter`` naming
+    ``option`` and ``example`` (the clicks typer 0.12 runs on hide a bare ``ValueError``'s text).
     """
 
     def parse(text: Any) -> tuple[T, ...]:
@@ -203,7 +197,7 @@ def seed_option(help: str) -> Any:
 
 def emit_json(result: Any, json_out: bool, output: Path | None = None) -> bool:
     """Write ``result`` to ``output`` (atomically) if given, and print it as JSON on stdout
-    with ``--json``; whether it printed (else the command prints its table)."""
+    with ``--json``; whether it printed."""
     from ginvariance.io import atomic_write_json, to_json
 
     if output is not None:
@@ -246,12 +240,8 @@ def fail(message: str) -> NoReturn:
 
 
 class RichProgress:
-    """A rich progress bar on stderr implementing :class:`ginvariance.progress.Progress`.
-
-    When stderr is not a terminal (a log file, CI, a pipe), one line per finished stage
-    instead: ``ginv: train plain: 60/60 done in 12.3 s (loss 0.041, acc 0.97)``. Silent
-    when ``enabled`` is False (``--json``).
-    """
+    """A rich progress bar on stderr implementing :class:`ginvariance.progress.Progress`; one
+    line per finished stage when stderr is not a terminal; silent unless ``enabled``."""
 
     def __init__(self, enabled: bool = True) -> None:
         self.lines = enabled and not console_err.is_terminal
@@ -293,8 +283,7 @@ class RichProgress:
         self._bar.update(self._task, advance=amount, info=text)
 
     def _stage_line(self) -> None:
-        """The line of the stage under way, if it ran to its end (a stage cut short by an
-        error says nothing: the error is the one line)."""
+        """The line of the stage under way, if it ran to its end (else the error is the line)."""
         if self._stage is None:
             return
         description, total, began = self._stage

@@ -28,7 +28,7 @@ from ginvariance.cli.common import (
     seed_option,
     value,
 )
-from ginvariance.errors import CheckpointError, ConfigError, DataError, ModelError, OutputError
+from ginvariance.errors import CheckpointError, ConfigError, DataError, ModelError
 from ginvariance.keys import MEASURE_KEYS
 
 
@@ -61,12 +61,8 @@ def load_data(
 
 
 def resolve_num_classes(given: int | None, ds: Any, from_labels: bool) -> tuple[int, str]:
-    """``K`` of the model to build, and where it came from (for messages).
-
-    ``--num-classes`` when given (at least the largest label + 1; typer checks it is ≥ 1);
-    else the data set's: for an ``.npz`` (``from_labels``) the largest label + 1, too few when
-    the data lack the last classes of a trained model.
-    """
+    """``K`` of the model to build and where it came from (for messages): ``--num-classes``
+    (at least the largest label + 1), else the data set's (``from_labels``: the largest + 1)."""
     largest = int(ds.y.max()) if ds.y.numel() else -1
     if given is None:
         where = f"counted from the labels (the largest is {largest})" if from_labels else ""
@@ -81,18 +77,12 @@ def resolve_num_classes(given: int | None, ds: Any, from_labels: bool) -> tuple[
 
 def check_output(output: Path, inputs: dict[str, Path | None]) -> None:
     """Refuse, before any work, an ``--output`` that cannot be written or is an input file."""
-    from ginvariance.io import check_file_name, ensure_dir, same_file
+    from ginvariance.io import check_destination, check_file_name, same_file
 
-    check_file_name(output, "--output")
+    check_file_name(output, "--output")  # before is_dir: a name too long makes that fail
     if output.is_dir():
         raise ConfigError(f"--output {str(output)!r} is a folder; give a file name")
-    # the folder of --output is made, and a device refused, now: not after minutes of work
-    ensure_dir(output.parent if str(output.parent) else Path("."))
-    if output.exists() and not output.is_file():
-        raise OutputError(
-            f"{str(output)!r} is not a regular file (a device, pipe or socket); give the "
-            "name of a file to write"
-        )
+    check_destination(output, "--output")
     for flag, path in inputs.items():
         if path is not None and same_file(output, path):
             raise ConfigError(

@@ -63,11 +63,9 @@ class InvarianceMonitor(Callback):
     under each shift, and every measure is logged as ``{prefix}{key}`` (``ginv/pdi``) or
     ``{prefix}{shift}/{key}`` (``ginv/uniform/pdi``; label-free shifts carry no accuracies).
     The sanity check is skipped; the full-precision results stay in :attr:`history` (one dict
-    per measured epoch) and :attr:`last` (Lightning logs float32).
-
-    Under DDP each process keeps the first ``max_samples`` of its shard; at the epoch's end they
-    are gathered (``all_gather_object``), put back in the data set's order (the
-    ``DistributedSampler``'s indices, padding dropped), and every process measures that set.
+    per measured epoch) and :attr:`last` (Lightning logs float32). Under DDP each process keeps
+    the first ``max_samples`` of its shard, and every process measures them all, gathered in
+    the data set's order (the ``DistributedSampler``'s indices, padding dropped).
 
     Parameters
     ----------

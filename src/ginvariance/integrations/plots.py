@@ -1,7 +1,5 @@
-"""The per-layer figure of :func:`ginvariance.metrics.layerwise.layerwise_invariance`: ``li`` of
-each layer's output (top) and the equivariance error of the layers the group acts on (bottom),
-in forward order, where genuine invariance is born or lost inside the network. Drawn on a bare
-matplotlib ``Figure`` (no pyplot) and returned as PNG bytes.
+"""The per-layer figure of :func:`ginvariance.metrics.layerwise.layerwise_invariance`: where, in
+forward order, genuine invariance is born or lost inside the network.
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ def plot_layerwise(
     *,
     title: str = "",
 ) -> bytes:
-    """Per-layer ``li`` and equivariance error on log axes, as PNG bytes.
+    """Per-layer ``li`` (top) and equivariance error (bottom) on log axes, as PNG bytes.
 
     ``results`` is the list of per-layer dicts of ``layerwise_invariance`` for one model, or
     ``{model name: list}`` to compare models on the same axes (layers matched by name, in the
