@@ -33,25 +33,6 @@ def check_seed(seed: Any, what: str = "seed", example: str = "0") -> int:
     return int(seed)
 
 
-def parse_seeds(text: str, option: str = "--seeds") -> tuple[int, ...]:
-    """``"0,1,2"`` → ``(0, 1, 2)``: distinct seeds in the digits 0-9 only (``str.isdigit``
-    alone accepts ``"²"`` or ``"٣"``); anything else is a :class:`ConfigError` naming ``option``.
-
-    >>> parse_seeds("3, 1")
-    (3, 1)
-    """
-    parts = [p.strip() for p in str(text).split(",")]
-    if not parts or any(not (p.isascii() and p.isdigit()) for p in parts):
-        raise ConfigError(
-            f"{option} {text!r} is not a comma-separated list of non-negative integers "
-            f"(digits 0-9); e.g. {option} 0,1,2"
-        )
-    seeds = tuple(check_seed(int(p), f"seed in {option}", f"{option} 0,1,2") for p in parts)
-    if len(set(seeds)) != len(seeds):
-        raise ConfigError(f"{option} {text!r} repeats a seed; give each seed once")
-    return seeds
-
-
 #: Held while a block draws from the global generator (re-entrant: blocks may nest).
 _GLOBAL_RNG = threading.RLock()
 
@@ -66,4 +47,4 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
-__all__ = ["MAX_SEED", "check_seed", "parse_seeds", "seeded"]
+__all__ = ["MAX_SEED", "check_seed", "seeded"]
