@@ -285,7 +285,8 @@ def output_folder(path: str | os.PathLike[str]) -> Iterator[OutputFolder]:
     """Hold the output folder ``path`` (creating it) for the ``with`` block.
 
     Within this process the hold is re-entrant, and a folder inside a held one is the held
-    one: its files are listed in the outer manifest.
+    one: its files are listed in the outer manifest. A hold under which no file was written
+    leaves the disk as it found it (no manifest, no lock, no folder it created).
 
     Raises
     ------

@@ -41,6 +41,7 @@ LI_ROUNDING_ULPS = 8.0
 def pdi_per_sample(logits: torch.Tensor) -> torch.Tensor:
     """Generalized Jensen–Shannon divergence over the orbit, per sample.
 
+    ``pdi = H(p̄) − (1/n) Σ_g H(p_g)`` with ``p_g = softmax(z_g)`` and ``p̄ = (1/n) Σ_g p_g``.
     ``logits`` ``(n, B, K)`` → ``(B,)`` in nats, computed from log-softmax so that it is
     stable for confident predictions. Bounded by ``log n``.
     """
@@ -59,7 +60,7 @@ def _plogp(logp: torch.Tensor) -> torch.Tensor:
 
 
 def sis_per_sample(saliency: torch.Tensor) -> torch.Tensor:
-    """Saliency invariance similarity per sample.
+    """Saliency invariance similarity per sample, ``(1/(n−1)) Σ_{g≠e} cos(g⁻¹·s_g, s_e)``.
 
     ``saliency`` ``(n, B, *S)`` holds the maps already mapped back by the inverse actions
     (as :func:`~ginvariance.metrics.orbit.orbit_pass` returns them). The cosine of two
